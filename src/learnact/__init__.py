@@ -1,0 +1,44 @@
+"""learnact: learnable-parameter activation functions for PyTorch.
+
+Implements "Learn-able parameter guided Activation Functions" (arXiv
+1912.10752): DP ReLU, Dual Line and the general recipe that gives any
+activation a learnable positive slope and mean shift, plus a registry of
+47 activation functions and helpers to put them into real models.
+
+Example::
+
+    import learnact, torch
+    act = learnact.DualLine()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+    learnact.swap_activations(model, "dual_line")
+"""
+
+from . import functional
+from .activations import ActivationSpec, DPReLU, DualLine, Learnable
+from .helpers import activation_parameters, param_groups, swap_activations
+from .registry import (
+    create_activation,
+    get_spec,
+    is_activation,
+    list_activations,
+    register_activation,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivationSpec",
+    "DPReLU",
+    "DualLine",
+    "Learnable",
+    "__version__",
+    "activation_parameters",
+    "create_activation",
+    "functional",
+    "get_spec",
+    "is_activation",
+    "list_activations",
+    "param_groups",
+    "register_activation",
+    "swap_activations",
+]

@@ -1,0 +1,260 @@
+"""The paper's activations: DP ReLU, Dual Line and the general recipe.
+
+Reference: "Learn-able parameter guided Activation Functions" (arXiv
+1912.10752, 2019), sections 2 and 4. Parameters are named by meaning because
+the paper's Greek letters for the two slopes are inconsistent.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .. import functional as LF
+from ._base import ParametricActivation
+
+__all__ = ["DPReLU", "DualLine", "Learnable"]
+
+
+class DPReLU(ParametricActivation):
+    r"""Dual Parametric ReLU: a learnable slope on both sides of zero.
+
+    .. math::
+        \mathrm{DPReLU}(x) = \begin{cases}
+            a_+ \, x & \text{if } x \ge 0 \\
+            a_- \, x & \text{if } x < 0
+        \end{cases}
+
+    where :math:`a_+` is ``pos_slope`` and :math:`a_-` is ``neg_slope``.
+
+    Args:
+        num_parameters: number of values per parameter to learn: 1 (default,
+            the paper's setting) or the number of input channels ``C``.
+        pos_slope_init: initial positive-side slope. Default: 1.0.
+        neg_slope_init: initial negative-side slope. Default: 0.01, as in
+            Leaky ReLU and the paper.
+        device: device of the parameters.
+        dtype: dtype of the parameters; the forward pass always returns the
+            input's dtype.
+
+    Shape:
+        - Input: :math:`(*)`; with ``num_parameters=C`` the channel dimension
+          is dim 1 (dim 0 for 1-D inputs), as for :class:`torch.nn.PReLU`.
+        - Output: :math:`(*)`, same shape as the input.
+
+    Attributes:
+        pos_slope (Tensor): learnable positive-side slope, shape
+            ``(num_parameters,)``.
+        neg_slope (Tensor): learnable negative-side slope, shape
+            ``(num_parameters,)``.
+
+    .. note::
+        Weight decay pulls the slopes towards zero; keep these parameters out
+        of it (see :func:`learnact.param_groups`).
+
+    Examples::
+
+        >>> m = learnact.DPReLU()
+        >>> m(torch.tensor([-2.0, 0.0, 3.0]))
+        tensor([-0.0200,  0.0000,  3.0000], grad_fn=<WhereBackward0>)
+    """
+
+    def __init__(
+        self,
+        num_parameters: int = 1,
+        pos_slope_init: float = 1.0,
+        neg_slope_init: float = 0.01,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            num_parameters,
+            {"pos_slope": pos_slope_init, "neg_slope": neg_slope_init},
+            device=device,
+            dtype=dtype,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.dp_relu(x, self.param("pos_slope", x), self.param("neg_slope", x))
+
+
+class DualLine(ParametricActivation):
+    r"""Dual Line: DP ReLU plus a learnable mean shift.
+
+    .. math::
+        \mathrm{DualLine}(x) = \begin{cases}
+            a_+ \, x + m & \text{if } x \ge 0 \\
+            a_- \, x + m & \text{if } x < 0
+        \end{cases}
+
+    where :math:`a_+` is ``pos_slope``, :math:`a_-` is ``neg_slope`` and
+    :math:`m` is ``mean_shift``.
+
+    Args:
+        num_parameters: 1 (default, the paper's setting) or the number of
+            input channels ``C``.
+        pos_slope_init: initial positive-side slope. Default: 1.0.
+        neg_slope_init: initial negative-side slope. Default: 0.01.
+        mean_shift_init: initial mean shift. Default: -0.22, TReLU's mean
+            shift (-0.25) plus its threshold (0.03), as in the paper.
+        device: device of the parameters.
+        dtype: dtype of the parameters; the output keeps the input's dtype.
+
+    Shape:
+        - Input: :math:`(*)`; with ``num_parameters=C`` the channel dimension
+          is dim 1 (dim 0 for 1-D inputs).
+        - Output: :math:`(*)`, same shape as the input.
+
+    Attributes:
+        pos_slope (Tensor): shape ``(num_parameters,)``.
+        neg_slope (Tensor): shape ``(num_parameters,)``.
+        mean_shift (Tensor): shape ``(num_parameters,)``.
+
+    .. note::
+        Keep these parameters out of weight decay (see
+        :func:`learnact.param_groups`): decay drags the mean shift to zero and
+        the slopes towards a dead unit.
+
+    Examples::
+
+        >>> m = learnact.DualLine()
+        >>> m(torch.tensor([-2.0, 0.0, 3.0]))
+        tensor([-0.2400, -0.2200,  2.7800], grad_fn=<AddBackward0>)
+    """
+
+    def __init__(
+        self,
+        num_parameters: int = 1,
+        pos_slope_init: float = 1.0,
+        neg_slope_init: float = 0.01,
+        mean_shift_init: float = -0.22,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            num_parameters,
+            {
+                "pos_slope": pos_slope_init,
+                "neg_slope": neg_slope_init,
+                "mean_shift": mean_shift_init,
+            },
+            device=device,
+            dtype=dtype,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.dual_line(
+            x,
+            self.param("pos_slope", x),
+            self.param("neg_slope", x),
+            self.param("mean_shift", x),
+        )
+
+
+class Learnable(ParametricActivation):
+    r"""The paper's general recipe: give any activation a learnable positive slope.
+
+    .. math::
+        f(x) = \begin{cases}
+            a_+ \, x & \text{if } x > 0 \\
+            G(x) & \text{otherwise}
+        \end{cases} \; + \; m
+
+    where :math:`G` is the wrapped ``base`` activation, :math:`a_+` is
+    ``pos_slope`` and the mean shift :math:`m` is present only when
+    ``mean_shift=True``.
+
+    ``Learnable(PReLU(init=0.01))`` is Dual Line and, with
+    ``mean_shift=False``, DP ReLU.
+
+    Args:
+        base: the activation :math:`G`, as a module or a registry name (see
+            :func:`learnact.list_activations`). Its own parameters, if any,
+            stay learnable.
+        mean_shift: add a learnable mean shift. Default: ``True``.
+        num_parameters: 1 (default) or the number of input channels ``C``;
+            applies to ``pos_slope`` and ``mean_shift``.
+        pos_slope_init: initial positive-side slope. Default: 1.0.
+        mean_shift_init: initial mean shift. Default: -0.22 (as Dual Line).
+        device: device of the new parameters.
+        dtype: dtype of the new parameters; the output keeps the input dtype.
+
+    Shape:
+        - Input: :math:`(*)`; with ``num_parameters=C`` the channel dimension
+          is dim 1 (dim 0 for 1-D inputs).
+        - Output: :math:`(*)`, same shape as the input.
+
+    Attributes:
+        base (nn.Module): the wrapped activation :math:`G`.
+        pos_slope (Tensor): shape ``(num_parameters,)``.
+        mean_shift (Tensor or None): shape ``(num_parameters,)``, or ``None``
+            when ``mean_shift=False``.
+
+    Raises:
+        TypeError: ``base`` is neither a module nor a string.
+        ValueError: ``base`` is an unknown name or an in-place module (an
+            in-place :math:`G` would overwrite the input the recipe still needs).
+
+    Examples::
+
+        >>> m = learnact.Learnable("gelu")
+        >>> m(torch.tensor([-1.0, 2.0]))
+        tensor([-0.3787,  1.7800], grad_fn=<AddBackward0>)
+    """
+
+    def __init__(
+        self,
+        base: nn.Module | str,
+        *,
+        mean_shift: bool = True,
+        num_parameters: int = 1,
+        pos_slope_init: float = 1.0,
+        mean_shift_init: float = -0.22,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if isinstance(base, str):
+            from ..registry import create_activation  # the registry imports this module
+
+            base = create_activation(base)
+        elif not isinstance(base, nn.Module):
+            raise TypeError(
+                f"base must be an nn.Module or an activation name, got {type(base).__name__}"
+            )
+        if getattr(base, "inplace", False):
+            raise ValueError(
+                f"base {base!r} works in place; the recipe needs the unmodified input, "
+                "so build it with inplace=False"
+            )
+        if not isinstance(mean_shift, bool):
+            raise TypeError(f"mean_shift must be a bool, got {mean_shift!r}")
+        inits = {"pos_slope": pos_slope_init}
+        if mean_shift:
+            inits["mean_shift"] = mean_shift_init
+        super().__init__(num_parameters, inits, device=device, dtype=dtype)
+        self.base = base
+        self.use_mean_shift = mean_shift
+        if not mean_shift:
+            self.register_parameter("mean_shift", None)
+
+    def reset_parameters(self) -> None:
+        """Reset ``pos_slope``, ``mean_shift`` and the base's own parameters."""
+        super().reset_parameters()
+        # the base is attached after the first reset, which runs inside __init__
+        base = self._modules.get("base")
+        if base is not None and hasattr(base, "reset_parameters"):
+            base.reset_parameters()
+
+    def forward(self, x: Tensor) -> Tensor:
+        gx = self.base(x)
+        shift = self.param("mean_shift", x) if self.use_mean_shift else None
+        return LF.learnable_recipe(x, gx, self.param("pos_slope", x), shift)
+
+    def extra_repr(self) -> str:
+        parts = [f"mean_shift={self.use_mean_shift}", f"num_parameters={self.num_parameters}"]
+        parts.append(f"pos_slope_init={self._inits['pos_slope']}")
+        if self.use_mean_shift:
+            parts.append(f"mean_shift_init={self._inits['mean_shift']}")
+        return ", ".join(parts)

@@ -1,0 +1,266 @@
+r"""Reference maths for every activation learnact defines itself.
+
+These pure functions are the oracle: modules call them, kernels are tested
+against them. Parameters arrive already shaped to broadcast against ``x``
+(see :func:`channel_view`), so every function here is shape-agnostic.
+
+The functions never branch in Python on tensor values. Where a formula has
+branches, both sides are computed with arguments that stay finite, so that
+the branch *not* taken can never inject ``inf``/``nan`` into a gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "apl",
+    "aria2",
+    "bent_identity",
+    "channel_view",
+    "dp_relu",
+    "dual_line",
+    "elish",
+    "eswish",
+    "flexible_relu",
+    "ftswish_plus",
+    "general_relu",
+    "hard_elish",
+    "isrlu",
+    "isru",
+    "learnable_recipe",
+    "lecun_tanh",
+    "lisht",
+    "pelu",
+    "sine_relu",
+    "soft_clipping",
+    "soft_exponential",
+    "sqnl",
+    "srelu",
+    "swish_beta",
+    "trelu",
+    "weighted_tanh",
+]
+
+
+def channel_view(param: Tensor, x: Tensor) -> Tensor:
+    """Reshape a ``(C,)`` parameter so it broadcasts over ``x`` on dim 1.
+
+    Follows :class:`torch.nn.PReLU`: a single-value parameter is a scalar for
+    any input; with ``C > 1`` the channel dimension is dim 1 for inputs with
+    two or more dimensions and dim 0 for 1-D inputs. The result is a view
+    cast to ``x``'s dtype so that low-precision inputs stay low precision.
+    """
+    num = param.shape[-1]
+    lead = param.shape[:-1]  # e.g. APL's hinge axis
+    if num == 1:
+        out = param.reshape(*lead) if lead else param.reshape(())
+        if lead:
+            out = out.reshape(*lead, *([1] * x.dim()))
+        return out.to(x.dtype)
+    if x.dim() == 0:
+        raise ValueError(
+            f"a per-channel activation with num_parameters={num} needs an input with a "
+            "channel dimension, got a 0-d tensor"
+        )
+    ch = 1 if x.dim() >= 2 else 0
+    if x.shape[ch] != num:
+        raise ValueError(
+            f"activation has num_parameters={num} but the input has {x.shape[ch]} "
+            f"channels on dim {ch} (input shape {tuple(x.shape)})"
+        )
+    shape = [1] * x.dim()
+    shape[ch] = num
+    return param.reshape(*lead, *shape).to(x.dtype)
+
+
+# --------------------------------------------------------------------------- paper
+
+
+def dp_relu(x: Tensor, pos_slope: Tensor, neg_slope: Tensor) -> Tensor:
+    r"""DP ReLU: :math:`f(x) = a_+ x` for :math:`x \ge 0`, :math:`a_- x` otherwise."""
+    return torch.where(x >= 0, pos_slope * x, neg_slope * x)
+
+
+def dual_line(x: Tensor, pos_slope: Tensor, neg_slope: Tensor, mean_shift: Tensor) -> Tensor:
+    r"""Dual Line: :math:`f(x) = \mathrm{DPReLU}(x) + m`."""
+    return dp_relu(x, pos_slope, neg_slope) + mean_shift
+
+
+def learnable_recipe(
+    x: Tensor, gx: Tensor, pos_slope: Tensor, mean_shift: Tensor | None = None
+) -> Tensor:
+    r"""The paper's general recipe (section 4) applied to precomputed ``gx = G(x)``.
+
+    :math:`f(x) = a_+ x` for :math:`x > 0`, :math:`G(x)` elsewhere, plus
+    :math:`m` when ``mean_shift`` is given.
+    """
+    out = torch.where(x > 0, pos_slope * x, gx)
+    return out if mean_shift is None else out + mean_shift
+
+
+# --------------------------------------------------------------------------- fixed zoo
+
+
+def aria2(x: Tensor, alpha: float = 1.5, beta: float = 2.0) -> Tensor:
+    r"""ARiA2: :math:`x\,(1 + e^{-\beta x})^{-\alpha} = x\,\sigma(\beta x)^{\alpha}`."""
+    # exp(alpha * logsigmoid) is the stable form of sigmoid**alpha
+    return x * torch.exp(alpha * F.logsigmoid(beta * x))
+
+
+def bent_identity(x: Tensor) -> Tensor:
+    r"""Bent identity: :math:`(\sqrt{x^2 + 1} - 1)/2 + x`."""
+    return (torch.sqrt(x * x + 1.0) - 1.0) * 0.5 + x
+
+
+def elish(x: Tensor) -> Tensor:
+    r"""ELiSH: :math:`x\sigma(x)` for :math:`x \ge 0`, :math:`(e^x - 1)\sigma(x)` otherwise."""
+    s = torch.sigmoid(x)
+    return torch.where(x >= 0, x * s, torch.expm1(x.clamp(max=0)) * s)
+
+
+def hard_elish(x: Tensor) -> Tensor:
+    r"""Hard ELiSH: ELiSH with the hard sigmoid :math:`\max(0, \min(1, (x+1)/2))`."""
+    h = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+    return torch.where(x >= 0, x * h, torch.expm1(x.clamp(max=0)) * h)
+
+
+def eswish(x: Tensor, beta: float = 1.375) -> Tensor:
+    r"""E-swish: :math:`\beta x \sigma(x)`."""
+    return beta * x * torch.sigmoid(x)
+
+
+def isru(x: Tensor, alpha: float = 1.0) -> Tensor:
+    r"""ISRU: :math:`x / \sqrt{1 + \alpha x^2}`."""
+    return x * torch.rsqrt(1.0 + alpha * x * x)
+
+
+def isrlu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    r"""ISRLU: :math:`x` for :math:`x \ge 0`, :math:`x / \sqrt{1 + \alpha x^2}` otherwise."""
+    return torch.where(x >= 0, x, x * torch.rsqrt(1.0 + alpha * x * x))
+
+
+def lecun_tanh(x: Tensor) -> Tensor:
+    r"""LeCun's scaled tanh: :math:`1.7159 \tanh(2x/3)`."""
+    return 1.7159 * torch.tanh(x * (2.0 / 3.0))
+
+
+def lisht(x: Tensor) -> Tensor:
+    r"""LiSHT: :math:`x \tanh(x)`."""
+    return x * torch.tanh(x)
+
+
+def sine_relu(x: Tensor, epsilon: float = 0.0025) -> Tensor:
+    r"""SineReLU: :math:`x` for :math:`x > 0`, :math:`\epsilon(\sin x - \cos x)` otherwise."""
+    return torch.where(x > 0, x, epsilon * (torch.sin(x) - torch.cos(x)))
+
+
+def soft_clipping(x: Tensor, alpha: float = 0.5) -> Tensor:
+    r"""Soft clipping: :math:`\frac{1}{\alpha}\log\frac{1 + e^{\alpha x}}{1 + e^{\alpha(x-1)}}`."""
+    # difference of softplus terms: the stable form of the log ratio
+    return (F.softplus(alpha * x) - F.softplus(alpha * (x - 1.0))) / alpha
+
+
+def sqnl(x: Tensor) -> Tensor:
+    r"""SQNL: :math:`x - x|x|/4` on :math:`[-2, 2]`, saturating at :math:`\pm 1` outside."""
+    c = x.clamp(-2.0, 2.0)
+    return c - c * c.abs() * 0.25
+
+
+def weighted_tanh(x: Tensor, weight: float = 0.5) -> Tensor:
+    r"""Weighted tanh: :math:`\tanh(w x)`."""
+    return torch.tanh(weight * x)
+
+
+def ftswish_plus(x: Tensor, threshold: float = -0.25, mean_shift: float = -0.1) -> Tensor:
+    r"""FTSwish+: :math:`\max(0, x)\,\sigma(x) + T - m`."""
+    return F.relu(x) * torch.sigmoid(x) + (threshold - mean_shift)
+
+
+def trelu(x: Tensor, threshold: float = -0.25, mean_shift: float = -0.03) -> Tensor:
+    r"""TReLU: :math:`\max(x, T) - m` (negatives capped at ``T``, then mean-shifted)."""
+    return x.clamp(min=threshold) - mean_shift
+
+
+def general_relu(x: Tensor, leak: float = 0.1, sub: float = 0.4, maxv: float = 6.0) -> Tensor:
+    r"""fastai's General ReLU: :math:`\min(\mathrm{LeakyReLU}_{leak}(x) - sub,\ maxv)`."""
+    return (F.leaky_relu(x, leak) - sub).clamp(max=maxv)
+
+
+# --------------------------------------------------------------------------- learnable zoo
+
+
+def soft_exponential(x: Tensor, alpha: Tensor) -> Tensor:
+    r"""Soft exponential, continuous in its learnable :math:`\alpha`.
+
+    .. math::
+        f(x) = \begin{cases}
+            -\log(1 - \alpha(x + \alpha))/\alpha & \alpha < 0 \\
+            x & \alpha = 0 \\
+            (e^{\alpha x} - 1)/\alpha + \alpha & \alpha > 0
+        \end{cases}
+
+    At exactly :math:`\alpha = 0` the value is :math:`x` but the first-order
+    term :math:`\alpha(x^2/2 + 1)` is kept, so that :math:`\partial f/\partial\alpha`
+    is the true one-sided limit rather than 0; a naive ``where`` would leave an
+    :math:`\alpha` initialised at 0 stuck there forever. (The function is not
+    twice differentiable in :math:`\alpha` at 0.)
+
+    For :math:`\alpha < 0` the log is only defined for
+    :math:`x > |\alpha| - 1/|\alpha|`; below that its argument is clamped to a
+    tiny positive number so that outputs stay finite.
+    """
+    pos = alpha > 0
+    neg = alpha < 0
+    a = torch.where(alpha == 0, 1.0, alpha)
+    exp_arg = torch.where(pos, a * x, 0.0)
+    exp_branch = torch.expm1(exp_arg) / a + alpha
+    log_arg = torch.where(neg, -a * (x + a), 0.0)
+    tiny = torch.finfo(x.dtype).eps
+    log_branch = -torch.log1p(log_arg.clamp(min=tiny - 1.0)) / a
+    zero_branch = x + alpha * (0.5 * x * x + 1.0)
+    return torch.where(pos, exp_branch, torch.where(neg, log_branch, zero_branch))
+
+
+def srelu(
+    x: Tensor, t_left: Tensor, a_left: Tensor, t_right: Tensor, a_right: Tensor
+) -> Tensor:
+    r"""S-shaped ReLU with learnable thresholds and slopes.
+
+    :math:`t_r + a_r(x - t_r)` for :math:`x \ge t_r`, :math:`x` between the
+    thresholds, :math:`t_l + a_l(x - t_l)` for :math:`x \le t_l`.
+    """
+    right = t_right + a_right * (x - t_right)
+    left = t_left + a_left * (x - t_left)
+    return torch.where(x >= t_right, right, torch.where(x <= t_left, left, x))
+
+
+def apl(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    r"""Adaptive piecewise linear: :math:`\max(0,x) + \sum_s a_s \max(0, -x + b_s)`.
+
+    ``a`` and ``b`` carry the hinge index as their leading dimension.
+    """
+    return F.relu(x) + (a * F.relu(b - x.unsqueeze(0))).sum(0)
+
+
+def flexible_relu(x: Tensor, bias: Tensor) -> Tensor:
+    r"""Flexible ReLU (FReLU): :math:`\max(0, x) + b` with a learnable :math:`b`."""
+    return F.relu(x) + bias
+
+
+def pelu(x: Tensor, a: Tensor, b: Tensor, min_value: float = 0.1) -> Tensor:
+    r"""Parametric ELU.
+
+    :math:`(a/b)\,x` for :math:`x \ge 0`, :math:`a(e^{x/b} - 1)` otherwise, with
+    :math:`a, b` clamped to at least ``min_value`` (the paper keeps them positive).
+    """
+    a = a.clamp(min=min_value)
+    b = b.clamp(min=min_value)
+    return torch.where(x >= 0, (a / b) * x, a * torch.expm1(x.clamp(max=0) / b))
+
+
+def swish_beta(x: Tensor, beta: Tensor) -> Tensor:
+    r"""Swish with a learnable :math:`\beta`: :math:`x\,\sigma(\beta x)`."""
+    return x * torch.sigmoid(beta * x)

@@ -1,0 +1,1 @@
+"""Figures and tables. Plot functions take data and return figures; they never train."""
