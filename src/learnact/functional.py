@@ -24,6 +24,7 @@ __all__ = [
     "dual_line",
     "elish",
     "eswish",
+    "expm1",
     "flexible_relu",
     "ftswish_plus",
     "general_relu",
@@ -76,6 +77,18 @@ def channel_view(param: Tensor, x: Tensor) -> Tensor:
     return param.reshape(*lead, *shape).to(x.dtype)
 
 
+def expm1(x: Tensor) -> Tensor:
+    """``exp(x) - 1``: :func:`torch.expm1`, except while exporting to ONNX.
+
+    ONNX has no ``Expm1`` operator and the TorchScript exporter rejects
+    ``aten::expm1``; exported graphs use ``exp(x) - 1``, which differs only by
+    rounding near 0 (an absolute error of about one float32 epsilon).
+    """
+    if torch.onnx.is_in_onnx_export():
+        return torch.exp(x) - 1.0
+    return torch.expm1(x)
+
+
 # --------------------------------------------------------------------------- paper
 
 
@@ -118,13 +131,13 @@ def bent_identity(x: Tensor) -> Tensor:
 def elish(x: Tensor) -> Tensor:
     r"""ELiSH: :math:`x\sigma(x)` for :math:`x \ge 0`, :math:`(e^x - 1)\sigma(x)` otherwise."""
     s = torch.sigmoid(x)
-    return torch.where(x >= 0, x * s, torch.expm1(x.clamp(max=0)) * s)
+    return torch.where(x >= 0, x * s, expm1(x.clamp(max=0)) * s)
 
 
 def hard_elish(x: Tensor) -> Tensor:
     r"""Hard ELiSH: ELiSH with the hard sigmoid :math:`\max(0, \min(1, (x+1)/2))`."""
     h = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
-    return torch.where(x >= 0, x * h, torch.expm1(x.clamp(max=0)) * h)
+    return torch.where(x >= 0, x * h, expm1(x.clamp(max=0)) * h)
 
 
 def eswish(x: Tensor, beta: float = 1.375) -> Tensor:
@@ -210,16 +223,16 @@ def soft_exponential(x: Tensor, alpha: Tensor) -> Tensor:
 
     For :math:`\alpha < 0` the log is only defined for
     :math:`x > |\alpha| - 1/|\alpha|`; below that its argument is clamped to a
-    tiny positive number so that outputs stay finite.
+    floor of ``1e-6`` so that outputs stay finite.
     """
     pos = alpha > 0
     neg = alpha < 0
     a = torch.where(alpha == 0, 1.0, alpha)
     exp_arg = torch.where(pos, a * x, 0.0)
-    exp_branch = torch.expm1(exp_arg) / a + alpha
-    log_arg = torch.where(neg, -a * (x + a), 0.0)
-    tiny = torch.finfo(x.dtype).eps
-    log_branch = -torch.log1p(log_arg.clamp(min=tiny - 1.0)) / a
+    exp_branch = expm1(exp_arg) / a + alpha
+    # log of 1 - a(x + a), floored at 1e-6 (outside the domain) in every dtype
+    log_arg = torch.where(neg, 1.0 - a * (x + a), 1.0)
+    log_branch = -torch.log(log_arg.clamp(min=1e-6)) / a
     zero_branch = x + alpha * (0.5 * x * x + 1.0)
     return torch.where(pos, exp_branch, torch.where(neg, log_branch, zero_branch))
 
@@ -258,7 +271,7 @@ def pelu(x: Tensor, a: Tensor, b: Tensor, min_value: float = 0.1) -> Tensor:
     """
     a = a.clamp(min=min_value)
     b = b.clamp(min=min_value)
-    return torch.where(x >= 0, (a / b) * x, a * torch.expm1(x.clamp(max=0) / b))
+    return torch.where(x >= 0, (a / b) * x, a * expm1(x.clamp(max=0) / b))
 
 
 def swish_beta(x: Tensor, beta: Tensor) -> Tensor:

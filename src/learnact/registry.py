@@ -141,7 +141,9 @@ def create_activation(name: str, *, learnable: bool = False, **kwargs: Any) -> n
             learnable mean shift.
         **kwargs: the activation's own constructor arguments. With
             ``learnable=True`` these are also accepted: ``mean_shift``,
-            ``pos_slope_init``, ``mean_shift_init``; ``num_parameters``,
+            ``pos_slope_init``, ``mean_shift_init`` (these go to the recipe,
+            also for ``dp_relu``/``dual_line``, whose own inits then keep
+            their defaults); ``num_parameters``,
             ``device`` and ``dtype`` go to the recipe and, where it takes
             them, to the base too.
 
@@ -162,7 +164,7 @@ def create_activation(name: str, *, learnable: bool = False, **kwargs: Any) -> n
     if not isinstance(learnable, bool):
         raise TypeError(f"learnable must be a bool, got {learnable!r}")
     if not learnable:
-        misplaced = sorted(set(kwargs) & set(RECIPE_KWARGS))
+        misplaced = sorted((set(kwargs) & set(RECIPE_KWARGS)) - set(spec.accepted_kwargs))
         if misplaced:
             raise TypeError(
                 f"{', '.join(misplaced)} only applies with learnable=True "
@@ -179,5 +181,5 @@ def create_activation(name: str, *, learnable: bool = False, **kwargs: Any) -> n
 
 def is_activation(module: nn.Module) -> bool:
     """Whether ``module`` is an instance of a registered activation class or of the recipe."""
-    classes = tuple({spec.cls for spec in _REGISTRY}) + (Learnable,)
+    classes = (*{spec.cls for spec in _REGISTRY}, Learnable)
     return isinstance(module, classes)

@@ -12,6 +12,7 @@ from torch import nn
 from . import community as C
 from .learnable import DPReLU, DualLine
 from .spec import ActivationSpec as S
+from .torch_compat import Hardsigmoid, PReLU
 
 __all__ = ["BUILTIN_SPECS"]
 
@@ -28,7 +29,7 @@ BUILTIN_SPECS: tuple[S, ...] = (
       "Nair & Hinton, ICML 2010", False, "torch"),
     S("leaky_relu", nn.LeakyReLU, "x if x>=0 else 0.01*x",
       "Maas, Hannun, Ng, ICML 2013 workshop", False, "torch", aliases=("lrelu",)),
-    S("prelu", nn.PReLU, "x if x>=0 else a*x; a=0.25 learnable",
+    S("prelu", PReLU, "x if x>=0 else a*x; a=0.25 learnable",
       "He et al., arXiv:1502.01852 (2015)", True, "torch"),
     S("rrelu", nn.RReLU, "x if x>=0 else a*x; a~U(1/8,1/3) in training, mean in eval",
       "Xu et al., arXiv:1505.00853 (2015)", False, "torch"),
@@ -60,7 +61,7 @@ BUILTIN_SPECS: tuple[S, ...] = (
       "Rumelhart, Hinton, Williams, Nature 1986", False, "torch", aliases=("logistic",)),
     S("hardtanh", nn.Hardtanh, "clamp(x, -1, 1)",
       "Collobert, PhD thesis (2004)", False, "torch", aliases=("hard_tanh",)),
-    S("hardsigmoid", nn.Hardsigmoid, "clamp(x/6 + 1/2, 0, 1)",
+    S("hardsigmoid", Hardsigmoid, "clamp(x/6 + 1/2, 0, 1)",
       "Howard et al., arXiv:1905.02244 (2019)", False, "torch", aliases=("hard_sigmoid",)),
     S("hardswish", nn.Hardswish, "x * clamp(x + 3, 0, 6) / 6",
       "Howard et al., arXiv:1905.02244 (2019)", False, "torch", aliases=("hard_swish",)),

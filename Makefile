@@ -1,0 +1,36 @@
+# Set-up and entry points. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test lint readme-table clean
+
+# torch is pinned here: on our machines 2.13.0 is a local CPU build, while an
+# unpinned torch pulls a multi-GB CUDA build. The package itself needs torch>=2.4.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job: list the zoo and draw response curves.
+run: $(STAMP)
+	$(BIN)/learnact list
+	$(BIN)/learnact plot relu leaky_relu prelu gelu swish mish dp_relu dual_line --out learnact-plots/curves.png
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -n 2 -q
+
+# Regenerate the README's zoo table from the registry.
+readme-table: $(STAMP)
+	$(BIN)/python scripts/update_readme_table.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

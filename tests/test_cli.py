@@ -1,0 +1,87 @@
+"""The command line: output, files written, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import learnact
+from learnact.cli import main, zoo_table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_list_prints_every_activation(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in learnact.list_activations():
+        assert re.search(rf"^{name}\b", out, re.M), name
+    assert f"{len(learnact.list_activations())} activation(s)" in out
+    assert "pos_slope, neg_slope, mean_shift" in out
+
+
+def test_list_filters(capsys):
+    assert main(["list", "*line", "--kind", "learnable"]) == 0
+    out = capsys.readouterr().out
+    assert "dual_line" in out and "relu6" not in out
+
+
+def test_list_no_match_is_an_error(capsys):
+    assert main(["list", "nothing*"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no activation matches" in err[0]
+
+
+def test_readme_table_is_generated_from_the_registry():
+    text = README.read_text()
+    start = text.index("<!-- zoo-table:start -->") + len("<!-- zoo-table:start -->")
+    end = text.index("<!-- zoo-table:end -->")
+    assert text[start:end].strip() == zoo_table(learnact.list_activations(), markdown=True), (
+        "README table is stale: regenerate it with `learnact list --format markdown`"
+    )
+
+
+def test_plot_writes_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "sub" / "curves.png"
+    assert main(["plot", "relu", "dual_line", "*elish", "--out", str(out)]) == 0
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert "4 activation(s)" in capsys.readouterr().out
+
+
+def test_plot_all(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "all.svg"
+    assert main(["plot", "all", "--out", str(out), "--no-learnable"]) == 0
+    assert out.read_text().count("<svg") >= 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plot", "reluu", "--out", "x.png"], "unknown activation 'reluu'; closest: relu"),
+        (["plot", "zz*", "--out", "x.png"], "no activation matches 'zz*'"),
+        (["plot", "relu", "--out", "x.txt"], "--out must end in .png, .svg or .pdf"),
+        (["plot", "relu", "--out", "x.png", "--xmin", "3", "--xmax", "1"], "--xmin"),
+    ],
+)
+def test_plot_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_console_script_runs():
+    proc = subprocess.run([sys.executable, "-m", "learnact.cli", "list", "dual_line"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "dual_line" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "learnact.cli", "frobnicate"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr

@@ -1,0 +1,203 @@
+"""DP ReLU, Dual Line and the general recipe: the paper's contract in detail."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import learnact
+from learnact.activations.torch_compat import PReLU
+
+
+def test_defaults_and_parameter_names():
+    dp, dl = learnact.DPReLU(), learnact.DualLine()
+    assert dict(dp.named_parameters()).keys() == {"pos_slope", "neg_slope"}
+    assert dict(dl.named_parameters()).keys() == {"pos_slope", "neg_slope", "mean_shift"}
+    assert dl.pos_slope.item() == 1.0
+    assert dl.neg_slope.item() == pytest.approx(0.01)
+    assert dl.mean_shift.item() == pytest.approx(-0.22)
+    assert dl.pos_slope.shape == (1,)
+
+
+def test_extra_repr_shows_every_argument():
+    r = repr(learnact.DualLine(3, pos_slope_init=2.0, neg_slope_init=0.1, mean_shift_init=0.5))
+    assert r == ("DualLine(num_parameters=3, pos_slope_init=2.0, neg_slope_init=0.1, "
+                 "mean_shift_init=0.5)")
+    assert repr(learnact.DPReLU()) == (
+        "DPReLU(num_parameters=1, pos_slope_init=1.0, neg_slope_init=0.01)")
+
+
+def test_reset_parameters_restores_inits():
+    m = learnact.DualLine(4, mean_shift_init=0.3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(7).add_(1)
+    m.reset_parameters()
+    torch.testing.assert_close(m.mean_shift, torch.full((4,), 0.3))
+    torch.testing.assert_close(m.pos_slope, torch.ones(4))
+
+
+def test_device_and_dtype_kwargs():
+    m = learnact.DualLine(2, device="cpu", dtype=torch.float64)
+    assert all(p.dtype == torch.float64 and p.device.type == "cpu" for p in m.parameters())
+    # a float64 module still returns the input's dtype
+    assert m(torch.randn(3, 2)).dtype == torch.float32
+
+
+def test_per_channel_broadcasts_on_dim_1():
+    m = learnact.DualLine(3)
+    with torch.no_grad():
+        m.pos_slope.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        m.neg_slope.copy_(torch.tensor([0.1, 0.2, 0.3]))
+        m.mean_shift.copy_(torch.tensor([0.0, -1.0, 1.0]))
+    x = torch.tensor([1.0, -1.0]).reshape(2, 1, 1, 1).expand(2, 3, 2, 2)
+    y = m(x)
+    want_pos = torch.tensor([1.0, 1.0, 4.0])  # slope * 1 + shift
+    want_neg = torch.tensor([-0.1, -1.2, 0.7])  # slope * -1 + shift
+    torch.testing.assert_close(y[0, :, 0, 0], want_pos)
+    torch.testing.assert_close(y[1, :, 1, 1], want_neg)
+    # 1-D input: the channel is dim 0, as for nn.PReLU
+    torch.testing.assert_close(m(torch.ones(3)), torch.tensor([1.0, 1.0, 4.0]), check_dtype=False)
+
+
+def test_per_channel_mismatch_is_a_clear_error():
+    m = learnact.DPReLU(3)
+    with pytest.raises(ValueError, match=r"num_parameters=3 but the input has 4 channels"):
+        m(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="0-d"):
+        m(torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("bad", [0, -2])
+def test_bad_num_parameters(bad):
+    with pytest.raises(ValueError, match="num_parameters must be >= 1"):
+        learnact.DualLine(bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, "3", True])
+def test_num_parameters_type(bad):
+    with pytest.raises(TypeError, match="num_parameters must be an int"):
+        learnact.DPReLU(bad)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_init_rejected(bad):
+    with pytest.raises(ValueError, match="pos_slope_init must be finite"):
+        learnact.DPReLU(pos_slope_init=bad)
+
+
+def test_init_type_rejected():
+    with pytest.raises(TypeError, match="mean_shift_init must be a real number"):
+        learnact.DualLine(mean_shift_init="a")
+
+
+def _grads(module, x):
+    x = x.clone().requires_grad_()
+    y = module(x)
+    y.backward(torch.linspace(-1, 1, y.numel()).reshape(y.shape))
+    return y.detach(), x.grad
+
+
+@pytest.mark.parametrize("num", [1, 3])
+def test_recipe_over_prelu_with_shift_is_dual_line(num):
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5)
+    x = x + 0.01 * torch.sign(x)  # keep away from the x = 0 tie between > and >=
+    dl = learnact.DualLine(num)
+    rec = learnact.Learnable(PReLU(num, init=0.01), num_parameters=num)
+    y1, gx1 = _grads(dl, x)
+    y2, gx2 = _grads(rec, x)
+    torch.testing.assert_close(y1, y2)
+    torch.testing.assert_close(gx1, gx2)
+    torch.testing.assert_close(dl.pos_slope.grad, rec.pos_slope.grad)
+    torch.testing.assert_close(dl.neg_slope.grad, rec.base.weight.grad)
+    torch.testing.assert_close(dl.mean_shift.grad, rec.mean_shift.grad)
+
+
+def test_recipe_over_prelu_without_shift_is_dp_relu():
+    x = torch.randn(64)
+    x = x + 0.01 * torch.sign(x)
+    dp = learnact.DPReLU()
+    rec = learnact.create_activation("prelu", learnable=True, mean_shift=False, init=0.01)
+    assert rec.mean_shift is None
+    y1, gx1 = _grads(dp, x)
+    y2, gx2 = _grads(rec, x)
+    torch.testing.assert_close(y1, y2)
+    torch.testing.assert_close(gx1, gx2)
+    torch.testing.assert_close(dp.pos_slope.grad, rec.pos_slope.grad)
+    torch.testing.assert_close(dp.neg_slope.grad, rec.base.weight.grad)
+
+
+def test_recipe_over_leaky_relu_matches_dp_relu_values():
+    x = torch.randn(50)
+    rec = learnact.Learnable("leaky_relu", mean_shift=False, pos_slope_init=1.7)
+    dp = learnact.DPReLU(pos_slope_init=1.7)
+    torch.testing.assert_close(rec(x), dp(x))
+
+
+def test_recipe_accepts_module_or_name_and_rejects_others():
+    assert isinstance(learnact.Learnable(nn.GELU()).base, nn.GELU)
+    assert isinstance(learnact.Learnable("swish").base, nn.SiLU)
+    with pytest.raises(TypeError, match=r"nn\.Module or an activation name"):
+        learnact.Learnable(3.0)
+    with pytest.raises(ValueError, match="unknown activation 'gelux'"):
+        learnact.Learnable("gelux")
+    with pytest.raises(ValueError, match="in place"):
+        learnact.Learnable(nn.ReLU(inplace=True))
+    with pytest.raises(TypeError, match="mean_shift must be a bool"):
+        learnact.Learnable("relu", mean_shift=0.5)
+
+
+def test_recipe_reset_resets_base():
+    rec = learnact.Learnable(PReLU(init=0.01))
+    with torch.no_grad():
+        rec.base.weight.fill_(0.9)
+        rec.pos_slope.fill_(3.0)
+    rec.reset_parameters()
+    assert rec.base.weight.item() == pytest.approx(0.01)
+    assert rec.pos_slope.item() == 1.0
+
+
+def test_recipe_repr():
+    r = repr(learnact.Learnable("relu", mean_shift_init=0.5))
+    assert "mean_shift=True, num_parameters=1, pos_slope_init=1.0, mean_shift_init=0.5" in r
+    assert "(base): ReLU()" in r
+
+
+def test_inductor_compile_dual_line():
+    # one real inductor compile (C++ codegen) for the paper's function
+    torch._dynamo.reset()
+    m = learnact.DualLine(3)
+    compiled = torch.compile(m, fullgraph=True)
+    x = torch.randn(4, 3, 8, requires_grad=True)
+    y = compiled(x)
+    torch.testing.assert_close(y, m(x))
+    y.sum().backward()
+    torch.testing.assert_close(m.mean_shift.grad, torch.full((3,), 32.0))
+
+
+@pytest.mark.parametrize("name", ["dp_relu", "dual_line"])
+def test_dynamo_onnx_export(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    m = learnact.create_activation(name, num_parameters=3)
+    x = torch.randn(2, 3, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(m, (x,), dynamo=True, verbose=False)
+    path = tmp_path / "m.onnx"
+    program.save(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(out), m(x).detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_forward_has_no_item_calls_or_value_branches():
+    # a graph break (from .item() or a Python branch on a value) fails fullgraph capture
+    torch._dynamo.reset()
+    for cls in (learnact.DPReLU, learnact.DualLine):
+        compiled = torch.compile(cls(), backend="eager", fullgraph=True)
+        compiled(torch.randn(5))
