@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/learnact plot relu leaky_relu prelu gelu swish mish dp_relu dual_line --out learnact-plots/curves.png
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest -n 2 -q
