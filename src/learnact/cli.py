@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .data.formats import DatasetError
 from .registry import create_activation, get_spec, list_activations
 
-__all__ = ["main", "zoo_table"]
+__all__ = ["main", "ranking_table", "zoo_table"]
 
 
 class CLIError(Exception):
@@ -78,6 +80,151 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fmt_time(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class _Progress:
+    """A progress line over runs with an ETA, plus one line per epoch."""
+
+    def __init__(self, total: int, already: int) -> None:
+        self.total, self.done, self.start = total, already, time.perf_counter()
+        self.new = 0
+
+    def bar(self) -> str:
+        frac = self.done / self.total if self.total else 1.0
+        filled = int(frac * 24)
+        elapsed = time.perf_counter() - self.start
+        eta = ""
+        if self.new and self.done < self.total:
+            eta = f" ETA {_fmt_time(elapsed / self.new * (self.total - self.done))}"
+        return f"[{'#' * filled}{'.' * (24 - filled)}] {self.done}/{self.total} runs{eta}"
+
+    def __call__(self, event) -> None:
+        run = event.run
+        label = f"{run.activation} seed {run.seed}"
+        if event.kind == "start":
+            print(f"{self.bar()}  start {label}", flush=True)
+        elif event.kind == "epoch":
+            d = event.data
+            print(f"  {label} epoch {d['epoch'] + 1}: train_loss {d['train_loss']:.4f} "
+                  f"test_loss {d['test_loss']:.4f} acc {d['test_accuracy']:.4f} "
+                  f"top5 {d['test_top5']:.4f} lr {d['lr']:.2e} ({d['seconds']:.1f}s)", flush=True)
+        else:
+            self.done += 1
+            self.new += 1
+            extra = f" ({event.data['error']})" if event.kind == "failed" else ""
+            print(f"{self.bar()}  {event.kind} {label}{extra}", flush=True)
+
+    def poll(self, finished: int, total: int) -> None:
+        if finished != self.done:
+            self.new += finished - self.done
+            self.done = finished
+            print(self.bar(), flush=True)
+
+
+def ranking_table(rows: list[dict]) -> str:
+    """Activations ranked by mean test accuracy over their finished runs."""
+    by_act: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        by_act.setdefault((r["dataset"], r["model"], r["activation"]), []).append(r)
+    lines = []
+    table = []
+    for (dataset, model, act), runs in by_act.items():
+        ok = [r for r in runs if r["status"] == "done" and r["test_accuracy"] is not None]
+        accs = [r["test_accuracy"] for r in ok]
+        mean = sum(accs) / len(accs) if accs else float("nan")
+        table.append((dataset, model, act, mean, max(accs) if accs else float("nan"),
+                      len(ok), len(runs) - len(ok)))
+    table.sort(key=lambda t: (t[0], t[1], -(t[3] if t[3] == t[3] else -1)))
+    header = f"{'rank':>4}  {'activation':<18} {'mean acc':>8} {'max acc':>8} {'runs':>4}  note"
+    current = None
+    rank = 0
+    for dataset, model, act, mean, best, n, other in table:
+        if (dataset, model) != current:
+            current, rank = (dataset, model), 0
+            lines += ["", f"{dataset} / {model}", header]
+        rank += 1
+        note = f"{other} not done" if other else ""
+        lines.append(f"{rank:>4}  {act:<18} {mean:>8.4f} {best:>8.4f} {n:>4}  {note}")
+    return "\n".join(lines).strip("\n")
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from .study import load_preset, run_study
+    from .study.runner import expand_runs
+    from .study.store import Store, StoreError
+
+    cfg = load_preset(args.preset)
+    activations = tuple(a for a in args.activations.split(",")) if args.activations else None
+    lr = None
+    if args.lr is not None:
+        try:
+            lr = args.lr if args.lr == "find" else float(args.lr)
+        except ValueError:
+            raise CLIError(f"--lr must be a positive number or 'find', got {args.lr!r}") from None
+    cfg = cfg.with_overrides(
+        dataset=args.dataset, model=args.model, activations=activations, seeds=args.seeds,
+        epochs=args.epochs, lr=lr, batch_size=args.batch_size, train_limit=args.train_limit,
+        device=args.device, precision=args.precision,
+    ).validate()
+    if args.jobs < 1:
+        raise CLIError(f"--jobs must be a positive integer, got {args.jobs}")
+    runs = expand_runs(cfg)
+    db = Path(args.db)
+    try:
+        store = Store(db, create=True)
+        already = len(store.finished([r.run_id for r in runs]))
+        store.close()
+    except StoreError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"study {cfg.name}: {cfg.dataset} / {cfg.model}, {len(runs) // cfg.seeds} "
+          f"activation(s) x {cfg.seeds} seed(s) = {len(runs)} runs, {already} already finished; "
+          f"results in {db}", flush=True)
+    progress = _Progress(len(runs), already)
+    start = time.perf_counter()
+    counts = run_study(cfg, db, jobs=args.jobs, data_dir=args.data_dir, emit=progress,
+                       poll=progress.poll)
+    store = Store(db, create=False)
+    ids = {r.run_id for r in runs}
+    rows = [r for r in store.results() if r["run_id"] in ids]
+    store.close()
+    print()
+    print(ranking_table(rows))
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if k != "total")
+    print(f"\n{counts['total']} runs: {summary}. Wall time {_fmt_time(time.perf_counter() - start)}.")
+    print(f"All results: learnact results --db {db}")
+    return 1 if counts.get("failed") else 0
+
+
+RESULT_COLUMNS = ("activation", "model", "dataset", "seed", "status", "epochs", "lr",
+                  "test_accuracy", "test_top5", "test_loss", "train_loss", "epoch_seconds")
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    import csv
+
+    from .study.store import Store, StoreError
+
+    try:
+        store = Store(args.db, create=False)
+        rows = store.results()
+        store.close()
+    except StoreError as exc:
+        raise CLIError(str(exc)) from exc
+    if not rows:
+        raise CLIError(f"{args.db} holds no runs")
+    if args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_COLUMNS, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print(ranking_table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``learnact``."""
     parser = argparse.ArgumentParser(
@@ -105,6 +252,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-learnable", action="store_true",
                    help="draw only the registered functions, not the recipe variants")
     p.set_defaults(func=_cmd_plot)
+
+    from .data.loader import DATASETS
+    from .models import MODELS
+    from .study.config import list_presets
+
+    presets = list_presets()
+    p = sub.add_parser("study", help="train activations x seeds and store the results",
+                       description="Presets: " + "; ".join(f"{k}: {v}" for k, v in presets.items()))
+    p.add_argument("--preset", default="quick", choices=sorted(presets), metavar="NAME",
+                   help=f"one of {', '.join(sorted(presets))} (default: quick)")
+    p.add_argument("--dataset", help=f"{', '.join(DATASETS)} or a path to a .npz file")
+    p.add_argument("--model", choices=sorted(MODELS), help="network")
+    p.add_argument("--activations", help="comma-separated names or patterns, or 'all'")
+    p.add_argument("--seeds", type=int, help="runs per activation")
+    p.add_argument("--epochs", type=int, help="epochs per run")
+    p.add_argument("--lr", help="learning rate, or 'find' for the LR finder per run")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--train-limit", type=int, help="use only the first N training images")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--db", default="learnact-results/results.db", help="results database")
+    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--data-dir", help="directory searched first for datasets "
+                   "(also $LEARNACT_DATA)")
+    p.set_defaults(func=_cmd_study)
+
+    p = sub.add_parser("results", help="print the runs stored in a results database")
+    p.add_argument("--db", default="learnact-results/results.db", help="results database")
+    p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.set_defaults(func=_cmd_results)
     return parser
 
 
@@ -116,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.names = ["*"]
     try:
         return args.func(args)
-    except (CLIError, ValueError, TypeError) as exc:
+    except (CLIError, ValueError, TypeError, DatasetError) as exc:
         print(f"learnact {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

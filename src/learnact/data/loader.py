@@ -1,0 +1,201 @@
+"""Whole datasets as tensors on the device, and augmentation done on batches.
+
+Loading happens once per run: the data are converted to normalised float32
+tensors and moved to the training device, so that an epoch is a loop of
+index operations with no per-sample Python and no worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .formats import DatasetError, read_npz
+from .sources import find_cifar10, find_idx
+
+__all__ = ["DATASETS", "TensorData", "iterate_batches", "load_dataset", "mixup"]
+
+DATASETS = ("cifar10", "digits", "fashion-mnist", "mnist")
+
+
+@dataclass
+class TensorData:
+    """A dataset held as normalised tensors.
+
+    Attributes:
+        name: dataset name or npz path.
+        x_train, x_test: float32 ``(N, C, H, W)``, normalised with the training
+            set's per-channel mean and std.
+        y_train, y_test: int64 ``(N,)``.
+        num_classes: number of classes.
+    """
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    def to(self, device: torch.device | str) -> TensorData:
+        """This dataset on ``device``."""
+        return TensorData(self.name, self.x_train.to(device), self.y_train.to(device),
+                          self.x_test.to(device), self.y_test.to(device), self.num_classes)
+
+
+def _digits() -> tuple[np.ndarray, ...]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise DatasetError("dataset 'digits' needs scikit-learn: pip install scikit-learn") from exc
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
+    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+    x = (x.squeeze(1).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    y = bunch.target.astype(np.int64)
+    # a fixed, seeded split: 1,497 train / 300 test
+    order = np.random.default_rng(0).permutation(len(x))
+    test, train = order[:300], order[300:]
+    return x[train], y[train], x[test], y[test]
+
+
+def _to_nchw(x: np.ndarray) -> Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    if t.dim() == 3:
+        t = t.unsqueeze(1)
+    elif t.dim() == 4:
+        t = t.permute(0, 3, 1, 2)
+    if t.dtype == torch.uint8:
+        return t.float().div_(255.0)
+    return t.float()
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    train_limit: int | None = None,
+    download: bool = True,
+) -> TensorData:
+    """Load a dataset as normalised tensors on ``device``.
+
+    Args:
+        name: ``mnist``, ``fashion-mnist``, ``cifar10``, ``digits``, or a path
+            to an ``.npz`` file with ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+        data_dir: a directory searched first (also ``$LEARNACT_DATA``).
+        device: where the tensors live.
+        train_limit: keep only the first ``train_limit`` training examples.
+        download: allow downloading into the user cache as a last resort.
+
+    Raises:
+        ValueError: unknown dataset name.
+        DatasetError: the data cannot be found (the message says where
+            learnact looked and how to get it) or a file is corrupt (the
+            message names it).
+    """
+    key = name.lower()
+    if key.endswith(".npz") or Path(name).suffix == ".npz":
+        if not Path(name).is_file():
+            raise DatasetError(f"dataset file {name} does not exist")
+        arrays = read_npz(name)
+        xtr, ytr, xte, yte = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    elif key in ("mnist", "fashion-mnist", "fashion_mnist"):
+        xtr, ytr, xte, yte = find_idx(key.replace("_", "-"), data_dir, download=download)
+    elif key == "cifar10":
+        xtr, ytr, xte, yte = find_cifar10(data_dir, download=download)
+    elif key == "digits":
+        xtr, ytr, xte, yte = _digits()
+    else:
+        raise ValueError(
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or a path to a .npz"
+        )
+    if train_limit is not None:
+        if train_limit < 1:
+            raise ValueError(f"train_limit must be >= 1, got {train_limit}")
+        xtr, ytr = xtr[:train_limit], ytr[:train_limit]
+    x_train, x_test = _to_nchw(xtr), _to_nchw(xte)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DatasetError(f"{name}: train images {x_train.shape[1:]} vs test {x_test.shape[1:]}")
+    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
+    std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp(min=1e-6)
+    y_train = torch.from_numpy(np.asarray(ytr, dtype=np.int64))
+    y_test = torch.from_numpy(np.asarray(yte, dtype=np.int64))
+    num_classes = int(max(y_train.max().item(), y_test.max().item())) + 1
+    data = TensorData(str(name), (x_train - mean) / std, y_train, (x_test - mean) / std,
+                      y_test, num_classes)
+    return data.to(device)
+
+
+def _flip_crop(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=generator, device=x.device) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=x.device)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=x.device)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def iterate_batches(
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    augment: str = "none",
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield ``(x, y)`` mini-batches of in-memory tensors.
+
+    Args:
+        augment: ``"none"`` or ``"flip_crop"`` (random horizontal flip, then a
+            4-pixel reflect pad and a random crop back to size), applied to
+            whole batches on the data's device.
+    """
+    if augment not in ("none", "flip_crop"):
+        raise ValueError(f"augment must be 'none' or 'flip_crop', got {augment!r}")
+    n = x.shape[0]
+    if shuffle:
+        order = torch.randperm(n, generator=generator, device="cpu").to(x.device)
+    for start in range(0, n, batch_size):
+        if shuffle:
+            idx = order[start:start + batch_size]
+            xb, yb = x[idx], y[idx]
+        else:
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        if augment == "flip_crop":
+            xb = _flip_crop(xb, generator)
+        yield xb, yb
+
+
+def mixup(x: Tensor, y: Tensor, alpha: float, rng: np.random.Generator
+          ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Mix a batch with a shuffled copy of itself, as fastai v1 does.
+
+    :math:`\\lambda \\sim \\mathrm{Beta}(\\alpha, \\alpha)` per sample, then
+    :math:`\\lambda = \\max(\\lambda, 1 - \\lambda)` so each mixed image stays
+    closer to its own label. Returns ``(x_mixed, y_a, y_b, lam)``; the loss is
+    ``lam * CE(y_a) + (1 - lam) * CE(y_b)`` per sample.
+    """
+    n = x.shape[0]
+    lam_np = rng.beta(alpha, alpha, size=n).astype(np.float32)
+    lam = torch.from_numpy(np.maximum(lam_np, 1.0 - lam_np)).to(x.device)
+    perm = torch.from_numpy(rng.permutation(n)).to(x.device)
+    lx = lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+    return x * lx + x[perm] * (1 - lx), y, y[perm], lam

@@ -1,0 +1,55 @@
+"""Addressable activation sites: where each activation sits in a network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+__all__ = ["ActFactory", "Site", "SiteRecorder"]
+
+ActFactory = Callable[[], nn.Module]
+
+
+@dataclass(frozen=True)
+class Site:
+    """One activation site.
+
+    Attributes:
+        index: position from input to output (0-based).
+        path: the module path inside the model, e.g. ``"groups.0.1.act1"``.
+        block: index of the repeating block it belongs to, or ``None`` for
+            sites outside blocks (LeNets, a WRN's final activation).
+        position: 1 or 2 for the first or second activation within a block
+            (the paper's A-1/A-2), or ``None`` outside blocks.
+    """
+
+    index: int
+    path: str
+    block: int | None
+    position: int | None
+
+
+class SiteRecorder:
+    """Builds one activation per site and remembers its block and position."""
+
+    def __init__(self, factory: ActFactory) -> None:
+        if not callable(factory):
+            raise TypeError(f"the activation factory must be callable, got {factory!r}")
+        self.factory = factory
+        self._made: list[tuple[nn.Module, int | None, int | None]] = []
+
+    def __call__(self, block: int | None = None, position: int | None = None) -> nn.Module:
+        module = self.factory()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"the activation factory returned {type(module).__name__}")
+        if any(module is m for m, _, _ in self._made):
+            raise ValueError("the activation factory must return a new module on every call")
+        self._made.append((module, block, position))
+        return module
+
+    def sites(self, model: nn.Module) -> list[Site]:
+        """Resolve the recorded modules to their paths in ``model``, in build order."""
+        paths = {id(m): p for p, m in model.named_modules()}
+        return [Site(i, paths[id(m)], b, pos) for i, (m, b, pos) in enumerate(self._made)]

@@ -1,0 +1,155 @@
+"""Study configuration: one dataclass, preset files for defaults, flags on top.
+
+A preset is a JSON file in ``learnact/study/presets`` with ``name``,
+``description`` and ``settings``; unknown keys are errors. The resolved
+configuration is stored with every run in the results database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from typing import Any
+
+from ..data.loader import DATASETS
+from ..models import MODELS
+from ..registry import list_activations
+from ..train.lr_find import SUGGESTIONS
+
+__all__ = ["StudyConfig", "list_presets", "load_preset", "resolve_activations"]
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything that defines a study. Every field can be set by a preset or a flag."""
+
+    name: str = "custom"                 # preset name, stored with each run
+    description: str = ""
+    dataset: str = "fashion-mnist"       # mnist, fashion-mnist, cifar10, digits or a .npz path
+    model: str = "lenet5"                # lenet4, lenet5 or wrn22
+    activations: tuple[str, ...] = ("relu",)  # names, patterns or ("all",)
+    seeds: int = 1                       # runs per activation: seeds 0..seeds-1
+    epochs: int = 1
+    lr: float | str = "find"             # a learning rate or "find" (LR finder per run)
+    lr_method: str = "valley"            # LR-finder suggestion: valley, steep or minimum
+    batch_size: int = 128
+    weight_decay: float = 0.01           # decoupled; activation parameters get none
+    div_factor: float = 25.0             # one-cycle start lr = lr / div_factor
+    final_div: float = 1e5               # one-cycle final lr = lr / final_div
+    pct_start: float = 0.25              # warm-up share of the one-cycle schedule
+    mixup_alpha: float = 0.0             # 0 disables mixup
+    augment: str = "none"                # none or flip_crop
+    precision: str = "auto"              # auto (fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16
+    channels_last: bool = False
+    train_limit: int | None = None       # use only the first N training images
+    snapshot_every_epoch: bool = False   # also store activation parameters after each epoch
+    device: str = "auto"                 # auto, cpu or cuda (not part of a run's identity)
+    tags: tuple[str, ...] = field(default=())
+
+    def validate(self) -> StudyConfig:
+        """Return self if every field is valid, else raise ``ValueError``."""
+        for name in ("seeds", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, "
+                                 f"got {value!r}")
+        if self.train_limit is not None and (not isinstance(self.train_limit, int)
+                                             or self.train_limit < 1):
+            raise ValueError(f"train-limit must be a positive integer, got {self.train_limit!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.dataset not in DATASETS and not self.dataset.endswith(".npz"):
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of "
+                             f"{', '.join(DATASETS)} or a path to a .npz file")
+        if isinstance(self.lr, str):
+            if self.lr != "find":
+                raise ValueError(f"lr must be a positive number or 'find', got {self.lr!r}")
+        elif not self.lr > 0:
+            raise ValueError(f"lr must be a positive number or 'find', got {self.lr!r}")
+        if self.lr_method not in SUGGESTIONS:
+            raise ValueError(f"unknown lr-method {self.lr_method!r}; choose one of "
+                             f"{', '.join(SUGGESTIONS)}")
+        if self.augment not in ("none", "flip_crop"):
+            raise ValueError(f"augment must be none or flip_crop, got {self.augment!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        for name in ("weight_decay", "mixup_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if not 0 < self.pct_start < 1:
+            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start}")
+        resolve_activations(self.activations)
+        return self
+
+    def with_overrides(self, **overrides: Any) -> StudyConfig:
+        """A copy with the non-``None`` overrides applied (flags over preset)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as JSON-ready data."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def resolve_activations(items: tuple[str, ...] | list[str]) -> list[str]:
+    """Expand names, aliases, fnmatch patterns and ``all`` to canonical names, in order."""
+    from ..registry import get_spec
+
+    out: list[str] = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        if item == "all":
+            names = list_activations()
+        elif any(c in item for c in "*?["):
+            names = list_activations(item)
+            if not names:
+                raise ValueError(f"no activation matches {item!r}")
+        else:
+            names = [get_spec(item).name]
+        out += [n for n in names if n not in out]
+    if not out:
+        raise ValueError("no activations given")
+    return out
+
+
+def _presets_dir():
+    return resources.files("learnact.study") / "presets"
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> description."""
+    out = {}
+    for entry in sorted(_presets_dir().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".json"):
+            data = json.loads(entry.read_text())
+            out[data["name"]] = data.get("description", "")
+    return out
+
+
+def load_preset(name: str) -> StudyConfig:
+    """The :class:`StudyConfig` of preset ``name``.
+
+    Raises:
+        ValueError: unknown preset (the message lists them) or a preset with
+            unknown keys.
+    """
+    presets = list_presets()
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+    data = json.loads((_presets_dir() / f"{name}.json").read_text())
+    settings = dict(data.get("settings", {}))
+    if "activations" in settings:
+        settings["activations"] = tuple(settings["activations"])
+    known = {f.name for f in fields(StudyConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"preset {name!r} has unknown setting(s) {', '.join(unknown)}")
+    return StudyConfig(name=name, description=data.get("description", ""), **settings).validate()

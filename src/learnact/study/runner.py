@@ -1,0 +1,315 @@
+"""Expand a study into runs and execute them, resumably, in one or several processes.
+
+A run is (activation, model, dataset, seed) plus the resolved settings; its
+id is a hash of exactly those, so re-running the same command finds the same
+ids and skips what is finished. Workers claim runs through the
+:class:`~learnact.study.store.Store`, so several processes (``--jobs``, or two
+separate study commands) never train or store the same run twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import platform
+import random
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..data.loader import TensorData, iterate_batches, load_dataset
+from ..helpers import activation_parameters
+from ..models import build_model
+from ..registry import create_activation
+from ..train.loop import Diverged, TrainSettings, fit, make_optimizer
+from ..train.lr_find import lr_find
+from .config import StudyConfig, resolve_activations
+from .store import Store
+
+__all__ = ["Event", "RunSpec", "expand_runs", "run_study"]
+
+log = logging.getLogger(__name__)
+
+# settings that decide a run's results (and so its id); device is deliberately absent
+IDENTITY_FIELDS = ("epochs", "lr", "lr_method", "batch_size", "weight_decay", "div_factor",
+                   "final_div", "pct_start", "mixup_alpha", "augment", "precision",
+                   "channels_last", "train_limit")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a study."""
+
+    run_id: str
+    study: str
+    activation: str
+    model: str
+    dataset: str
+    seed: int
+    settings: dict[str, Any] = field(hash=False)
+
+    def as_row(self) -> dict[str, Any]:
+        """The fields the store needs."""
+        return {"run_id": self.run_id, "study": self.study, "activation": self.activation,
+                "model": self.model, "dataset": self.dataset, "seed": self.seed,
+                "settings": self.settings}
+
+
+@dataclass
+class Event:
+    """A progress event: ``kind`` is ``start``, ``epoch``, ``done``, ``diverged`` or ``failed``."""
+
+    kind: str
+    run: RunSpec
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def expand_runs(cfg: StudyConfig) -> list[RunSpec]:
+    """Every (activation, seed) run of ``cfg``, in a stable order, with deterministic ids."""
+    cfg.validate()
+    runs = []
+    for activation in resolve_activations(cfg.activations):
+        for seed in range(cfg.seeds):
+            settings = {k: getattr(cfg, k) for k in IDENTITY_FIELDS}
+            identity = {"activation": activation, "model": cfg.model, "dataset": cfg.dataset,
+                        "seed": seed, **settings}
+            digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+            runs.append(RunSpec(digest[:16], cfg.name, activation, cfg.model, cfg.dataset, seed,
+                                {**settings, "study_config": cfg.to_dict()}))
+    return runs
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but CUDA is not available")
+    return torch.device(name)
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """learnact and torch versions, device, Python, and the git revision if any."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False,
+                             cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {"learnact": __version__, "torch": torch.__version__, "device": str(device),
+            "device_name": dev or platform.machine(), "python": platform.python_version(),
+            "git": rev}
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _param_rows(model: torch.nn.Module) -> list[tuple]:
+    sites = {s.path: s for s in getattr(model, "sites", [])}
+    rows = []
+    for path, name, value in activation_parameters(model):
+        site = sites.get(path)
+        flat = value.detach().float().flatten().cpu().tolist()
+        for i, v in enumerate(flat):
+            rows.append((site.index if site else -1, path, site.block if site else None,
+                         site.position if site else None, name, i, v))
+    return rows
+
+
+class _Heartbeat:
+    """Renews a run's lease from a background thread with its own connection."""
+
+    def __init__(self, db: Path, owner: str, run_id: str, lease_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(db, owner, run_id, lease_s),
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self, db: Path, owner: str, run_id: str, lease_s: float) -> None:
+        store = Store(db, create=False, lease_s=lease_s)
+        store.owner = owner
+        try:
+            while not self._stop.wait(lease_s / 3):
+                store.heartbeat(run_id)
+        finally:
+            store.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _precision(cfg_precision: str, device: torch.device) -> str:
+    if cfg_precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    return cfg_precision
+
+
+def execute_run(run: RunSpec, data: TensorData, store: Store, device: torch.device,
+                emit: Callable[[Event], None]) -> str:
+    """Train one claimed run and record everything; returns its final status."""
+    cfg = run.settings
+    _seed_everything(run.seed)
+    c, h, _ = data.image_shape
+    model = build_model(run.model, lambda: create_activation(run.activation),
+                        in_channels=c, num_classes=data.num_classes, image_size=h).to(device)
+    precision = _precision(cfg["precision"], device)
+    env = environment(device)
+    lr = cfg["lr"]
+    beat = _Heartbeat(store.path, store.owner, run.run_id, store.lease_s)
+    try:
+        if lr == "find":
+            result = lr_find(
+                model, lambda v: make_optimizer(model, v, cfg["weight_decay"]),
+                lambda: iterate_batches(data.x_train, data.y_train, cfg["batch_size"],
+                                        shuffle=True,
+                                        generator=torch.Generator().manual_seed(run.seed)),
+                lambda m, x, y: F.cross_entropy(m(x), y),
+                method=cfg["lr_method"],
+            )
+            if not np.isfinite(result.suggestion):
+                raise Diverged(-1, 0)
+            lr = float(result.suggestion)
+            store.add_lr_find(run.run_id, result.method, lr, result.lrs, result.losses)
+            _seed_everything(run.seed)
+        settings = TrainSettings(
+            epochs=cfg["epochs"], lr=lr, batch_size=cfg["batch_size"],
+            weight_decay=cfg["weight_decay"], div_factor=cfg["div_factor"],
+            final_div=cfg["final_div"], pct_start=cfg["pct_start"],
+            mixup_alpha=cfg["mixup_alpha"], augment=cfg["augment"], precision=precision,
+            channels_last=cfg["channels_last"])
+
+        def on_epoch(m) -> None:
+            store.add_epoch(run.run_id, m.as_dict())
+            if cfg["study_config"].get("snapshot_every_epoch"):
+                store.add_params(run.run_id, m.epoch, _param_rows(model))
+            emit(Event("epoch", run, {**m.as_dict(), "lr": lr}))
+
+        try:
+            fit(model, data, settings, seed=run.seed, on_epoch=on_epoch)
+        except Diverged as exc:
+            store.finish(run.run_id, "diverged", lr=lr, env=env, error=str(exc))
+            return "diverged"
+        store.add_params(run.run_id, -1, _param_rows(model))
+        store.finish(run.run_id, "done", lr=lr, env=env)
+        return "done"
+    except Diverged as exc:
+        store.finish(run.run_id, "diverged", lr=None, env=env, error=f"LR finder: {exc}")
+        return "diverged"
+    finally:
+        beat.stop()
+
+
+def _work(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: str,
+          emit: Callable[[Event], None], lease_s: float) -> None:
+    """Claim and execute runs until none is left."""
+    store = Store(db, lease_s=lease_s)
+    by_id = {r.run_id: r for r in runs}
+    device = resolve_device(device_name)
+    data: dict[tuple[str, int | None], TensorData] = {}
+    try:
+        while True:
+            run_id = store.claim(list(by_id))
+            if run_id is None:
+                return
+            run = by_id[run_id]
+            key = (run.dataset, run.settings["train_limit"])
+            try:
+                if key not in data:
+                    data[key] = load_dataset(run.dataset, data_dir=data_dir, device=device,
+                                             train_limit=run.settings["train_limit"])
+                emit(Event("start", run))
+                status = execute_run(run, data[key], store, device, emit)
+                emit(Event(status, run))
+            except KeyboardInterrupt:
+                store.release(run_id)
+                raise
+            except Exception as exc:
+                log.error("run %s (%s seed %d) failed:\n%s", run_id, run.activation, run.seed,
+                          traceback.format_exc())
+                store.finish(run_id, "failed", lr=None, env={}, error=repr(exc))
+                emit(Event("failed", run, {"error": repr(exc)}))
+    finally:
+        store.close()
+
+
+def _worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
+                 lease_s: float) -> None:
+    torch.set_num_threads(1)
+    _work(runs, Path(db), data_dir, device, lambda e: None, lease_s)
+
+
+def run_study(
+    cfg: StudyConfig,
+    db: str | Path,
+    *,
+    jobs: int = 1,
+    data_dir: str | None = None,
+    emit: Callable[[Event], None] = lambda e: None,
+    poll: Callable[[int, int], None] | None = None,
+    lease_s: float = 300.0,
+) -> dict[str, int]:
+    """Run every unfinished run of ``cfg``; returns counts by status over the study.
+
+    Args:
+        cfg: the study.
+        db: the results database (created if needed).
+        jobs: parallel worker processes; 1 runs in this process.
+        data_dir: searched first for datasets.
+        emit: progress callback (in-process runs only).
+        poll: ``(finished, total)`` callback, called about once a second while
+            worker processes run (``jobs > 1``).
+        lease_s: claim lease; a crashed process's runs are reclaimed after it
+            (immediately for dead processes on this host).
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    runs = expand_runs(cfg)
+    device = resolve_device(cfg.device)
+    store = Store(db, lease_s=lease_s)
+    try:
+        store.add_runs(r.as_row() for r in runs)
+        store.set_meta({"last_study": cfg.to_dict(), "environment": environment(device)})
+        ids = [r.run_id for r in runs]
+        if jobs == 1:
+            _work(runs, Path(db), data_dir, cfg.device, emit, lease_s)
+        else:
+            ctx = mp.get_context("spawn")
+            procs = [ctx.Process(target=_worker_main,
+                                 args=(runs, str(db), data_dir, cfg.device, lease_s))
+                     for _ in range(jobs)]
+            for p in procs:
+                p.start()
+            try:
+                while any(p.is_alive() for p in procs):
+                    if poll is not None:
+                        poll(len(store.finished(ids)), len(ids))
+                    time.sleep(1.0)
+            finally:
+                for p in procs:
+                    p.join()
+            if poll is not None:
+                poll(len(store.finished(ids)), len(ids))
+        marks = ",".join("?" * len(ids))
+        counts = dict(store.conn.execute(
+            f"SELECT status, COUNT(*) FROM runs WHERE run_id IN ({marks}) GROUP BY status",
+            ids).fetchall())
+        return {"total": len(ids), **counts}
+    finally:
+        store.close()

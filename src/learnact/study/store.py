@@ -1,0 +1,266 @@
+"""The results database (SQLite): runs, per-epoch metrics, LR-finder curves, parameters.
+
+Concurrency model: every run is a row. A process *claims* a pending run in an
+``IMMEDIATE`` transaction and holds a lease on it (``lease_until``) that a
+heartbeat renews. A run whose lease has expired, or whose owner process on
+this host is gone (``kill -9``), is claimed again and redone from scratch:
+its partial rows are deleted in the same transaction. Only ``done`` and
+``diverged`` rows count as results, and they are written in one transaction,
+so nothing completed is lost or stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FINISHED", "Store", "StoreError"]
+
+FINISHED = ("done", "diverged")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    study TEXT NOT NULL,
+    activation TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    settings TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    owner TEXT, host TEXT, pid INTEGER, lease_until REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lr REAL, error TEXT, env TEXT,
+    created REAL NOT NULL, started REAL, finished REAL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch INTEGER NOT NULL,
+    train_loss REAL, test_loss REAL, test_accuracy REAL, test_top5 REAL, seconds REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS lr_find (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+    method TEXT, suggestion REAL, lrs TEXT, losses TEXT
+);
+CREATE TABLE IF NOT EXISTS act_params (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch INTEGER NOT NULL,            -- -1: the snapshot at the end of the run
+    site_index INTEGER NOT NULL, path TEXT NOT NULL,
+    block INTEGER, position INTEGER,
+    param TEXT NOT NULL, idx INTEGER NOT NULL, value REAL,
+    PRIMARY KEY (run_id, epoch, site_index, param, idx)
+);
+"""
+
+
+class StoreError(Exception):
+    """The database cannot be opened or is not a learnact results database."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """A learnact results database at ``path``.
+
+    Args:
+        path: the SQLite file; its directory is created if needed.
+        create: create the schema if missing. With ``False`` a missing or
+            empty database raises :class:`StoreError`.
+        lease_s: how long a claim is valid without a heartbeat.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True, lease_s: float = 300.0) -> None:
+        self.path = Path(path)
+        self.lease_s = lease_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.host = socket.gethostname()
+        if not create and not self.path.is_file():
+            raise StoreError(f"no results database at {self.path}")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.conn.execute("PRAGMA busy_timeout = 60000")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            if create:
+                self.conn.executescript(SCHEMA)
+            tables = {r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a readable SQLite database ({exc})") from exc
+        if "runs" not in tables:
+            raise StoreError(f"{self.path}: not a learnact results database (no runs table)")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An ``IMMEDIATE`` transaction: one writer at a time, all or nothing."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ setup
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        """Store key/value metadata (e.g. the environment), JSON-encoded."""
+        with self.transaction() as c:
+            c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                          [(k, json.dumps(v)) for k, v in values.items()])
+
+    def add_runs(self, runs: Iterable[dict[str, Any]]) -> int:
+        """Insert runs that are not there yet; returns how many were new."""
+        now = time.time()
+        rows = [(r["run_id"], r["study"], r["activation"], r["model"], r["dataset"], r["seed"],
+                 json.dumps(r["settings"], sort_keys=True), now) for r in runs]
+        with self.transaction() as c:
+            before = c.total_changes
+            c.executemany(
+                "INSERT OR IGNORE INTO runs (run_id, study, activation, model, dataset, seed, "
+                "settings, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            return c.total_changes - before
+
+    # ------------------------------------------------------------------ claims
+
+    def claim(self, run_ids: list[str]) -> str | None:
+        """Claim the next runnable run among ``run_ids``; ``None`` when none is left.
+
+        Runnable: pending, or running under an expired lease, or running for a
+        process on this host that no longer exists.
+        """
+        if not run_ids:
+            return None
+        now = time.time()
+        marks = ",".join("?" * len(run_ids))
+        with self.transaction() as c:
+            rows = c.execute(
+                f"SELECT run_id, status, host, pid, lease_until FROM runs "
+                f"WHERE run_id IN ({marks}) AND status IN ('pending', 'running') ORDER BY rowid",
+                run_ids).fetchall()
+            for run_id, status, host, pid, lease_until in rows:
+                if status == "running":
+                    expired = lease_until is None or lease_until < now
+                    dead = host == self.host and pid is not None and not _pid_alive(pid)
+                    if not (expired or dead):
+                        continue
+                    self._clear_partial(c, run_id)
+                c.execute(
+                    "UPDATE runs SET status = 'running', owner = ?, host = ?, pid = ?, "
+                    "lease_until = ?, attempts = attempts + 1, started = ?, error = NULL "
+                    "WHERE run_id = ?",
+                    (self.owner, self.host, os.getpid(), now + self.lease_s, now, run_id))
+                return run_id
+        return None
+
+    @staticmethod
+    def _clear_partial(c: sqlite3.Connection, run_id: str) -> None:
+        for table in ("epochs", "lr_find", "act_params"):
+            c.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+
+    def heartbeat(self, run_id: str) -> bool:
+        """Extend the lease on ``run_id``; ``False`` if this process no longer holds it."""
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ? "
+                "AND status = 'running'", (time.time() + self.lease_s, run_id, self.owner))
+            return cur.rowcount == 1
+
+    def pending_count(self, run_ids: list[str]) -> int:
+        """How many of ``run_ids`` are not finished (done or diverged)."""
+        return len(run_ids) - len(self.finished(run_ids))
+
+    def finished(self, run_ids: list[str]) -> set[str]:
+        """The subset of ``run_ids`` that is done or diverged."""
+        if not run_ids:
+            return set()
+        marks = ",".join("?" * len(run_ids))
+        return {r[0] for r in self.conn.execute(
+            f"SELECT run_id FROM runs WHERE run_id IN ({marks}) AND status IN ('done', 'diverged')",
+            run_ids)}
+
+    # ------------------------------------------------------------------ results
+
+    def add_epoch(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Record one epoch of a run this process holds."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, metrics["epoch"], metrics["train_loss"], metrics["test_loss"],
+                 metrics["test_accuracy"], metrics["test_top5"], metrics["seconds"]))
+
+    def add_lr_find(self, run_id: str, method: str, suggestion: float,
+                    lrs: list[float], losses: list[float]) -> None:
+        """Record the LR-finder curve and suggestion of a run."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO lr_find VALUES (?, ?, ?, ?, ?)",
+                      (run_id, method, suggestion, json.dumps(lrs), json.dumps(losses)))
+
+    def add_params(self, run_id: str, epoch: int, rows: list[tuple]) -> None:
+        """Record activation parameter values: ``(site_index, path, block, position, param,
+        idx, value)`` rows; ``epoch=-1`` is the end-of-run snapshot."""
+        with self.transaction() as c:
+            c.executemany("INSERT OR REPLACE INTO act_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          [(run_id, epoch, *r) for r in rows])
+
+    def finish(self, run_id: str, status: str, *, lr: float | None, env: dict[str, Any],
+               error: str | None = None) -> bool:
+        """Mark a held run ``done``, ``diverged`` or ``failed``; ``False`` if the lease was lost."""
+        if status not in ("done", "diverged", "failed"):
+            raise ValueError(f"bad status {status!r}")
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE runs SET status = ?, lr = ?, env = ?, error = ?, finished = ?, "
+                "lease_until = NULL WHERE run_id = ? AND owner = ? AND status = 'running'",
+                (status, lr, json.dumps(env), error, time.time(), run_id, self.owner))
+            return cur.rowcount == 1
+
+    def release(self, run_id: str) -> None:
+        """Give a held run back (pending) after an interruption, dropping partial rows."""
+        with self.transaction() as c:
+            cur = c.execute("UPDATE runs SET status = 'pending', lease_until = NULL "
+                            "WHERE run_id = ? AND owner = ? AND status = 'running'",
+                            (run_id, self.owner))
+            if cur.rowcount:
+                self._clear_partial(c, run_id)
+
+    def results(self) -> list[dict[str, Any]]:
+        """One dict per run with its last epoch's metrics (``None`` when it has none)."""
+        query = """
+            SELECT r.run_id, r.study, r.activation, r.model, r.dataset, r.seed, r.status,
+                   (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.run_id) AS epochs,
+                   r.lr, e.test_accuracy, e.test_top5, e.test_loss, e.train_loss,
+                   (SELECT AVG(seconds) FROM epochs e2 WHERE e2.run_id = r.run_id)
+                       AS epoch_seconds,
+                   r.error
+            FROM runs r
+            LEFT JOIN epochs e ON e.run_id = r.run_id
+                 AND e.epoch = (SELECT MAX(epoch) FROM epochs e3 WHERE e3.run_id = r.run_id)
+            ORDER BY r.dataset, r.model, r.activation, r.seed
+        """
+        cur = self.conn.execute(query)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]

@@ -1,0 +1,180 @@
+"""The training loop: Adam with decoupled weight decay under fastai's one-cycle schedule.
+
+fastai's ``fit_one_cycle`` anneals the learning rate from ``lr/div`` up to
+``lr`` over ``pct_start`` of the steps and down to ``lr/div_final`` with
+cosine curves, while Adam's beta1 moves the opposite way between 0.95 and
+0.85. ``torch.optim.lr_scheduler.OneCycleLR`` implements exactly that.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.loader import TensorData, iterate_batches, mixup
+from ..helpers import param_groups
+
+__all__ = ["Diverged", "EpochMetrics", "TrainSettings", "evaluate", "fit", "make_optimizer"]
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, step: int) -> None:
+        super().__init__(f"loss is not finite at epoch {epoch}, step {step}")
+        self.epoch, self.step = epoch, step
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything :func:`fit` needs besides the model and data."""
+
+    epochs: int = 1
+    lr: float = 1e-3
+    batch_size: int = 128
+    weight_decay: float = 0.01          # decoupled (AdamW); activation params get none
+    div_factor: float = 25.0            # start lr = lr / div_factor
+    final_div: float = 1e5              # final lr = lr / final_div (fastai's div_final)
+    pct_start: float = 0.25             # share of steps spent warming up
+    mixup_alpha: float = 0.0            # 0 disables mixup
+    augment: str = "none"               # "none" or "flip_crop"
+    precision: str = "fp32"             # "fp32", "bf16" or "fp16" (fp16 on CUDA only)
+    channels_last: bool = False
+    eval_batch_size: int = 1024
+
+
+@dataclass
+class EpochMetrics:
+    """Metrics after one epoch."""
+
+    epoch: int
+    train_loss: float
+    test_loss: float
+    test_accuracy: float
+    test_top5: float
+    seconds: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The fields as a plain dict."""
+        return asdict(self)
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW with betas (0.9, 0.99) as fastai, activation parameters out of decay."""
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.99))
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("fp16 mixed precision needs CUDA; use bf16 on the CPU")
+        return torch.autocast("cuda", dtype=torch.float16)
+    raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024,
+             precision: str = "fp32") -> tuple[float, float, float]:
+    """``(loss, accuracy, top-5 accuracy)`` of ``model`` on ``(x, y)`` in eval mode."""
+    was = model.training
+    model.eval()
+    total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    correct5 = torch.zeros((), device=x.device, dtype=torch.int64)
+    for xb, yb in iterate_batches(x, y, batch_size):
+        with _autocast(x.device, precision):
+            logits = model(xb)
+        logits = logits.float()
+        total_loss += F.cross_entropy(logits, yb, reduction="sum").double()
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        correct += (top[:, 0] == yb).sum()
+        correct5 += (top == yb[:, None]).any(dim=1).sum()
+    model.train(was)
+    n = max(len(y), 1)
+    return float(total_loss) / n, int(correct) / n, int(correct5) / n
+
+
+def fit(
+    model: nn.Module,
+    data: TensorData,
+    settings: TrainSettings,
+    *,
+    seed: int,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+) -> list[EpochMetrics]:
+    """Train with the one-cycle recipe; return one :class:`EpochMetrics` per epoch.
+
+    Raises:
+        Diverged: the loss became NaN or infinite.
+    """
+    device = data.x_train.device
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = math.ceil(len(data.y_train) / settings.batch_size)
+    opt = make_optimizer(model, settings.lr, settings.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch,
+        pct_start=settings.pct_start, div_factor=settings.div_factor,
+        final_div_factor=settings.final_div / settings.div_factor,
+        base_momentum=0.85, max_momentum=0.95,
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=settings.precision == "fp16")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    dev_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    history = []
+    for epoch in range(settings.epochs):
+        model.train()
+        start = time.perf_counter()
+        running = torch.zeros((), device=device, dtype=torch.float64)
+        count = 0
+        batches = iterate_batches(data.x_train, data.y_train, settings.batch_size,
+                                  shuffle=True, generator=gen, augment="none")
+        for step, (xb, yb) in enumerate(batches):
+            if settings.augment != "none":
+                xb = next(iterate_batches(xb, yb, len(yb), generator=dev_gen,
+                                          augment=settings.augment))[0]
+            if settings.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, settings.precision):
+                if settings.mixup_alpha > 0:
+                    xm, ya, yb2, lam = mixup(xb, yb, settings.mixup_alpha, rng)
+                    logits = model(xm).float()
+                    loss = (lam * F.cross_entropy(logits, ya, reduction="none")
+                            + (1 - lam) * F.cross_entropy(logits, yb2, reduction="none")).mean()
+                else:
+                    loss = F.cross_entropy(model(xb).float(), yb)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            running += loss.detach().double() * len(yb)
+            count += len(yb)
+            # one host sync every 50 steps keeps divergence checks cheap on GPUs
+            if step % 50 == 49 and not torch.isfinite(running):
+                raise Diverged(epoch, step)
+        if not torch.isfinite(running):
+            raise Diverged(epoch, steps_per_epoch - 1)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+        test_loss, acc, top5 = evaluate(model, data.x_test, data.y_test,
+                                        settings.eval_batch_size, settings.precision)
+        metrics = EpochMetrics(epoch, float(running) / count, test_loss, acc, top5, seconds)
+        history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics)
+    return history
