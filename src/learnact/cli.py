@@ -81,7 +81,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _fmt_time(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
@@ -193,7 +193,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     print()
     print(ranking_table(rows))
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if k != "total")
-    print(f"\n{counts['total']} runs: {summary}. Wall time {_fmt_time(time.perf_counter() - start)}.")
+    wall = _fmt_time(time.perf_counter() - start)
+    print(f"\n{counts['total']} runs: {summary}. Wall time {wall}.")
     print(f"All results: learnact results --db {db}")
     return 1 if counts.get("failed") else 0
 

@@ -13,6 +13,7 @@ import io
 import pickle
 import zlib
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,7 +34,9 @@ def _read_bytes(path: Path) -> bytes:
                 return fh.read()
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path}: cannot read ({exc}); the file is corrupt or truncated") from exc
+        raise DatasetError(
+            f"{path}: cannot read ({exc}); the file is corrupt or truncated"
+        ) from exc
 
 
 def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -69,7 +72,7 @@ def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) ->
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Admits numpy arrays and dtypes; refuses every other global."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),

@@ -119,7 +119,7 @@ def find_idx(name: str, data_dir: str | Path | None = None, *, download: bool = 
         paths = [_find_file(directory, stem) for stem, _ in spec.files]
         if all(paths):
             log.info("loading %s from %s", name, directory)
-            return [read_idx(p, shape) for p, (_, shape) in zip(paths, spec.files, strict=True)]
+            return _check_local([read_idx(p) for p in paths], paths, spec)
     how = (
         f"Put the four IDX files ({', '.join(s for s, _ in spec.files)}, optionally .gz) in "
         f"--data-dir or $LEARNACT_DATA"
@@ -146,6 +146,20 @@ def find_idx(name: str, data_dir: str | Path | None = None, *, download: bool = 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     raise _missing(name, looked, f"Download failed ({'; '.join(errors)}).", how)
+
+
+def _check_local(arrays: list[np.ndarray], paths: list, spec: IdxDataset) -> list[np.ndarray]:
+    """Local copies may be subsets; image size and label counts must still agree."""
+    for i in (0, 2):
+        images, labels = arrays[i], arrays[i + 1]
+        if images.shape[1:] != spec.files[i][1][1:]:
+            raise DatasetError(f"{paths[i]}: images of shape {images.shape[1:]}, "
+                               f"expected {spec.files[i][1][1:]}")
+        if labels.shape != (len(images),):
+            raise DatasetError(f"{paths[i + 1]}: {labels.shape} labels for {len(images)} images")
+        if labels.size and labels.max() > 9:
+            raise DatasetError(f"{paths[i + 1]}: labels outside 0..9")
+    return arrays
 
 
 def _ensure(path: Path) -> Path:

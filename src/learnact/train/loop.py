@@ -124,12 +124,18 @@ def fit(
         model = model.to(memory_format=torch.channels_last)
     steps_per_epoch = math.ceil(len(data.y_train) / settings.batch_size)
     opt = make_optimizer(model, settings.lr, settings.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch,
-        pct_start=settings.pct_start, div_factor=settings.div_factor,
-        final_div_factor=settings.final_div / settings.div_factor,
-        base_momentum=0.85, max_momentum=0.95,
-    )
+    total = settings.epochs * steps_per_epoch
+    if total >= 2:
+        # OneCycleLR needs at least one step in each phase (it divides by their lengths)
+        pct = min(max(settings.pct_start, 1.5 / total), 1 - 0.5 / total)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=settings.lr, total_steps=total, pct_start=pct,
+            div_factor=settings.div_factor,
+            final_div_factor=settings.final_div / settings.div_factor,
+            base_momentum=0.85, max_momentum=0.95,
+        )
+    else:  # a single step: nothing to schedule
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     scaler = torch.amp.GradScaler("cuda", enabled=settings.precision == "fp16")
     gen = torch.Generator(device="cpu").manual_seed(seed)
     dev_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)

@@ -1,0 +1,127 @@
+"""Models with activation sites, the one-cycle loop, the LR finder and its suggestions."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import learnact
+from datasets import write_cifar_like, write_npz
+from learnact.data import load_dataset
+from learnact.models import build_model
+from learnact.train import Diverged, TrainSettings, fit, lr_find, make_optimizer
+from learnact.train.lr_find import minimum, steep, valley
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.parametrize(("name", "n_sites"), [("lenet5", 4), ("lenet4", 3)])
+def test_lenets(name, n_sites):
+    m = build_model(name, learnact.DualLine, in_channels=1, num_classes=10, image_size=28)
+    assert len(m.sites) == n_sites and [s.index for s in m.sites] == list(range(n_sites))
+    assert all(s.block is None for s in m.sites)
+    assert not any(isinstance(x, nn.BatchNorm2d) for x in m.modules())
+    out = m(torch.randn(3, 1, 28, 28))
+    out.sum().backward()
+    assert out.shape == (3, 10)
+    paths = {p for p, _ in m.named_modules()}
+    assert all(s.path in paths for s in m.sites)
+
+
+def test_wrn22_structure_and_smoke():
+    m = build_model("wrn22", learnact.DPReLU, in_channels=3, num_classes=10, image_size=32)
+    n = sum(p.numel() for p in m.parameters())
+    assert 9.5e6 < n < 9.8e6  # fastai's wrn_22 has about 9.7M
+    blocks = [(s.block, s.position) for s in m.sites if s.block is not None]
+    assert blocks == [(b, p) for b in range(9) for p in (1, 2)]
+    assert m.sites[-1].block is None and len(m.sites) == 19
+    out = m(torch.randn(2, 3, 32, 32))
+    out.sum().backward()
+    assert out.shape == (2, 10)
+
+
+def test_factory_must_make_new_modules():
+    shared = nn.ReLU()
+    with pytest.raises(ValueError, match="new module on every call"):
+        build_model("lenet5", lambda: shared, in_channels=1, num_classes=10, image_size=28)
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        build_model("vgg", nn.ReLU, in_channels=1, num_classes=10, image_size=28)
+
+
+def test_wrn22_one_epoch_on_tiny_cifar(tmp_path):
+    write_cifar_like(tmp_path / "cifar10", per_batch=8)
+    data = load_dataset("cifar10", data_dir=tmp_path, download=False)
+    m = build_model("wrn22", learnact.DualLine, in_channels=3, num_classes=10, image_size=32)
+    hist = fit(m, data, TrainSettings(epochs=1, lr=1e-3, batch_size=20, mixup_alpha=0.4,
+                                      augment="flip_crop", precision="bf16"), seed=0)
+    assert len(hist) == 1 and math.isfinite(hist[0].train_loss)
+    assert 0 <= hist[0].test_accuracy <= 1
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return load_dataset(str(write_npz(tmp_path / "t.npz", n_train=256, n_test=64)))
+
+
+def test_fit_is_reproducible_and_learns(tiny):
+    def once():
+        torch.manual_seed(0)
+        m = build_model("lenet5", nn.ReLU, in_channels=1, num_classes=10, image_size=28)
+        return fit(m, tiny, TrainSettings(epochs=3, lr=3e-3, batch_size=32), seed=7)
+
+    a, b = once(), once()
+    assert [(e.train_loss, e.test_accuracy) for e in a] == [(e.train_loss, e.test_accuracy)
+                                                            for e in b]
+    assert a[-1].test_accuracy > 0.5  # the class band is easy to see
+    assert a[-1].train_loss < a[0].train_loss
+
+
+def test_diverged_on_huge_lr(tiny):
+    torch.manual_seed(0)
+    m = build_model("lenet5", nn.ReLU, in_channels=1, num_classes=10, image_size=28)
+    with pytest.raises(Diverged):
+        fit(m, tiny, TrainSettings(epochs=2, lr=1e9, batch_size=32), seed=0)
+
+
+def test_lr_find_restores_state_and_suggests(tiny):
+    torch.manual_seed(0)
+    m = build_model("lenet5", learnact.DualLine, in_channels=1, num_classes=10, image_size=28)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    from learnact.data import iterate_batches
+
+    res = lr_find(m, lambda lr: make_optimizer(m, lr, 0.01),
+                  lambda: iterate_batches(tiny.x_train, tiny.y_train, 32, shuffle=True),
+                  lambda mod, x, y: nn.functional.cross_entropy(mod(x), y), num_it=60)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert 1e-7 <= res.suggestion <= 10 and len(res.lrs) == len(res.losses) >= 10
+    assert res.lrs == sorted(res.lrs)
+
+
+def test_suggestion_functions_on_a_known_curve():
+    lrs = [10 ** (-7 + i * 0.1) for i in range(81)]  # 1e-7 .. 10
+    # flat, then falling between 1e-5 and 1e-2 (fastest at 1e-3.5), then blowing up
+    losses = [2.0 - 1.5 / (1 + math.exp(-(math.log10(lr) + 3.5) * 3)) + max(0, math.log10(lr)
+              + 1.5) ** 2 for lr in lrs]
+    s = steep(lrs, losses)
+    assert 10 ** -3.7 <= s <= 10 ** -3.3
+    lo = min(range(len(losses)), key=losses.__getitem__)
+    assert minimum(lrs, losses) == pytest.approx(lrs[lo] / 10)
+    v = valley(lrs, losses)
+    assert lrs[0] < v < lrs[lo]
+    with pytest.raises(ValueError, match="at least 2"):
+        valley([1.0], [1.0])
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_real_fashion_mnist_lenet5_one_epoch():
+    torch.manual_seed(0)
+    data = load_dataset("fashion-mnist", download=False)
+    assert len(data.y_train) == 60000 and len(data.y_test) == 10000
+    m = build_model("lenet5", nn.ReLU, in_channels=1, num_classes=10, image_size=28)
+    hist = fit(m, data, TrainSettings(epochs=1, lr=3e-3, batch_size=128), seed=0)
+    assert hist[0].test_accuracy >= 0.80, hist

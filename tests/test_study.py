@@ -1,0 +1,260 @@
+"""The study runner and its database: resume, kill -9, concurrency, divergence, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from datasets import write_npz
+from learnact.cli import main
+from learnact.study import Store, StudyConfig, expand_runs, load_preset
+from learnact.study.store import StoreError
+
+ACTS = "relu,tanh,dual_line,gelu"
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    return str(write_npz(tmp_path_factory.mktemp("d") / "tiny.npz", n_train=256, n_test=64))
+
+
+@pytest.fixture(scope="module")
+def slow_npz(tmp_path_factory):
+    # big enough that a run takes about a second, so a kill lands mid-study
+    return str(write_npz(tmp_path_factory.mktemp("s") / "slow.npz", n_train=6000, n_test=200))
+
+
+def study_args(npz, db, acts=ACTS, epochs=2, extra=()):
+    return ["study", "--dataset", npz, "--model", "lenet5", "--activations", acts,
+            "--epochs", str(epochs), "--lr", "0.003", "--batch-size", "64", "--db", str(db),
+            *extra]
+
+
+def rows(db):
+    con = sqlite3.connect(db)
+    try:
+        runs = con.execute("SELECT run_id, activation, seed, status, attempts FROM runs").fetchall()
+        epochs = con.execute("SELECT run_id, epoch FROM epochs").fetchall()
+        return runs, epochs
+    finally:
+        con.close()
+
+
+def test_presets_load_and_quick_is_the_default():
+    quick = load_preset("quick")
+    assert quick.dataset == "fashion-mnist" and quick.model == "lenet5"
+    assert quick.activations == ("relu", "leaky_relu", "prelu", "gelu", "swish", "mish",
+                                 "dp_relu", "dual_line")
+    wrn = load_preset("paper-wrn-cifar10")
+    assert (wrn.batch_size, wrn.epochs, wrn.mixup_alpha, wrn.augment) == (512, 24, 0.4,
+                                                                           "flip_crop")
+    for name in ("paper-lenet5-mnist", "paper-lenet4-mnist", "fashion-lenet5"):
+        assert load_preset(name).seeds == 5
+    with pytest.raises(ValueError, match="unknown preset 'nope'; choose one of"):
+        load_preset("nope")
+
+
+def test_run_ids_are_deterministic_and_distinct():
+    cfg = StudyConfig(activations=("relu", "dual_*"), seeds=2)
+    a, b = expand_runs(cfg), expand_runs(cfg)
+    assert [r.run_id for r in a] == [r.run_id for r in b]
+    assert len({r.run_id for r in a}) == len(a) == 6
+    changed = expand_runs(StudyConfig(activations=("relu", "dual_*"), seeds=2, epochs=2))
+    assert not {r.run_id for r in a} & {r.run_id for r in changed}
+    on_gpu = expand_runs(StudyConfig(activations=("relu", "dual_*"), seeds=2, device="cuda"))
+    assert [r.run_id for r in on_gpu] == [r.run_id for r in a]
+
+
+def test_study_stores_everything_and_resumes(npz, tmp_path, capsys):
+    db = tmp_path / "r.db"
+    assert main(study_args(npz, db, acts="relu,dual_line", extra=["--seeds", "2"])) == 0
+    out = capsys.readouterr().out
+    assert "4 runs: 4 done" in out and "rank" in out and "dual_line" in out
+    runs, epochs = rows(db)
+    assert len(runs) == 4 and {r[3] for r in runs} == {"done"}
+    assert len(epochs) == 8
+    con = sqlite3.connect(db)
+    params = con.execute("SELECT DISTINCT path, param, site_index FROM act_params "
+                         "WHERE epoch = -1 ORDER BY site_index, param").fetchall()
+    env = con.execute("SELECT env FROM runs LIMIT 1").fetchone()[0]
+    con.close()
+    assert len(params) == 4 * 3  # 4 sites x (pos_slope, neg_slope, mean_shift)
+    assert params[0][0] == "features.1"
+    assert '"torch"' in env and '"learnact"' in env
+    # the same command again trains nothing
+    t = time.perf_counter()
+    assert main(study_args(npz, db, acts="relu,dual_line", extra=["--seeds", "2"])) == 0
+    assert "4 already finished" in capsys.readouterr().out
+    assert time.perf_counter() - t < 5
+    assert rows(db)[0] == runs
+
+
+def test_results_csv_columns(npz, tmp_path, capsys):
+    db = tmp_path / "r.db"
+    main(study_args(npz, db, acts="relu", epochs=1))
+    capsys.readouterr()
+    assert main(["results", "--db", str(db), "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(table[0]) == ["activation", "model", "dataset", "seed", "status", "epochs", "lr",
+                              "test_accuracy", "test_top5", "test_loss", "train_loss",
+                              "epoch_seconds"]
+    assert table[0]["activation"] == "relu" and table[0]["status"] == "done"
+    assert float(table[0]["lr"]) == 0.003 and table[0]["epochs"] == "1"
+
+
+def test_lr_find_is_recorded(npz, tmp_path):
+    db = tmp_path / "r.db"
+    args = study_args(npz, db, acts="dual_line", epochs=1)
+    args[args.index("--lr") + 1] = "find"
+    assert main(args) == 0
+    con = sqlite3.connect(db)
+    method, suggestion, lrs = con.execute(
+        "SELECT method, suggestion, lrs FROM lr_find").fetchone()
+    run_lr = con.execute("SELECT lr FROM runs").fetchone()[0]
+    con.close()
+    assert method == "valley" and suggestion == run_lr and len(lrs) > 10
+
+
+def test_nan_gives_diverged_and_the_study_goes_on(npz, tmp_path, capsys):
+    db = tmp_path / "r.db"
+    args = study_args(npz, db, acts="relu,tanh", epochs=2)
+    args[args.index("--lr") + 1] = "1e9"
+    assert main(args) == 0
+    runs, _ = rows(db)
+    assert sorted(r[3] for r in runs) == ["diverged", "diverged"]
+    con = sqlite3.connect(db)
+    errors = [r[0] for r in con.execute("SELECT error FROM runs")]
+    con.close()
+    assert all("not finite" in e for e in errors)
+    assert "2 diverged" in capsys.readouterr().out
+
+
+def _study_proc(npz, db, acts=ACTS, epochs=2):
+    return subprocess.Popen([sys.executable, "-m", "learnact.cli",
+                             *study_args(npz, db, acts=acts, epochs=epochs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_kill_9_mid_study_then_resume(slow_npz, tmp_path):
+    db = tmp_path / "r.db"
+    proc = _study_proc(slow_npz, db)
+    deadline = time.time() + 120
+    killed_while_running = False
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                runs, epochs = rows(db)
+            except sqlite3.OperationalError:
+                runs, epochs = [], []
+            done = [r for r in runs if r[3] == "done"]
+            running = [r for r in runs if r[3] == "running"]
+            if done and running:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_while_running = True
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_while_running, "the study finished before it could be killed"
+    runs, _ = rows(db)
+    assert any(r[3] == "running" for r in runs)
+    # the next invocation reclaims the dead process's run at once and redoes it cleanly
+    assert main(study_args(slow_npz, db)) == 0
+    runs, epochs = rows(db)
+    assert len(runs) == 4 and all(r[3] == "done" for r in runs)
+    assert len(epochs) == len(set(epochs)) == 4 * 2
+    assert max(r[4] for r in runs) == 2  # the killed run was attempted twice
+
+
+def test_two_concurrent_studies_share_the_work(slow_npz, tmp_path):
+    db = tmp_path / "r.db"
+    Store(db).close()  # both start on an existing database
+    procs = [_study_proc(slow_npz, db, epochs=1) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read().decode()
+    runs, epochs = rows(db)
+    assert len(runs) == 4 and all(r[3] == "done" for r in runs)
+    assert all(r[4] == 1 for r in runs), "a run was trained twice"
+    assert len(epochs) == 4
+
+
+def test_jobs_runs_in_parallel_processes(npz, tmp_path, capsys):
+    db = tmp_path / "r.db"
+    assert main(study_args(npz, db, epochs=1, extra=["--jobs", "2"])) == 0
+    runs, epochs = rows(db)
+    assert len(runs) == 4 and all(r[3] == "done" and r[4] == 1 for r in runs)
+    assert len(epochs) == 4
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--preset", "nope"], "invalid choice: 'nope'"),
+        (["--activations", "reluu"], "unknown activation 'reluu'; closest: relu"),
+        (["--model", "vgg"], "invalid choice: 'vgg'"),
+        (["--dataset", "imagenet"], "unknown dataset 'imagenet'; choose one of"),
+        (["--seeds", "0"], "seeds must be a positive integer"),
+        (["--epochs", "-1"], "epochs must be a positive integer"),
+        (["--batch-size", "0"], "batch-size must be a positive integer"),
+        (["--lr", "fast"], "--lr must be a positive number or 'find'"),
+        (["--jobs", "0"], "--jobs must be a positive integer"),
+    ],
+)
+def test_bad_input_one_line_exit_2_db_untouched(flags, message, tmp_path, capsys):
+    db = tmp_path / "r.db"
+    with pytest.raises(SystemExit) if "invalid choice" in message else _nothing():
+        code = main(["study", "--db", str(db), *flags])
+        assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]
+    if "invalid choice" not in message:
+        assert len(err) == 1
+    assert not db.exists()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_unreadable_database(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    before = db.read_bytes()
+    assert main(["study", "--db", str(db), "--activations", "relu"]) == 2
+    assert "not a readable SQLite database" in capsys.readouterr().err
+    assert main(["results", "--db", str(db)]) == 2
+    assert db.read_bytes() == before
+    assert main(["results", "--db", str(tmp_path / "missing.db")]) == 2
+    assert "no results database" in capsys.readouterr().err
+    with pytest.raises(StoreError):
+        Store(db)
+
+
+def test_lease_expiry_lets_another_process_reclaim(tmp_path):
+    db = tmp_path / "r.db"
+    a = Store(db, lease_s=0.2)
+    run = expand_runs(StudyConfig(activations=("relu",)))[0]
+    a.add_runs([run.as_row()])
+    assert a.claim([run.run_id]) == run.run_id
+    b = Store(db, lease_s=0.2)
+    b.host = "another-host"  # cannot check the owner's pid: must wait for the lease
+    assert b.claim([run.run_id]) is None
+    time.sleep(0.3)
+    assert b.claim([run.run_id]) == run.run_id
+    assert not a.heartbeat(run.run_id)  # a lost it
+    assert not a.finish(run.run_id, "done", lr=0.1, env={})
+    assert b.finish(run.run_id, "done", lr=0.1, env={})
+    a.close()
+    b.close()
