@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint readme-table clean
+.PHONY: setup data run test lint readme-table clean
 
 # torch is pinned here: on our machines 2.13.0 is a local CPU build, while an
 # unpinned torch pulls a multi-GB CUDA build. The package itself needs torch>=2.4.
@@ -17,15 +17,20 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job: list the zoo and draw response curves.
-run: $(STAMP)
-	$(BIN)/learnact list
+# Fashion-MNIST from Debian's dataset-fashion-mnist package (where apt exists).
+data:
+	bash scripts/get-fashion-mnist.sh
+
+# The main job: the `quick` study (Fashion-MNIST, LeNet5, 8 activations), then
+# response curves of the same activations.
+run: $(STAMP) data
+	$(BIN)/learnact study --preset quick
 	$(BIN)/learnact plot relu leaky_relu prelu gelu swish mish dp_relu dual_line --out learnact-plots/curves.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint
+test: lint data
 	$(BIN)/python -m pytest -n 2 -q
 
 # Regenerate the README's zoo table from the registry.
