@@ -294,6 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.names = ["*"]
     try:
         return args.func(args)
+    except BrokenPipeError:  # e.g. `learnact results | head`
+        sys.stderr.close()
+        return 0
     except (CLIError, ValueError, TypeError, DatasetError) as exc:
         print(f"learnact {args.command}: error: {exc}", file=sys.stderr)
         return 2
