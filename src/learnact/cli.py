@@ -196,7 +196,27 @@ def _cmd_study(args: argparse.Namespace) -> int:
     wall = _fmt_time(time.perf_counter() - start)
     print(f"\n{counts['total']} runs: {summary}. Wall time {wall}.")
     print(f"All results: learnact results --db {db}")
+    if args.report:
+        _cmd_report(argparse.Namespace(db=str(db), out=args.report_dir, format="png"))
+    else:
+        print(f"Make the report: learnact report --db {db} --out {args.report_dir}")
     return 1 if counts.get("failed") else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        from .report import ReportError, make_report
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise CLIError(f"reports need pandas and matplotlib: pip install 'learnact[plot]' "
+                       f"({exc})") from exc
+    start = time.perf_counter()
+    try:
+        result = make_report(args.db, args.out, args.format)
+    except ReportError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"report: {len(result.files)} files for {len(result.tasks)} task(s) in "
+          f"{_fmt_time(time.perf_counter() - start)}; open {result.index}")
+    return 0
 
 
 RESULT_COLUMNS = ("activation", "model", "dataset", "seed", "status", "epochs", "lr",
@@ -277,7 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--data-dir", help="directory searched first for datasets "
                    "(also $LEARNACT_DATA)")
+    p.add_argument("--report", action="store_true", help="make the report when done")
+    p.add_argument("--report-dir", default="learnact-results/report",
+                   help="where --report writes (default: learnact-results/report)")
     p.set_defaults(func=_cmd_study)
+
+    p = sub.add_parser("report", help="figures, tables and index.html from a results database")
+    p.add_argument("--db", default="learnact-results/results.db", help="results database")
+    p.add_argument("--out", default="learnact-results/report", help="output directory")
+    p.add_argument("--format", choices=("png", "svg"), default="png", help="figure format")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("results", help="print the runs stored in a results database")
     p.add_argument("--db", default="learnact-results/results.db", help="results database")

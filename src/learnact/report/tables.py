@@ -1,0 +1,274 @@
+"""Tables computed from a results database: summaries, ranks, LR ranges, paired tests.
+
+Everything here is a function of data frames read by :func:`load_frames`;
+nothing is typed in by hand. Needs pandas (``pip install learnact[plot]``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import ReportError
+from .stats import average_ranks, friedman, mean_ci, nemenyi_cd, wilcoxon_signed_rank
+
+__all__ = [
+    "METRICS",
+    "Frames",
+    "friedman_table",
+    "load_frames",
+    "lr_table",
+    "paired_vs_baseline",
+    "ranking_summary",
+    "summary_table",
+]
+
+
+# column -> (label, higher is better)
+METRICS = {
+    "max_accuracy": ("max accuracy", True),
+    "mean_accuracy": ("mean accuracy", True),
+    "mean_top5": ("mean top-5", True),
+    "mean_train_loss": ("mean train loss", False),
+    "mean_test_loss": ("mean validation loss", False),
+    "mean_epoch_seconds": ("time per epoch (s)", False),
+}
+
+
+@dataclass
+class Frames:
+    """The database as data frames.
+
+    Attributes:
+        runs: one row per run, with its last-epoch metrics and mean epoch time.
+        epochs: one row per (run, epoch).
+        params: activation parameter values with site, block and position.
+        lr_find: one row per run that used the LR finder.
+    """
+
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    params: pd.DataFrame
+    lr_find: pd.DataFrame
+
+    def tasks(self) -> list[tuple[str, str]]:
+        """The (dataset, model) pairs present, sorted."""
+        pairs = self.runs[["dataset", "model"]].drop_duplicates()
+        return sorted(map(tuple, pairs.to_numpy().tolist()))
+
+
+def load_frames(db: str | Path) -> Frames:
+    """Read a results database into :class:`Frames`.
+
+    Raises:
+        ReportError: the file is missing, unreadable, or holds no runs.
+    """
+    path = Path(db)
+    if not path.is_file():
+        raise ReportError(f"no results database at {path}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            runs = pd.read_sql_query("SELECT * FROM runs", con)
+            epochs = pd.read_sql_query("SELECT * FROM epochs", con)
+            params = pd.read_sql_query("SELECT * FROM act_params", con)
+            lr_find = pd.read_sql_query("SELECT * FROM lr_find", con)
+        finally:
+            con.close()
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise ReportError(f"{path}: not a readable learnact results database ({exc})") from exc
+    if runs.empty:
+        raise ReportError(f"{path} holds no runs; run `learnact study` first")
+    last = epochs.sort_values("epoch").groupby("run_id").tail(1).set_index("run_id")
+    mean_s = epochs.groupby("run_id")["seconds"].mean()
+    runs = runs.join(last[["train_loss", "test_loss", "test_accuracy", "test_top5"]],
+                     on="run_id")
+    runs["epoch_seconds"] = runs["run_id"].map(mean_s)
+    runs["n_epochs"] = runs["run_id"].map(epochs.groupby("run_id").size()).fillna(0)
+    meta = runs.set_index("run_id")[["activation", "model", "dataset", "seed", "status"]]
+    params = params.join(meta, on="run_id")
+    return Frames(runs, epochs, params, lr_find)
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per-activation summary of one task's runs, sorted by mean accuracy.
+
+    Columns: ``activation``, ``n`` (finished runs), ``diverged``, ``failed``,
+    the :data:`METRICS`, ``accuracy_std``, ``accuracy_ci_low``/``high``,
+    ``lr_min``/``lr_max``, and ``rank_<metric>`` for each metric (1 = best).
+    Diverged and failed runs are counted but do not enter the means.
+    """
+    rows = []
+    for act, group in runs.groupby("activation", sort=True):
+        ok = group[group["status"] == "done"]
+        acc = ok["test_accuracy"].dropna().tolist()
+        mean, std, lo, hi = mean_ci(acc)
+        lrs = group["lr"].dropna()
+        rows.append({
+            "activation": act,
+            "n": len(ok),
+            "diverged": int((group["status"] == "diverged").sum()),
+            "failed": int((group["status"] == "failed").sum()),
+            "max_accuracy": max(acc) if acc else math.nan,
+            "mean_accuracy": mean,
+            "accuracy_std": std,
+            "accuracy_ci_low": lo,
+            "accuracy_ci_high": hi,
+            "mean_top5": ok["test_top5"].mean(),
+            "mean_train_loss": ok["train_loss"].mean(),
+            "mean_test_loss": ok["test_loss"].mean(),
+            "mean_epoch_seconds": ok["epoch_seconds"].mean(),
+            "lr_min": lrs.min() if len(lrs) else math.nan,
+            "lr_max": lrs.max() if len(lrs) else math.nan,
+        })
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    for col, (_, higher) in METRICS.items():
+        table[f"rank_{col}"] = table[col].rank(ascending=not higher, method="min",
+                                                na_option="bottom").astype(int)
+    table = table.sort_values(["mean_accuracy", "activation"], ascending=[False, True],
+                              na_position="last")
+    return table.reset_index(drop=True)
+
+
+def _ordinal(n: int) -> str:
+    if n == 1:
+        return "best"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix} best"
+
+
+def ranking_summary(table: pd.DataFrame, focus: list[str] | None = None,
+                    metrics: tuple[str, ...] = ("max_accuracy", "mean_accuracy", "mean_top5",
+                                                "mean_train_loss", "mean_test_loss")) -> list[str]:
+    """Sentences in the style of the paper's sections 7.1-7.3.
+
+    For each activation in ``focus`` (default: the paper's two and the best
+    one), e.g. ``"dual_line: 2nd best max accuracy, best mean accuracy, ..."``.
+    """
+    if table.empty:
+        return []
+    best = table.iloc[0]["activation"]
+    names = focus if focus is not None else [
+        n for n in ("dual_line", "dp_relu") if n in set(table["activation"])]
+    if best not in names:
+        names = [*names, best]
+    lines = []
+    for name in names:
+        row = table[table["activation"] == name]
+        if row.empty:
+            continue
+        row = row.iloc[0]
+        parts = [f"{_ordinal(int(row[f'rank_{m}']))} {METRICS[m][0]}" for m in metrics]
+        lines.append(f"{name}: " + ", ".join(parts) + f" (of {len(table)})")
+    return lines
+
+
+def lr_table(frames: Frames) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's Table 1 and the per-activation LR ranges.
+
+    Returns ``(overview, per_activation)``. ``overview`` has one row per
+    (dataset, model) plus an ``Overall`` row: the min and max learning rate
+    used and the activation each came from. ``per_activation`` has
+    ``dataset, model, activation, lr_min, lr_max, runs``.
+    """
+    runs = frames.runs.dropna(subset=["lr"])
+    rows = []
+    for (dataset, model), group in runs.groupby(["dataset", "model"], sort=True):
+        lo, hi = group.loc[group["lr"].idxmin()], group.loc[group["lr"].idxmax()]
+        rows.append({"task": f"{dataset} / {model}", "lr_min": lo["lr"],
+                     "lr_min_activation": lo["activation"], "lr_max": hi["lr"],
+                     "lr_max_activation": hi["activation"]})
+    if not runs.empty:
+        lo, hi = runs.loc[runs["lr"].idxmin()], runs.loc[runs["lr"].idxmax()]
+        rows.append({"task": "Overall", "lr_min": lo["lr"], "lr_min_activation": lo["activation"],
+                     "lr_max": hi["lr"], "lr_max_activation": hi["activation"]})
+    per = (runs.groupby(["dataset", "model", "activation"])["lr"]
+           .agg(lr_min="min", lr_max="max", runs="count").reset_index())
+    return pd.DataFrame(rows), per
+
+
+def paired_vs_baseline(runs: pd.DataFrame, baseline: str = "relu") -> pd.DataFrame:
+    """Each activation against ``baseline`` on test accuracy, paired by seed.
+
+    Columns: ``activation, pairs, mean_diff, ci_low, ci_high, wilcoxon_p, note``.
+    Only seeds where both runs finished (``done``) are paired.
+    """
+    done = runs[runs["status"] == "done"]
+    base = done[done["activation"] == baseline].set_index("seed")["test_accuracy"]
+    rows = []
+    for act, group in done.groupby("activation", sort=True):
+        if act == baseline:
+            continue
+        mine = group.set_index("seed")["test_accuracy"]
+        seeds = sorted(set(mine.index) & set(base.index))
+        diffs = [float(mine[s] - base[s]) for s in seeds]
+        mean, _, lo, hi = mean_ci(diffs)
+        _, p, used = wilcoxon_signed_rank(diffs)
+        if not seeds:
+            note = f"no seed shared with {baseline}"
+        elif len(seeds) < 5:
+            note = (f"only {len(seeds)} paired seed(s): the smallest two-sided p-value "
+                    f"possible is {2 / 2 ** len(seeds):.3g}, so no test can be significant")
+        else:
+            note = ""
+        rows.append({"activation": act, "pairs": len(seeds), "mean_diff": mean,
+                     "ci_low": lo, "ci_high": hi, "wilcoxon_p": p if used else math.nan,
+                     "note": note})
+    return pd.DataFrame(rows, columns=["activation", "pairs", "mean_diff", "ci_low", "ci_high",
+                                       "wilcoxon_p", "note"])
+
+
+def friedman_table(runs: pd.DataFrame) -> dict | None:
+    """Friedman test and Nemenyi CD over tasks, on mean accuracy per (task, activation).
+
+    Uses the activations present (finished) in every task. Returns ``None``
+    with fewer than 2 tasks or 2 common activations, else a dict with
+    ``activations``, ``avg_ranks``, ``chi2``, ``p``, ``cd``, ``n_tasks``.
+    """
+    done = runs[runs["status"] == "done"]
+    pivot = done.groupby(["dataset", "model", "activation"])["test_accuracy"].mean().unstack()
+    pivot = pivot.dropna(axis=1)
+    if pivot.shape[0] < 2 or pivot.shape[1] < 2:
+        return None
+    scores = pivot.to_numpy()
+    ranks = average_ranks(scores, higher_is_better=True)
+    chi2, p = friedman(scores)
+    return {"activations": list(pivot.columns), "avg_ranks": ranks.tolist(), "chi2": chi2,
+            "p": p, "cd": nemenyi_cd(scores.shape[1], scores.shape[0]),
+            "n_tasks": scores.shape[0]}
+
+
+def settings_of(runs: pd.DataFrame) -> dict:
+    """The resolved settings stored with the first run (for the report header)."""
+    if runs.empty:
+        return {}
+    return json.loads(runs.iloc[0]["settings"])
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v:.3g}" if (abs(v) < 1e-3 or abs(v) >= 1e4) and v != 0 else f"{v:.4f}"
+    return str(v)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A plain Markdown table (no extra dependency)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def np_nan_to_none(values):
+    """JSON-friendly copy of a sequence with NaN as None."""
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in np.asarray(values)]
