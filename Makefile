@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data run test lint readme-table clean
+.PHONY: setup data browser run test lint readme-table clean
 
 # torch is pinned here: on our machines 2.13.0 is a local CPU build, while an
 # unpinned torch pulls a multi-GB CUDA build. The package itself needs torch>=2.4.
@@ -19,18 +19,22 @@ setup: $(STAMP)
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist package (where apt exists).
 data:
-	bash scripts/get-fashion-mnist.sh
+	bash scripts/apt-install.sh dataset-fashion-mnist
 
-# The main job: the `quick` study (Fashion-MNIST, LeNet5, 8 activations), then
-# response curves of the same activations.
+# Debian's chromium, for the report page's headless-browser test.
+browser:
+	bash scripts/apt-install.sh chromium
+
+# The main job: the `quick` study (Fashion-MNIST, LeNet5, 8 activations) and its
+# report (learnact-results/report/index.html), then response curves.
 run: $(STAMP) data
-	$(BIN)/learnact study --preset quick
+	$(BIN)/learnact study --preset quick --report
 	$(BIN)/learnact plot relu leaky_relu prelu gelu swish mish dp_relu dual_line --out learnact-plots/curves.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint data
+test: lint data browser
 	$(BIN)/python -m pytest -n 2 -q
 
 # Regenerate the README's zoo table from the registry.

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
 
-from ..registry import create_activation  # noqa: E402
-from .tables import METRICS  # noqa: E402
+from ..registry import create_activation
+from .tables import METRICS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,8 +47,7 @@ def heatmap(table: pd.DataFrame, title: str = "") -> Figure:
         lo, hi = np.nanmin(v), np.nanmax(v)
         norm = (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
         shade[:, j] = np.where(finite, norm if METRICS[col][1] else 1 - norm, np.nan)
-    cmap = plt.get_cmap("Blues").copy()
-    cmap.set_bad("0.9")
+    cmap = plt.get_cmap("Blues").with_extremes(bad="0.9")
     ax.imshow(np.ma.masked_invalid(0.08 + 0.84 * shade), cmap=cmap, vmin=0, vmax=1,
               aspect="auto")
     fontsize = 7 if n > 30 else 8
@@ -62,7 +61,7 @@ def heatmap(table: pd.DataFrame, title: str = "") -> Figure:
         lr = table.iloc[i]
         lr_text = ("–" if not np.isfinite(lr["lr_min"])
                    else f"{lr['lr_min']:.2g} – {lr['lr_max']:.2g}")
-        note = " (diverged: %d)" % lr["diverged"] if lr.get("diverged", 0) else ""
+        note = f" (diverged: {lr['diverged']})" if lr.get("diverged", 0) else ""
         ax.text(len(cols) - 0.4, i, lr_text + note, ha="left", va="center", fontsize=fontsize)
     ax.text(len(cols) - 0.4, -0.9, "LR min – max", ha="left", va="bottom", fontsize=8,
             weight="bold")

@@ -139,7 +139,7 @@ def wilcoxon_signed_rank(diffs: Sequence[float]) -> tuple[float, float, int]:
             counts[r:] += counts[:-r].copy()
         counts /= 2.0**n
         w = min(w_plus, total - w_plus)
-        p = min(1.0, 2 * float(counts[: int(math.floor(w)) + 1].sum()))
+        p = min(1.0, 2 * float(counts[: math.floor(w) + 1].sum()))
         return w_plus, p, n
     mean = total / 2
     _, tie_counts = np.unique(ranks, return_counts=True)

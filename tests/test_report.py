@@ -1,0 +1,243 @@
+"""Reports from a synthetic database with known values."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("pandas")
+pytest.importorskip("matplotlib")
+
+from learnact.cli import main
+from learnact.report import make_report
+from learnact.report import stats as S
+from learnact.report import tables as T
+from learnact.study import RunSpec, Store
+
+ACTS8 = ["relu", "gelu", "dual_line", "dp_relu", "tanh", "mish", "prelu", "silu"]
+
+
+def accuracy(act_index: int, seed: int, task: int) -> float:
+    """The known value stored for a run: deterministic, distinct per activation."""
+    return 0.9 - 0.004 * act_index + 0.001 * ((seed * 7 + act_index + task) % 5)
+
+
+def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=()):
+    store = Store(path)
+    for t, (dataset, model) in enumerate(tasks):
+        # rows built by hand so that unregistered (user) activation names work too
+        runs = [RunSpec(f"{dataset}-{model}-{act}-{seed}", "synthetic", act, model, dataset,
+                        seed, {"lr": 1e-3}) for act in acts for seed in range(seeds)]
+        store.add_runs(r.as_row() for r in runs)
+        n_sites, blocks = (19, True) if model == "wrn22" else (4, False)
+        for run in runs:
+            assert store.claim([run.run_id]) == run.run_id
+            i = acts.index(run.activation)
+            acc = accuracy(i, run.seed, t)
+            for epoch in range(2):
+                store.add_epoch(run.run_id, {
+                    "epoch": epoch, "train_loss": 1.0 - acc + 0.1 * (1 - epoch),
+                    "test_loss": 1.2 - acc, "test_accuracy": acc - 0.05 * (1 - epoch),
+                    "test_top5": min(1.0, acc + 0.08), "seconds": 1.0 + 0.01 * i})
+            if run.activation in ("dual_line", "dp_relu", "prelu"):
+                rows = []
+                names = {"dual_line": ["pos_slope", "neg_slope", "mean_shift"],
+                         "dp_relu": ["pos_slope", "neg_slope"], "prelu": ["weight"]}[run.activation]
+                for s in range(n_sites):
+                    block = (s // 2 if s < 18 else None) if blocks else None
+                    pos = (s % 2 + 1 if s < 18 else None) if blocks else None
+                    for name in names:
+                        base = {"pos_slope": 1.0, "neg_slope": 0.01, "mean_shift": -0.22,
+                                "weight": 0.25}[name]
+                        rows.append((s, f"site{s}", block, pos, name, 0,
+                                     base + 0.01 * s + 0.001 * run.seed))
+                store.add_params(run.run_id, -1, rows)
+            status = "diverged" if (run.activation, run.seed) in diverge else "done"
+            store.finish(run.run_id, status, lr=1e-3 * (1 + i) * (1 + run.seed), env={})
+    store.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def db8(tmp_path_factory):
+    path = tmp_path_factory.mktemp("db") / "r.db"
+    return build_db(path, ACTS8, 5, tasks=(("fashion-mnist", "lenet5"), ("mnist", "wrn22")),
+                    diverge={("tanh", 4)})
+
+
+def test_summary_numbers_equal_a_recomputation(db8):
+    frames = T.load_frames(db8)
+    runs = frames.runs[(frames.runs["dataset"] == "fashion-mnist")]
+    table = T.summary_table(runs).set_index("activation")
+    for i, act in enumerate(ACTS8):
+        seeds = [s for s in range(5) if (act, s) != ("tanh", 4)]
+        accs = [accuracy(i, s, 0) for s in seeds]
+        row = table.loc[act]
+        assert row["n"] == len(seeds)
+        assert row["mean_accuracy"] == pytest.approx(np.mean(accs))
+        assert row["max_accuracy"] == pytest.approx(max(accs))
+        assert row["accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+        half = {4: 2.7764451, 3: 3.1824463}[len(seeds) - 1] * np.std(accs, ddof=1) / math.sqrt(
+            len(seeds))
+        assert row["accuracy_ci_low"] == pytest.approx(np.mean(accs) - half, rel=1e-6)
+        assert row["mean_train_loss"] == pytest.approx(np.mean([1 - a for a in accs]))
+        assert row["mean_epoch_seconds"] == pytest.approx(1.0 + 0.01 * i)
+        assert row["lr_min"] == pytest.approx(1e-3 * (1 + i))
+        assert row["lr_max"] == pytest.approx(1e-3 * (1 + i) * 5)
+    assert table.loc["tanh", "diverged"] == 1
+    means = table["mean_accuracy"]
+    assert list(table.index) == list(means.sort_values(ascending=False).index)
+    assert table.loc[means.idxmax(), "rank_mean_accuracy"] == 1
+    # lower is better for losses
+    assert table.loc[table["mean_test_loss"].idxmin(), "rank_mean_test_loss"] == 1
+
+
+def test_generated_summary_sentences(db8):
+    frames = T.load_frames(db8)
+    table = T.summary_table(frames.runs[frames.runs["dataset"] == "fashion-mnist"])
+    lines = T.ranking_summary(table)
+    rank = int(table.set_index("activation").loc["dual_line", "rank_mean_accuracy"])
+    expected = "best" if rank == 1 else f"{rank}{ {2: 'nd', 3: 'rd'}.get(rank, 'th') } best"
+    assert lines[0].startswith("dual_line: ")
+    assert f"{expected} mean accuracy" in lines[0]
+    assert any(line.startswith("dp_relu:") for line in lines)
+
+
+def test_lr_table_matches(db8):
+    frames = T.load_frames(db8)
+    overview, per = T.lr_table(frames)
+    assert list(overview["task"]) == ["fashion-mnist / lenet5", "mnist / wrn22", "Overall"]
+    overall = overview.iloc[-1]
+    assert overall["lr_min"] == pytest.approx(1e-3) and overall["lr_min_activation"] == "relu"
+    assert overall["lr_max"] == pytest.approx(1e-3 * 8 * 5)
+    assert overall["lr_max_activation"] == "silu"
+    assert len(per) == 16
+
+
+def test_paired_against_relu(db8):
+    frames = T.load_frames(db8)
+    runs = frames.runs[frames.runs["dataset"] == "fashion-mnist"]
+    paired = T.paired_vs_baseline(runs).set_index("activation")
+    diffs = [accuracy(1, s, 0) - accuracy(0, s, 0) for s in range(5)]
+    assert paired.loc["gelu", "mean_diff"] == pytest.approx(np.mean(diffs))
+    assert paired.loc["gelu", "pairs"] == 5
+    assert paired.loc["gelu", "wilcoxon_p"] == pytest.approx(S.wilcoxon_signed_rank(diffs)[1])
+    assert paired.loc["tanh", "pairs"] == 4 and "only 4 paired" in paired.loc["tanh", "note"]
+
+
+def test_stats_against_known_values():
+    assert S.t_quantile_975(4) == pytest.approx(2.776445, rel=1e-5)
+    assert S.chi2_sf(3.841459, 1) == pytest.approx(0.05, abs=1e-6)
+    # Demšar (2006), table 5: q_0.05 for the Nemenyi test
+    for k, q in {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 10: 3.164}.items():
+        assert S.studentized_range_q(k) == pytest.approx(q, abs=2e-3)
+    # exact Wilcoxon: all 5 differences positive -> p = 2/32
+    assert S.wilcoxon_signed_rank([0.1, 0.2, 0.3, 0.4, 0.5])[1] == pytest.approx(0.0625)
+    w, p, n = S.wilcoxon_signed_rank([1, -2, 3, 4, 5, 6, 7, -8])
+    assert (w, n) == (26.0, 8)
+    # brute force over the 2^8 sign patterns
+    import itertools
+    sums = [sum(r for r, s in zip(range(1, 9), signs, strict=True) if s)
+            for signs in itertools.product([0, 1], repeat=8)]
+    assert p == pytest.approx(2 * sum(s <= 10 for s in sums) / 256)
+
+
+def test_friedman_and_cd_ranks_on_a_hand_computed_example():
+    # 4 tasks x 3 methods; by hand: ranks per row (1 = best)
+    scores = np.array([[0.90, 0.85, 0.80],   # 1 2 3
+                       [0.88, 0.89, 0.70],   # 2 1 3
+                       [0.91, 0.80, 0.80],   # 1 2.5 2.5
+                       [0.70, 0.75, 0.72]])  # 3 1 2
+    ranks = S.average_ranks(scores)
+    np.testing.assert_allclose(ranks, [7 / 4, 6.5 / 4, 10.5 / 4])
+    chi2, p = S.friedman(scores)
+    expected = 12 * 4 / (3 * 4) * (sum(r * r for r in ranks) - 3 * 16 / 4)
+    assert chi2 == pytest.approx(expected)
+    assert 0 < p <= 1
+    assert S.nemenyi_cd(3, 4) == pytest.approx(2.343 * math.sqrt(3 * 4 / 24), abs=2e-3)
+
+
+def test_report_writes_everything(db8, tmp_path):
+    result = make_report(db8, tmp_path / "rep")
+    names = {p.relative_to(tmp_path / "rep").as_posix() for p in result.files}
+    for task in ("fashion-mnist_lenet5", "mnist_wrn22"):
+        for f in ("heatmap.png", "ranking.csv", "ranking.md", "paired_vs_relu.csv",
+                  "params_dual_line.png", "region_dual_line.png"):
+            assert f"{task}/{f}" in names
+    assert "mnist_wrn22/blocks_dual_line.png" in names
+    assert "fashion-mnist_lenet5/blocks_dual_line.png" not in names  # no blocks in LeNet
+    assert {"cd_diagram.png", "lr_table.csv", "lr_table.md", "index.html"} <= names
+    for p in result.files:
+        assert p.stat().st_size > 100, p
+        if p.suffix == ".png":
+            assert p.read_bytes()[:4] == b"\x89PNG"
+    csv = pd.read_csv(tmp_path / "rep" / "fashion-mnist_lenet5" / "ranking.csv")
+    assert len(csv) == 8
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
+    assert page.count('class="sortable"') >= 4
+
+
+def test_report_on_a_subset_svg(tmp_path):
+    db = build_db(tmp_path / "one.db", ["dual_line"], 1)
+    result = make_report(db, tmp_path / "rep", "svg")
+    assert (tmp_path / "rep" / "fashion-mnist_lenet5" / "heatmap.svg").stat().st_size > 1000
+    assert "across tasks" in result.index.read_text().lower()
+
+
+def test_report_cli_errors(tmp_path, capsys):
+    assert main(["report", "--db", str(tmp_path / "missing.db"), "--out", str(tmp_path)]) == 2
+    assert "no results database" in capsys.readouterr().err
+    empty = tmp_path / "empty.db"
+    Store(empty).close()
+    assert main(["report", "--db", str(empty), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no runs" in err[0]
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"junk" * 500)
+    assert main(["report", "--db", str(junk), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_report_50_activations_5_seeds_renders(tmp_path):
+    import learnact
+
+    # the registry's 47 plus 3 user-registered names: 50 rows
+    acts = [*learnact.list_activations(), "custom_a", "custom_b", "custom_c"]
+    db = build_db(tmp_path / "big.db", acts, 5)
+    t = time.perf_counter()
+    result = make_report(db, tmp_path / "rep")
+    elapsed = time.perf_counter() - t
+    assert len(pd.read_csv(tmp_path / "rep" / "fashion-mnist_lenet5" / "ranking.csv")) == 50
+    assert result.index.stat().st_size > 10_000
+    print(f"report of {len(acts)} activations x 5 seeds: {elapsed:.1f}s")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_index_html_in_headless_chromium(db8, tmp_path):
+    result = make_report(db8, tmp_path / "rep")
+    url = result.index.resolve().as_uri() + "#selftest"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+         "--v=0", "--virtual-time-budget=5000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    dom = proc.stdout
+    start = dom.index('<pre id="selftest">') + len('<pre id="selftest">')
+    report = json.loads(dom[start:dom.index("</pre>", start)].replace("&quot;", '"'))
+    ranking = report[0]  # the first table is the first task's ranking
+    assert ranking["rows"] == len(ACTS8)
+    ns = [float(v) for v in ranking["asc"]]
+    assert ns == sorted(ns)
+    assert [float(v) for v in ranking["desc"]] == sorted(ns, reverse=True)
