@@ -228,11 +228,24 @@ class _nothing:
         return False
 
 
-def test_unreadable_database(tmp_path, capsys):
+def test_missing_or_corrupt_dataset_is_exit_2_before_the_db(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    db = tmp_path / "r.db"
+    assert main(["study", "--db", str(db), "--dataset", str(tmp_path / "none.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    assert main(["study", "--db", str(db), "--dataset", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.npz: not a readable .npz" in err[0]
+    assert not db.exists()
+
+
+def test_unreadable_database(npz, tmp_path, capsys):
     db = tmp_path / "r.db"
     db.write_bytes(b"this is not sqlite" * 100)
     before = db.read_bytes()
-    assert main(["study", "--db", str(db), "--activations", "relu"]) == 2
+    assert main(["study", "--db", str(db), "--activations", "relu", "--dataset", npz]) == 2
     assert "not a readable SQLite database" in capsys.readouterr().err
     assert main(["results", "--db", str(db)]) == 2
     assert db.read_bytes() == before

@@ -173,6 +173,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise CLIError(f"--jobs must be a positive integer, got {args.jobs}")
     runs = expand_runs(cfg)
     db = Path(args.db)
+    # find and parse the data before the database is touched: a missing or corrupt
+    # dataset is a one-line error (exit 2), not a study full of failed runs
+    from .data import load_dataset
+
+    load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit)
     try:
         store = Store(db, create=True)
         already = len(store.finished([r.run_id for r in runs]))
