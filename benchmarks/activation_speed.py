@@ -5,14 +5,16 @@ of ``y.sum()``-style gradients with a fixed grad tensor:
 
 - relu: ``torch.relu`` (the baseline);
 - copy: ``x.clone()`` forward + a copy backward, for an effective-bandwidth anchor;
-- dual_line: ``learnact.DualLine()`` in eager mode, as a user gets it today (the
-  pure-PyTorch ``torch.where`` form, as peer libraries write it);
+- dual_line (default): ``learnact.DualLine()`` in eager mode, as a user gets it
+  (the fused CPU kernel when it is available);
+- dual_line (reference): the pure-PyTorch ``torch.where`` form, as peer libraries
+  write it;
 - dual_line per-channel: ``DualLine(C)`` on an (N, C, H, W) tensor;
 - dp_relu;
 - prelu: native ``nn.PReLU()``;
 - dual_line compiled: ``torch.compile`` of the same module (compiled before timing).
 
-This is the baseline for the fused-kernel work (issue 5).
+The first call builds the C++ kernel once per machine (cached across processes).
 
 Variants are interleaved over repeats; medians with min-max are printed.
 
@@ -31,6 +33,7 @@ import torch
 from torch import nn
 
 import learnact
+from learnact.kernels import kernel_mode
 
 
 def timed(fn, x, grad):
@@ -54,12 +57,17 @@ def main() -> None:
     x = torch.randn(shape)
     grad = torch.randn(shape)
     dl, dlc, dp, pr = learnact.DualLine(), learnact.DualLine(c), learnact.DPReLU(), nn.PReLU()
+    def where_form(t):
+        with kernel_mode("reference"):
+            return dl(t)
+
     variants = {
         "relu": torch.relu,
         "copy": lambda t: t.clone(),
-        "dual_line (eager, where form)": dl,
-        "dual_line per-channel (eager)": dlc,
-        "dp_relu (eager)": dp,
+        "dual_line (default, eager)": dl,
+        "dual_line (reference where form)": where_form,
+        "dual_line per-channel (default)": dlc,
+        "dp_relu (default)": dp,
         "nn.PReLU (native)": pr,
         "dual_line (torch.compile)": torch.compile(learnact.DualLine()),
     }

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import functional as LF
+from ..kernels import dispatch
 from ._base import ParametricActivation
 
 __all__ = ["DPReLU", "DualLine", "Learnable"]
@@ -76,7 +77,7 @@ class DPReLU(ParametricActivation):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return LF.dp_relu(x, self.param("pos_slope", x), self.param("neg_slope", x))
+        return dispatch.dual_line(x, self.pos_slope, self.neg_slope, None)
 
 
 class DualLine(ParametricActivation):
@@ -145,12 +146,7 @@ class DualLine(ParametricActivation):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return LF.dual_line(
-            x,
-            self.param("pos_slope", x),
-            self.param("neg_slope", x),
-            self.param("mean_shift", x),
-        )
+        return dispatch.dual_line(x, self.pos_slope, self.neg_slope, self.mean_shift)
 
 
 class Learnable(ParametricActivation):

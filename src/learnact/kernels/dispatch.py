@@ -1,0 +1,137 @@
+"""The one place that chooses between the reference maths and fused kernels.
+
+Mode, from :func:`kernel_mode` (a context manager) or ``$LEARNACT_KERNELS``:
+
+- ``auto`` (default): the fused kernel when it applies and is available, else
+  the reference path, silently (one warning if the kernel failed to build);
+- ``reference``: always the pure-PyTorch functional form (the test oracle);
+- ``fused``: the fused kernel, or a ``RuntimeError`` saying why it cannot run.
+
+The fused CPU kernel applies to float32/bfloat16/float16 CPU tensors in
+eager mode. Under ``torch.jit.trace``/scripting, ONNX export and
+``torch.compile`` the reference path is used, so those keep working (and
+``torch.compile`` fuses the reference form itself). float64 also takes the
+reference path: the fused backward is first-order only, and float64 is the
+dtype of gradgradcheck and numerics work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from .. import functional as LF
+
+__all__ = ["MODES", "dual_line", "fused_unavailable_reason", "get_mode", "kernel_mode"]
+
+MODES = ("auto", "reference", "fused")
+_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("learnact_kernels",
+                                                                       default=None)
+_FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def get_mode() -> str:
+    """The active mode: the innermost :func:`kernel_mode`, else ``$LEARNACT_KERNELS``, else auto."""
+    mode = _override.get() or os.environ.get("LEARNACT_KERNELS", "auto").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"LEARNACT_KERNELS must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+@contextlib.contextmanager
+def kernel_mode(mode: str) -> Iterator[None]:
+    """Use ``mode`` (``auto``, ``reference`` or ``fused``) inside the ``with`` block."""
+    if mode not in MODES:
+        raise ValueError(f"kernel mode must be one of {', '.join(MODES)}, got {mode!r}")
+    token = _override.set(mode)
+    try:
+        yield
+    finally:
+        _override.reset(token)
+
+
+def _load_cpu():
+    from . import cpu
+
+    return cpu.load()
+
+
+def fused_unavailable_reason(x: Tensor) -> str | None:
+    """Why the fused kernel cannot run on ``x`` now, or ``None`` if it can."""
+    if torch.jit.is_scripting() or torch.jit.is_tracing():
+        return "TorchScript tracing/scripting uses the reference path"
+    if torch.onnx.is_in_onnx_export():
+        return "ONNX export uses the reference path"
+    if torch.compiler.is_compiling():
+        return "torch.compile traces the reference path"
+    if x.device.type != "cpu":
+        return f"no fused kernel for device {x.device.type!r} yet"
+    if x.dtype not in _FUSED_DTYPES:
+        return f"no fused kernel for {x.dtype} (float64 uses the reference path)"
+    if _load_cpu() is None:
+        return "the C++ kernel could not be built"
+    return None
+
+
+class _DualLineFn(torch.autograd.Function):
+    """Fused forward/backward; saves only ``x`` for backward."""
+
+    @staticmethod
+    def forward(ctx, x, pos, neg, shift, inner):
+        ext = _load_cpu()
+        y = ext.forward(x, pos.detach(), neg.detach(),
+                        None if shift is None else shift.detach(), inner)
+        ctx.save_for_backward(x, pos, neg)
+        ctx.inner = inner
+        ctx.has_shift = shift is not None
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, pos, neg = ctx.saved_tensors
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and ctx.inner == 1:
+            grad = grad.contiguous(memory_format=torch.channels_last)
+        else:
+            grad = grad.contiguous()
+        gx, dp, dq, dm = _load_cpu().backward(grad, x, pos.detach(), neg.detach(), ctx.inner)
+        dshift = dm.to(pos.dtype).view_as(pos) if ctx.has_shift else None
+        return gx, dp.to(pos.dtype).view_as(pos), dq.to(neg.dtype).view_as(neg), dshift, None
+
+
+def _layout(x: Tensor, channels: int) -> tuple[Tensor, int]:
+    """A kernel-ready ``x`` and the stride of the channel index (``inner``)."""
+    if channels == 1:
+        return (x if x.is_contiguous() else x.contiguous()), 1
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return x, 1  # NHWC in memory: the channel is the fastest index
+    x = x if x.is_contiguous() else x.contiguous()
+    inner = 1
+    for size in x.shape[2:]:
+        inner *= size
+    return x, inner
+
+
+def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tensor:
+    """DP ReLU (``shift=None``) or Dual Line with ``(C,)`` parameters, by the active mode."""
+    # checked first: dynamo cannot trace the mode lookup, and compiling fuses the
+    # reference form anyway
+    if not torch.compiler.is_compiling():
+        mode = get_mode()
+        if mode != "reference":
+            reason = fused_unavailable_reason(x)
+            if reason is None:
+                LF.channel_view(pos, x)  # the same shape checks and errors as the reference
+                xk, inner = _layout(x, pos.shape[-1])
+                return _DualLineFn.apply(xk, pos, neg, shift, inner)
+            if mode == "fused":
+                raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")
+    p, n = LF.channel_view(pos, x), LF.channel_view(neg, x)
+    if shift is None:
+        return LF.dp_relu(x, p, n)
+    return LF.dual_line(x, p, n, LF.channel_view(shift, x))

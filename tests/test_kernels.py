@@ -1,0 +1,170 @@
+"""The fused CPU kernel against the reference maths, and the dispatch that picks it."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import learnact
+from learnact.kernels import dispatch, kernel_mode
+
+HAVE_KERNEL = dispatch._load_cpu() is not None
+needs_kernel = pytest.mark.skipif(not HAVE_KERNEL, reason="the C++ kernel could not be built")
+
+# dtype -> (atol, rtol) for outputs and input grads; parameter grads are sums over
+# many elements and get a looser relative tolerance in low precision
+TOL = {torch.float32: (1e-6, 1e-5), torch.bfloat16: (1e-2, 2e-2), torch.float16: (2e-3, 2e-3)}
+PTOL = {torch.float32: (1e-4, 1e-4), torch.bfloat16: (0.5, 0.02), torch.float16: (0.1, 0.01)}
+
+
+def _run(module, x, mode):
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    with kernel_mode(mode):
+        y = module(x)
+        grad = torch.linspace(-1, 1, y.numel(), dtype=torch.float32).reshape(y.shape).to(y.dtype)
+        y.backward(grad)
+    return y.detach(), x.grad, {n: p.grad.clone() for n, p in module.named_parameters()}
+
+
+def _inputs(shape, dtype, layout):
+    x = torch.randn(shape) * 3
+    x.view(-1)[:7] = torch.tensor([0.0, -0.0, 1e4, -1e4, 1e-30, -1e-30, 5.0])
+    x = x.to(dtype)
+    if layout == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if layout == "noncontiguous":
+        return x.transpose(-1, -2)
+    return x
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", list(TOL), ids=str)
+@pytest.mark.parametrize("cls", [learnact.DualLine, learnact.DPReLU])
+@pytest.mark.parametrize("channels", [1, 7])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontiguous"])
+@pytest.mark.parametrize("shape", [(3, 7, 13, 11), (5, 7, 1, 131)], ids=["13x11", "1x131"])
+def test_fused_matches_reference(dtype, cls, channels, layout, shape):
+    module = cls(channels)
+    with torch.no_grad():  # distinct per-channel values, off the init
+        for i, p in enumerate(module.parameters()):
+            p.add_(0.05 * (i + 1) * torch.arange(channels, dtype=torch.float32))
+    x = _inputs(shape, dtype, layout)
+    y_f, gx_f, gp_f = _run(module, x, "fused")
+    y_r, gx_r, gp_r = _run(module, x, "reference")
+    atol, rtol = TOL[dtype]
+    assert y_f.dtype == dtype and gx_f.dtype == dtype
+    torch.testing.assert_close(y_f, y_r, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx_f, gx_r, atol=atol, rtol=rtol)
+    patol, prtol = PTOL[dtype]
+    for name in gp_r:
+        torch.testing.assert_close(gp_f[name], gp_r[name], atol=patol, rtol=prtol, msg=name)
+
+
+@needs_kernel
+@pytest.mark.parametrize("n", [1, 2, 97, 65537, 200003])
+def test_odd_and_prime_sizes_1d(n):
+    module = learnact.DualLine()
+    x = torch.randn(n)
+    y_f, gx_f, gp_f = _run(module, x, "fused")
+    y_r, gx_r, gp_r = _run(module, x, "reference")
+    torch.testing.assert_close(y_f, y_r)
+    torch.testing.assert_close(gx_f, gx_r)
+    for name in gp_r:
+        torch.testing.assert_close(gp_f[name], gp_r[name], atol=1e-3, rtol=1e-4)
+
+
+@needs_kernel
+def test_fused_is_deterministic_across_thread_counts():
+    module = learnact.DualLine()
+    x = torch.randn(300_001)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _, _, one = _run(module, x, "fused")
+        torch.set_num_threads(2)
+        _, _, two = _run(module, x, "fused")
+    finally:
+        torch.set_num_threads(old)
+    for name in one:
+        assert torch.equal(one[name], two[name]), name
+
+
+@needs_kernel
+def test_auto_uses_fused_and_saves_only_x():
+    module = learnact.DualLine(4)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    y = module(x)
+    assert type(y.grad_fn).__name__ == "_DualLineFnBackward"
+    saved = [t for t in y.grad_fn.saved_tensors]
+    assert sum(t.numel() for t in saved if t.dtype == torch.bool) == 0
+    assert sum(t.numel() * t.element_size() for t in saved) <= x.numel() * 4 + 2 * 4 * 4
+
+
+def test_reference_mode_and_float64_use_the_where_form():
+    module = learnact.DualLine()
+    with kernel_mode("reference"):
+        assert type(module(torch.randn(3, requires_grad=True)).grad_fn).__name__ != (
+            "_DualLineFnBackward")
+    y = module(torch.randn(3, dtype=torch.float64, requires_grad=True))
+    assert type(y.grad_fn).__name__ != "_DualLineFnBackward"
+
+
+def test_fused_request_that_cannot_be_met_raises():
+    with kernel_mode("fused"), pytest.raises(RuntimeError, match="float64"):
+        learnact.DualLine()(torch.randn(3, dtype=torch.float64))
+
+
+def test_bad_mode(monkeypatch):
+    with pytest.raises(ValueError, match="kernel mode must be one of"):
+        with kernel_mode("fast"):
+            pass
+    monkeypatch.setenv("LEARNACT_KERNELS", "turbo")
+    with pytest.raises(ValueError, match="LEARNACT_KERNELS must be one of"):
+        learnact.DualLine()(torch.randn(3))
+    monkeypatch.setenv("LEARNACT_KERNELS", "reference")
+    assert dispatch.get_mode() == "reference"
+
+
+def test_unavailable_kernel_falls_back_in_auto_and_raises_in_fused(monkeypatch):
+    monkeypatch.setattr(dispatch, "_load_cpu", lambda: None)
+    module = learnact.DualLine()
+    x = torch.randn(5, requires_grad=True)
+    y = module(x)  # auto: silently the reference path
+    assert type(y.grad_fn).__name__ != "_DualLineFnBackward"
+    with kernel_mode("fused"), pytest.raises(RuntimeError, match="could not be built"):
+        module(x)
+
+
+def test_build_failure_warns_once(monkeypatch):
+    import torch.utils.cpp_extension as ext
+
+    from learnact.kernels import cpu
+
+    def broken(**kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(ext, "load", broken)
+    cpu.load.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert cpu.load() is None
+            assert cpu.load() is None  # cached: no second attempt, no second warning
+        assert len([w for w in caught if "could not be built" in str(w.message)]) == 1
+    finally:
+        cpu.load.cache_clear()
+
+
+def test_import_does_not_build_the_kernel():
+    import subprocess
+    import sys
+
+    code = ("import learnact, sys; "
+            "print('learnact.kernels.cpu' in sys.modules or 'torch.utils.cpp_extension' in "
+            "sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
