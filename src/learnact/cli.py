@@ -171,6 +171,25 @@ def _cmd_study(args: argparse.Namespace) -> int:
     ).validate()
     if args.jobs < 1:
         raise CLIError(f"--jobs must be a positive integer, got {args.jobs}")
+    if args.cpus_per_run < 1:
+        raise CLIError(f"--cpus-per-run must be a positive integer, got {args.cpus_per_run}")
+    if args.gpus_per_run < 0:
+        raise CLIError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
+    if args.executor == "local" and (args.address or args.gpus_per_run):
+        raise CLIError("--address and --gpus-per-run need --executor ray")
+    if args.executor == "ray":
+        from .study.executors import RayExecutor, RayMissing
+
+        try:
+            RayExecutor.import_ray()
+        except RayMissing as exc:
+            raise CLIError(str(exc)) from None
+        executor = RayExecutor(address=args.address, num_cpus=args.jobs if args.jobs > 1 else None,
+                               cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+    else:
+        from .study.executors import LocalExecutor
+
+        executor = LocalExecutor(args.jobs)
     runs = expand_runs(cfg)
     db = Path(args.db)
     # find and parse the data before the database is touched: a missing or corrupt
@@ -189,8 +208,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
           f"results in {db}", flush=True)
     progress = _Progress(len(runs), already)
     start = time.perf_counter()
-    counts = run_study(cfg, db, jobs=args.jobs, data_dir=args.data_dir, emit=progress,
-                       poll=progress.poll)
+    counts = run_study(cfg, db, data_dir=args.data_dir, emit=progress, poll=progress.poll,
+                       executor=executor)
     store = Store(db, create=False)
     ids = {r.run_id for r in runs}
     rows = [r for r in store.results() if r["run_id"] in ids]
@@ -298,7 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, help="use only the first N training images")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--db", default="learnact-results/results.db", help="results database")
-    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="parallel worker processes (local), or the CPUs of a local Ray")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes (default) or Ray tasks")
+    p.add_argument("--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+                   "(default: start a local Ray)")
+    p.add_argument("--cpus-per-run", type=int, default=1, help="Ray CPUs (and threads) per run")
+    p.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="Ray GPUs per run; fractions share a GPU")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--data-dir", help="directory searched first for datasets "
                    "(also $LEARNACT_DATA)")

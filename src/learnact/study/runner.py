@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing as mp
 import platform
 import random
 import subprocess
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,7 +170,9 @@ def execute_run(run: RunSpec, data: TensorData, store: Store, device: torch.devi
     precision = _precision(cfg["precision"], device)
     env = environment(device)
     lr = cfg["lr"]
-    beat = _Heartbeat(store.path, store.owner, run.run_id, store.lease_s)
+    # a RunRecorder (remote executors) has no database to keep a lease in
+    beat = (_Heartbeat(store.path, store.owner, run.run_id, store.lease_s)
+            if getattr(store, "path", None) is not None else None)
     try:
         if lr == "find":
             result = lr_find(
@@ -213,7 +213,45 @@ def execute_run(run: RunSpec, data: TensorData, store: Store, device: torch.devi
         store.finish(run.run_id, "diverged", lr=None, env=env, error=f"LR finder: {exc}")
         return "diverged"
     finally:
-        beat.stop()
+        if beat is not None:
+            beat.stop()
+
+
+class RunRecorder:
+    """Stands in for the :class:`Store` inside a remote worker: records the writes.
+
+    :meth:`replay` performs them on the driver's store, ``finish`` last, so a
+    driver killed half-way leaves a run that is still ``running`` and is
+    redone cleanly, never a half-written ``done`` run.
+    """
+
+    path = None
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def add_epoch(self, *args, **kwargs) -> None:
+        self.calls.append(("add_epoch", args, kwargs))
+
+    def add_lr_find(self, *args, **kwargs) -> None:
+        self.calls.append(("add_lr_find", args, kwargs))
+
+    def add_params(self, *args, **kwargs) -> None:
+        self.calls.append(("add_params", args, kwargs))
+
+    def finish(self, *args, **kwargs) -> bool:
+        self.calls.append(("finish", args, kwargs))
+        return True
+
+    @staticmethod
+    def replay(calls: list[tuple[str, tuple, dict]], store: Store) -> bool:
+        """Apply recorded calls to ``store``; ``False`` if the run's claim was lost."""
+        ok = True
+        for name, args, kwargs in calls:
+            result = getattr(store, name)(*args, **kwargs)
+            if name == "finish":
+                ok = bool(result)
+        return ok
 
 
 def _work(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: str,
@@ -264,22 +302,26 @@ def run_study(
     emit: Callable[[Event], None] = lambda e: None,
     poll: Callable[[int, int], None] | None = None,
     lease_s: float = 300.0,
+    executor=None,
 ) -> dict[str, int]:
     """Run every unfinished run of ``cfg``; returns counts by status over the study.
 
     Args:
         cfg: the study.
         db: the results database (created if needed).
-        jobs: parallel worker processes; 1 runs in this process.
+        jobs: parallel worker processes for the default local executor.
         data_dir: searched first for datasets.
-        emit: progress callback (in-process runs only).
+        emit: progress callback (runs in this process, and Ray results).
         poll: ``(finished, total)`` callback, called about once a second while
-            worker processes run (``jobs > 1``).
+            local worker processes run (``jobs > 1``).
         lease_s: claim lease; a crashed process's runs are reclaimed after it
             (immediately for dead processes on this host).
+        executor: a :class:`~learnact.study.executors.LocalExecutor` (the
+            default, with ``jobs``) or :class:`~learnact.study.executors.RayExecutor`.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    from .executors import ExecutorContext, LocalExecutor
+
+    executor = executor or LocalExecutor(jobs)
     runs = expand_runs(cfg)
     device = resolve_device(cfg.device)
     store = Store(db, lease_s=lease_s)
@@ -287,25 +329,7 @@ def run_study(
         store.add_runs(r.as_row() for r in runs)
         store.set_meta({"last_study": cfg.to_dict(), "environment": environment(device)})
         ids = [r.run_id for r in runs]
-        if jobs == 1:
-            _work(runs, Path(db), data_dir, cfg.device, emit, lease_s)
-        else:
-            ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=_worker_main,
-                                 args=(runs, str(db), data_dir, cfg.device, lease_s))
-                     for _ in range(jobs)]
-            for p in procs:
-                p.start()
-            try:
-                while any(p.is_alive() for p in procs):
-                    if poll is not None:
-                        poll(len(store.finished(ids)), len(ids))
-                    time.sleep(1.0)
-            finally:
-                for p in procs:
-                    p.join()
-            if poll is not None:
-                poll(len(store.finished(ids)), len(ids))
+        executor.run(ExecutorContext(runs, Path(db), data_dir, cfg.device, emit, poll, lease_s))
         marks = ",".join("?" * len(ids))
         counts = dict(store.conn.execute(
             f"SELECT status, COUNT(*) FROM runs WHERE run_id IN ({marks}) GROUP BY status",

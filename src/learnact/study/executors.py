@@ -1,0 +1,216 @@
+"""Where a study's runs execute: local processes (default) or a Ray cluster.
+
+Both executors go through the same results database on the machine that runs
+``learnact study``: runs are claimed there, so finished runs are skipped and
+none is trained twice, whichever executor ran them.
+
+- :class:`LocalExecutor`: this process (``jobs=1``) or ``jobs`` spawned worker
+  processes that claim runs from the database themselves.
+- :class:`RayExecutor`: the driver claims runs and submits each as a Ray task
+  (with ``num_cpus``/``num_gpus`` per run, fractional GPUs allowed). Workers
+  train without touching the database and return what they would have
+  written; the driver writes it, the run's ``finish`` last, so a driver killed
+  by SIGKILL loses no completed run and its in-flight runs are redone on the
+  next invocation.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["ExecutorContext", "LocalExecutor", "RayExecutor", "RayMissing"]
+
+log = logging.getLogger(__name__)
+
+
+class RayMissing(ImportError):
+    """``--executor ray`` without Ray installed."""
+
+
+@dataclass
+class ExecutorContext:
+    """What an executor needs to run a study's runs."""
+
+    runs: list          # RunSpec
+    db: Path
+    data_dir: str | None
+    device: str
+    emit: Callable
+    poll: Callable[[int, int], None] | None
+    lease_s: float
+
+
+class LocalExecutor:
+    """Runs in this process (``jobs=1``) or in ``jobs`` spawned processes."""
+
+    def __init__(self, jobs: int = 1) -> None:
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+        self.jobs = jobs
+
+    def run(self, ctx: ExecutorContext) -> None:
+        from .runner import _work, _worker_main
+        from .store import Store
+
+        if self.jobs == 1:
+            _work(ctx.runs, ctx.db, ctx.data_dir, ctx.device, ctx.emit, ctx.lease_s)
+            return
+        ids = [r.run_id for r in ctx.runs]
+        spawn = mp.get_context("spawn")
+        procs = [spawn.Process(target=_worker_main,
+                               args=(ctx.runs, str(ctx.db), ctx.data_dir, ctx.device, ctx.lease_s))
+                 for _ in range(self.jobs)]
+        for p in procs:
+            p.start()
+        store = Store(ctx.db, lease_s=ctx.lease_s)
+        try:
+            while any(p.is_alive() for p in procs):
+                if ctx.poll is not None:
+                    ctx.poll(len(store.finished(ids)), len(ids))
+                time.sleep(1.0)
+        finally:
+            for p in procs:
+                p.join()
+            if ctx.poll is not None:
+                ctx.poll(len(store.finished(ids)), len(ids))
+            store.close()
+
+
+@lru_cache(maxsize=4)
+def _cached_data(dataset: str, data_dir: str | None, train_limit: int | None, device: str):
+    from ..data.loader import load_dataset
+    from .runner import resolve_device
+
+    return load_dataset(dataset, data_dir=data_dir, device=resolve_device(device),
+                        train_limit=train_limit)
+
+
+def _remote_train(run, data_dir: str | None, device: str, threads: int):
+    """Body of one Ray task: train ``run``, return the recorded writes and the status."""
+    import traceback
+
+    import torch
+
+    from .runner import RunRecorder, execute_run, resolve_device
+
+    torch.set_num_threads(max(1, threads))
+    recorder = RunRecorder()
+    try:
+        data = _cached_data(run.dataset, data_dir, run.settings["train_limit"], device)
+        status = execute_run(run, data, recorder, resolve_device(device), lambda e: None)
+        epochs = [args[1] for name, args, _ in recorder.calls if name == "add_epoch"]
+        return recorder.calls, status, epochs
+    except Exception as exc:
+        log.error("run %s failed in a Ray worker:\n%s", run.run_id, traceback.format_exc())
+        return [("finish", (run.run_id, "failed"), {"lr": None, "env": {}, "error": repr(exc)})], \
+            "failed", []
+
+
+class RayExecutor:
+    """Runs each run as a Ray task and writes the results on the driver.
+
+    Args:
+        address: ``None`` starts a local Ray with ``num_cpus``; otherwise
+            ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` of a running cluster.
+        num_cpus: CPUs of the local Ray started when ``address`` is ``None``.
+        cpus_per_run: CPUs each task reserves (and its torch thread count).
+        gpus_per_run: GPUs each task reserves; fractions share a GPU.
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 cpus_per_run: int = 1, gpus_per_run: float = 0.0) -> None:
+        if isinstance(cpus_per_run, bool) or not isinstance(cpus_per_run, int) or cpus_per_run < 1:
+            raise ValueError(f"cpus-per-run must be a positive integer, got {cpus_per_run!r}")
+        if not gpus_per_run >= 0:
+            raise ValueError(f"gpus-per-run must be >= 0, got {gpus_per_run!r}")
+        self.address, self.num_cpus = address, num_cpus
+        self.cpus_per_run, self.gpus_per_run = cpus_per_run, float(gpus_per_run)
+
+    @staticmethod
+    def import_ray():
+        """Import Ray, with usage stats off unless the user chose otherwise."""
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        try:
+            import ray
+        except ImportError as exc:
+            raise RayMissing("--executor ray needs Ray: pip install 'learnact[ray]'") from exc
+        return ray
+
+    def run(self, ctx: ExecutorContext) -> None:
+        from .runner import Event, RunRecorder
+        from .store import Store
+
+        ray = self.import_ray()
+        started = False
+        if not ray.is_initialized():
+            kwargs = {"include_dashboard": False, "log_to_driver": False,
+                      "configure_logging": False}
+            if self.address is None:
+                ray.init(num_cpus=self.num_cpus or os.cpu_count(), **kwargs)
+            else:
+                ray.init(address=self.address, **kwargs)
+            started = True
+        remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
+                            max_retries=0)(_remote_train)
+        by_id = {r.run_id: r for r in ctx.runs}
+        ids = list(by_id)
+        store = Store(ctx.db, lease_s=ctx.lease_s)
+        capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_run))
+        pending: dict = {}
+        try:
+            while True:
+                while len(pending) < capacity:
+                    run_id = store.claim(ids)
+                    if run_id is None:
+                        break
+                    run = by_id[run_id]
+                    ref = remote.remote(run, ctx.data_dir, ctx.device, self.cpus_per_run)
+                    pending[ref] = run
+                    ctx.emit(Event("start", run))
+                if not pending:
+                    return
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=ctx.lease_s / 3)
+                for run in pending.values():
+                    store.heartbeat(run.run_id)
+                for ref in done:
+                    run = pending.pop(ref)
+                    try:
+                        calls, status, epochs = ray.get(ref)
+                    except Exception as exc:  # worker died, task error, ...
+                        calls = [("finish", (run.run_id, "failed"),
+                                  {"lr": None, "env": {}, "error": repr(exc)})]
+                        status, epochs = "failed", []
+                    for data in epochs:
+                        ctx.emit(Event("epoch", run, {**data, "lr": _lr_of(calls)}))
+                    RunRecorder.replay(calls, store)
+                    ctx.emit(Event(status, run, {"error": _error_of(calls)}))
+        except KeyboardInterrupt:
+            for ref, run in pending.items():
+                ray.cancel(ref, force=True)
+                store.release(run.run_id)
+            raise
+        finally:
+            store.close()
+            if started:
+                ray.shutdown()
+
+
+def _lr_of(calls) -> float:
+    for name, _, kwargs in calls:
+        if name == "finish" and kwargs.get("lr") is not None:
+            return kwargs["lr"]
+    return float("nan")
+
+
+def _error_of(calls) -> str:
+    for name, _, kwargs in calls:
+        if name == "finish":
+            return kwargs.get("error") or ""
+    return ""

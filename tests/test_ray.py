@@ -1,0 +1,155 @@
+"""The Ray executor: same results as local, SIGKILL of the driver, and a started cluster.
+
+All Ray use is in this file; the suite runs with ``--dist loadfile`` so these
+tests share one worker and never race another test's Ray processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datasets import write_npz
+from learnact.cli import main
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
+
+ACTS = "relu,tanh,dual_line,gelu"
+RAY_BIN = str(Path(sys.executable).with_name("ray"))
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    return str(write_npz(tmp_path_factory.mktemp("ray") / "tiny.npz", n_train=256, n_test=64))
+
+
+@pytest.fixture(scope="module")
+def slow_npz(tmp_path_factory):
+    return str(write_npz(tmp_path_factory.mktemp("rays") / "slow.npz", n_train=6000, n_test=200))
+
+
+def args(npz, db, *extra, epochs=1):
+    return ["study", "--dataset", npz, "--activations", ACTS, "--epochs", str(epochs),
+            "--lr", "0.003", "--batch-size", "64", "--db", str(db), *extra]
+
+
+def results(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(
+            "SELECT r.run_id, r.activation, r.status, r.attempts, e.epoch, e.test_accuracy, "
+            "e.test_loss, e.train_loss FROM runs r LEFT JOIN epochs e USING (run_id) "
+            "ORDER BY r.run_id, e.epoch").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_ray():
+    yield
+    subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, check=False, timeout=60)
+
+
+def test_ray_matches_local(npz, tmp_path, capsys):
+    local, remote = tmp_path / "local.db", tmp_path / "ray.db"
+    # 1 torch thread per run on both sides, so CPU results are bit-identical
+    assert main(args(npz, local, "--jobs", "2")) == 0
+    start = time.perf_counter()
+    assert main(args(npz, remote, "--executor", "ray", "--jobs", "2")) == 0
+    ray_seconds = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert "4 runs: 4 done" in out
+    a, b = results(local), results(remote)
+    assert len(a) == 4 and a == b
+    print(f"ray study wall time: {ray_seconds:.1f}s")
+    # the same command again is a no-op for Ray too
+    assert main(args(npz, remote, "--executor", "ray", "--jobs", "2")) == 0
+    assert "4 already finished" in capsys.readouterr().out
+    assert results(remote) == b
+
+
+def test_ray_driver_sigkill_then_rerun(slow_npz, tmp_path):
+    db = tmp_path / "r.db"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "learnact.cli",
+                             *args(slow_npz, db, "--executor", "ray", "--jobs", "2", epochs=2)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 240
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                done = [r for r in results(db) if r[2] == "done"]
+            except sqlite3.OperationalError:
+                done = []
+            if done:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.1)
+    proc.wait()
+    assert killed, "the study finished before the driver could be killed"
+    subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, check=False, timeout=60)
+    assert main(args(slow_npz, db, "--executor", "ray", "--jobs", "2", epochs=2)) == 0
+    rows = results(db)
+    runs = {r[0]: r for r in rows}
+    assert len(runs) == 4 and all(r[2] == "done" for r in runs.values())
+    assert len(rows) == 4 * 2 and len({(r[0], r[4]) for r in rows}) == 8  # no duplicate epochs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not Path(RAY_BIN).exists() and shutil.which("ray") is None,
+                    reason="needs the ray command")
+def test_ray_cluster_by_address(npz, tmp_path, capsys):
+    port = _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run(
+        [RAY_BIN, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        db = tmp_path / "r.db"
+        assert main(args(npz, db, "--executor", "ray", "--address", f"127.0.0.1:{port}")) == 0
+        assert "4 runs: 4 done" in capsys.readouterr().out
+    finally:
+        subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, env=env, timeout=120,
+                       check=False)
+    assert {r[2] for r in results(db)} == {"done"}
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", f"gcs_server.*{port}"], capture_output=True, text=True,
+                          check=False).stdout.strip()
+    assert not left, f"Ray processes left behind: {left}"
+
+
+def test_ray_missing_is_a_one_line_error(npz, tmp_path, capsys, monkeypatch):
+    from learnact.study import executors
+
+    def missing():
+        raise executors.RayMissing("--executor ray needs Ray: pip install 'learnact[ray]'")
+
+    monkeypatch.setattr(executors.RayExecutor, "import_ray", staticmethod(missing))
+    assert main(args(npz, tmp_path / "r.db", "--executor", "ray")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'learnact[ray]'" in err[0]
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_ray_flags_need_ray(npz, tmp_path, capsys):
+    assert main(args(npz, tmp_path / "r.db", "--address", "auto")) == 2
+    assert "need --executor ray" in capsys.readouterr().err
