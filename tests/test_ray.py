@@ -107,6 +107,34 @@ def test_ray_driver_sigkill_then_rerun(slow_npz, tmp_path):
     assert len(rows) == 4 * 2 and len({(r[0], r[4]) for r in rows}) == 8  # no duplicate epochs
 
 
+def test_ray_ctrl_c_gives_runs_back_and_resumes(slow_npz, tmp_path):
+    db = tmp_path / "r.db"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "learnact.cli",
+                             *args(slow_npz, db, "--executor", "ray", "--jobs", "2", epochs=2)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    sent = False
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            statuses = [r[2] for r in results(db)] if db.exists() else []
+        except sqlite3.OperationalError:
+            statuses = []
+        if "done" in statuses and "running" in statuses:
+            proc.send_signal(signal.SIGINT)
+            sent = True
+            break
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=120)
+    assert sent, "the study finished before Ctrl-C"
+    assert proc.returncode == 130 and "interrupted" in err
+    statuses = {r[0]: r[2] for r in results(db)}
+    assert "running" not in statuses.values()  # in-flight runs were given back
+    assert main(args(slow_npz, db, "--executor", "ray", "--jobs", "2", epochs=2)) == 0
+    rows = results(db)
+    assert {r[2] for r in rows} == {"done"} and len(rows) == 8
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -355,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.names = ["*"]
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(f"learnact {args.command}: interrupted; finished runs are saved, rerun the same "
+              "command to resume", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. `learnact results | head`
         sys.stderr.close()
         return 0

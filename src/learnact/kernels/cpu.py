@@ -10,6 +10,7 @@ second. Nothing is compiled at ``import learnact``. If it cannot be built
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -22,8 +23,10 @@ __all__ = ["load"]
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("dual_line_cpu.cpp")
-# bump when the C++ source changes, so stale builds are never loaded
-NAME = "learnact_dual_line_cpu_v4"
+# keyed by the source's content and location: a changed kernel is never loaded stale,
+# and two checkouts on one machine do not rebuild each other's cache entry
+NAME = "learnact_dual_line_cpu_" + hashlib.sha1(
+    SOURCE.read_bytes() + str(SOURCE).encode()).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=1)
