@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("dual_line_cpu.cpp")
 # keyed by the source's content and location: a changed kernel is never loaded stale,
 # and two checkouts on one machine do not rebuild each other's cache entry
+# at::parallel_for only runs threads when the extension itself is built with OpenMP
+CFLAGS = ["-O3", "-fopenmp"]
 NAME = "learnact_dual_line_cpu_" + hashlib.sha1(
-    SOURCE.read_bytes() + str(SOURCE).encode()).hexdigest()[:12]
+    SOURCE.read_bytes() + str(SOURCE).encode() + " ".join(CFLAGS).encode()).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,7 +40,8 @@ def load():
     try:
         from torch.utils.cpp_extension import load as build
 
-        module = build(name=NAME, sources=[str(SOURCE)], extra_cflags=["-O3", "-fopenmp-simd"],
+        module = build(name=NAME, sources=[str(SOURCE)],
+                       extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
                        verbose=False)
     except Exception as exc:  # no compiler, no ninja, read-only cache, ...
         warnings.warn(

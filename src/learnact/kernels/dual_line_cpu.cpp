@@ -26,6 +26,7 @@ namespace {
 
 constexpr int64_t kChunk = 1 << 16;
 constexpr int64_t kBlock = 1024;
+constexpr int64_t kLanes = 16;
 
 // 1.0f if v < 0 (strictly: -0.0 gives 0.0f), else 0.0f; branch-free.
 inline float negative(float v) {
@@ -119,19 +120,33 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
         // with the rounding error of a 1024-term sum rather than a 65536-term one
         for (int64_t b0 = i; b0 < stop; b0 += kBlock) {
           const int64_t b1 = std::min(stop, b0 + kBlock);
-          float sp = 0.f, sq = 0.f, sm = 0.f;
-#pragma omp simd reduction(+ : sp, sq, sm)
-          for (int64_t j = b0; j < b1; ++j) {
+          // kLanes independent partial sums: vectorizes without reassociating
+          // floats (the compiler will not vectorize a single float accumulator)
+          float sp[kLanes] = {}, sq[kLanes] = {}, sm[kLanes] = {};
+          int64_t j = b0;
+          for (; j + kLanes <= b1; j += kLanes) {
+            for (int64_t u = 0; u < kLanes; ++u) {
+              const float v = static_cast<float>(x[j + u]), gv = static_cast<float>(g[j + u]);
+              const float k = negative(v), t = gv * v;
+              gx[j + u] = static_cast<scalar_t>(gv * (p * (1.f - k) + q * k));
+              sp[u] += t - k * t;
+              sq[u] += k * t;
+              sm[u] += gv;
+            }
+          }
+          for (; j < b1; ++j) {
             const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
             const float k = negative(v), t = gv * v;
             gx[j] = static_cast<scalar_t>(gv * (p * (1.f - k) + q * k));
-            sp += t - k * t;
-            sq += k * t;
-            sm += gv;
+            sp[0] += t - k * t;
+            sq[0] += k * t;
+            sm[0] += gv;
           }
-          ap[c] += sp;
-          aq[c] += sq;
-          am[c] += sm;
+          for (int64_t u = 0; u < kLanes; ++u) {
+            ap[c] += sp[u];
+            aq[c] += sq[u];
+            am[c] += sm[u];
+          }
         }
         i = stop;
       }
