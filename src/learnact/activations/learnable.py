@@ -53,6 +53,11 @@ class DPReLU(ParametricActivation):
         Weight decay pulls the slopes towards zero; keep these parameters out
         of it (see :func:`learnact.param_groups`).
 
+    .. note::
+        In eager mode on the CPU (float32/bfloat16/float16) the forward and
+        backward run a fused C++ kernel that saves only ``x``; see
+        :mod:`learnact.kernels.dispatch` for the modes and fallbacks.
+
     Examples::
 
         >>> m = learnact.DPReLU()
@@ -116,6 +121,11 @@ class DualLine(ParametricActivation):
         Keep these parameters out of weight decay (see
         :func:`learnact.param_groups`): decay drags the mean shift to zero and
         the slopes towards a dead unit.
+
+    .. note::
+        In eager mode on the CPU (float32/bfloat16/float16) the forward and
+        backward run a fused C++ kernel that saves only ``x``; see
+        :mod:`learnact.kernels.dispatch` for the modes and fallbacks.
 
     Examples::
 
