@@ -15,7 +15,31 @@ def _flat_size(features: nn.Module, in_channels: int, image_size: int) -> int:
         return features(torch.zeros(1, in_channels, image_size, image_size)).numel()
 
 
-class LeNet5(nn.Module):
+class _LeNet(nn.Module):
+    """Two conv layers (5x5, max-pooled) and a stack of linear layers, no batch norm."""
+
+    def __init__(self, act: ActFactory, conv1_maps: int, hidden: tuple[int, ...],
+                 in_channels: int, num_classes: int, image_size: int) -> None:
+        super().__init__()
+        rec = SiteRecorder(act)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, conv1_maps, 5, padding=2), rec(), nn.MaxPool2d(2),
+            nn.Conv2d(conv1_maps, 16, 5), rec(), nn.MaxPool2d(2),
+        )
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = _flat_size(self.features, in_channels, image_size)
+        for h in hidden:
+            layers += [nn.Linear(width, h), rec()]
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        self.classifier = nn.Sequential(*layers)
+        self.sites: list[Site] = rec.sites(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+class LeNet5(_LeNet):
     """LeNet5: 2 conv + 3 linear layers, no batch norm.
 
     conv 6@5x5 (pad 2) -> act -> max-pool -> conv 16@5x5 -> act -> max-pool
@@ -30,24 +54,10 @@ class LeNet5(nn.Module):
 
     def __init__(self, act: ActFactory, in_channels: int = 1, num_classes: int = 10,
                  image_size: int = 28) -> None:
-        super().__init__()
-        rec = SiteRecorder(act)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5, padding=2), rec(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), rec(), nn.MaxPool2d(2),
-        )
-        flat = _flat_size(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, 120), rec(), nn.Linear(120, 84), rec(),
-            nn.Linear(84, num_classes),
-        )
-        self.sites: list[Site] = rec.sites(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
+        super().__init__(act, 6, (120, 84), in_channels, num_classes, image_size)
 
 
-class LeNet4(nn.Module):
+class LeNet4(_LeNet):
     """LeNet4: 2 conv + 2 linear layers, no batch norm.
 
     conv 4@5x5 (pad 2) -> act -> max-pool -> conv 16@5x5 -> act -> max-pool
@@ -56,17 +66,4 @@ class LeNet4(nn.Module):
 
     def __init__(self, act: ActFactory, in_channels: int = 1, num_classes: int = 10,
                  image_size: int = 28) -> None:
-        super().__init__()
-        rec = SiteRecorder(act)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 4, 5, padding=2), rec(), nn.MaxPool2d(2),
-            nn.Conv2d(4, 16, 5), rec(), nn.MaxPool2d(2),
-        )
-        flat = _flat_size(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, 120), rec(), nn.Linear(120, num_classes),
-        )
-        self.sites: list[Site] = rec.sites(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
+        super().__init__(act, 4, (120,), in_channels, num_classes, image_size)
