@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from datasets import write_npz
 from learnact.cli import main
 
 ray = pytest.importorskip("ray")
@@ -26,16 +25,6 @@ pytestmark = pytest.mark.ray
 
 ACTS = "relu,tanh,dual_line,gelu"
 RAY_BIN = str(Path(sys.executable).with_name("ray"))
-
-
-@pytest.fixture(scope="module")
-def npz(tmp_path_factory):
-    return str(write_npz(tmp_path_factory.mktemp("ray") / "tiny.npz", n_train=256, n_test=64))
-
-
-@pytest.fixture(scope="module")
-def slow_npz(tmp_path_factory):
-    return str(write_npz(tmp_path_factory.mktemp("rays") / "slow.npz", n_train=6000, n_test=200))
 
 
 def args(npz, db, *extra, epochs=1):

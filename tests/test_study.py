@@ -13,23 +13,11 @@ import time
 
 import pytest
 
-from datasets import write_npz
 from learnact.cli import main
 from learnact.study import Store, StudyConfig, expand_runs, load_preset
 from learnact.study.store import StoreError
 
 ACTS = "relu,tanh,dual_line,gelu"
-
-
-@pytest.fixture(scope="module")
-def npz(tmp_path_factory):
-    return str(write_npz(tmp_path_factory.mktemp("d") / "tiny.npz", n_train=256, n_test=64))
-
-
-@pytest.fixture(scope="module")
-def slow_npz(tmp_path_factory):
-    # big enough that a run takes about a second, so a kill lands mid-study
-    return str(write_npz(tmp_path_factory.mktemp("s") / "slow.npz", n_train=6000, n_test=200))
 
 
 def study_args(npz, db, acts=ACTS, epochs=2, extra=()):

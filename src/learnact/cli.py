@@ -60,10 +60,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         if matched == []:
             raise CLIError(f"no activation matches {item!r}")
         names += matched if matched else [get_spec(item).name]
-    try:
-        from .report.curves import response_curves
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise CLIError(f"plotting needs matplotlib: pip install 'learnact[plot]' ({exc})") from exc
+    from .report.curves import response_curves
+
     if args.xmin >= args.xmax:
         raise CLIError(f"--xmin ({args.xmin}) must be below --xmax ({args.xmax})")
     out = Path(args.out)

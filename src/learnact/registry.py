@@ -37,6 +37,7 @@ class _Registry:
     def __init__(self) -> None:
         self._specs: dict[str, ActivationSpec] = {}
         self._lookup: dict[str, str] = {}
+        self.classes: tuple[type[nn.Module], ...] = (Learnable,)
 
     def add(self, spec: ActivationSpec) -> None:
         for key in (spec.name, *spec.aliases):
@@ -48,6 +49,8 @@ class _Registry:
         self._specs[spec.name] = spec
         for key in (spec.name, *spec.aliases):
             self._lookup[key] = spec.name
+        if spec.cls not in self.classes:
+            self.classes = (*self.classes, spec.cls)
 
     def get(self, name: str) -> ActivationSpec:
         if not isinstance(name, str):
@@ -181,5 +184,4 @@ def create_activation(name: str, *, learnable: bool = False, **kwargs: Any) -> n
 
 def is_activation(module: nn.Module) -> bool:
     """Whether ``module`` is an instance of a registered activation class or of the recipe."""
-    classes = (*{spec.cls for spec in _REGISTRY}, Learnable)
-    return isinstance(module, classes)
+    return isinstance(module, _REGISTRY.classes)

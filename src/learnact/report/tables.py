@@ -6,13 +6,11 @@ nothing is typed in by hand. Needs pandas (``pip install learnact[plot]``).
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import ReportError
@@ -246,13 +244,6 @@ def friedman_table(runs: pd.DataFrame) -> dict | None:
             "n_tasks": scores.shape[0]}
 
 
-def settings_of(runs: pd.DataFrame) -> dict:
-    """The resolved settings stored with the first run (for the report header)."""
-    if runs.empty:
-        return {}
-    return json.loads(runs.iloc[0]["settings"])
-
-
 def _fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
@@ -267,8 +258,3 @@ def to_markdown(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
-
-
-def np_nan_to_none(values):
-    """JSON-friendly copy of a sequence with NaN as None."""
-    return [None if isinstance(v, float) and math.isnan(v) else v for v in np.asarray(values)]

@@ -189,10 +189,6 @@ class Store:
                 "AND status = 'running'", (time.time() + self.lease_s, run_id, self.owner))
             return cur.rowcount == 1
 
-    def pending_count(self, run_ids: list[str]) -> int:
-        """How many of ``run_ids`` are not finished (done or diverged)."""
-        return len(run_ids) - len(self.finished(run_ids))
-
     def finished(self, run_ids: list[str]) -> set[str]:
         """The subset of ``run_ids`` that is done or diverged."""
         if not run_ids:
