@@ -11,6 +11,11 @@ import learnact
 from learnact.kernels import dispatch, kernel_mode
 
 HAVE_KERNEL = dispatch._load_cpu() is not None
+
+
+def _fused(y):
+    """Whether ``y`` came out of the C++ kernel's autograd node."""
+    return y.grad_fn is not None and "DualLineFunction" in y.grad_fn.name()
 needs_kernel = pytest.mark.skipif(not HAVE_KERNEL, reason="the C++ kernel could not be built")
 
 # dtype -> (atol, rtol) for outputs and input grads; parameter grads are sums over
@@ -93,23 +98,60 @@ def test_fused_is_deterministic_across_thread_counts():
 
 
 @needs_kernel
-def test_auto_uses_fused_and_saves_only_x():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_auto_uses_fused_and_saves_only_x(dtype):
     module = learnact.DualLine(4)
-    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    x = torch.randn(2, 4, 8, 8, dtype=dtype, requires_grad=True)
+    packed = []
+
+    def pack(t):
+        packed.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = module(x)
+    assert _fused(y)
+    assert not any(t.dtype == torch.bool for t in packed)
+    big = [t for t in packed if t.numel() > 4]
+    assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()  # x itself, no copy
+    # x plus the two (4,) float32 slopes: x's own bytes per element, and nothing else
+    nbytes = sum(t.numel() * t.element_size() for t in packed)
+    assert nbytes == x.numel() * x.element_size() + 2 * 4 * 4
+
+
+@needs_kernel
+def test_double_backward_through_the_kernel_raises_clearly():
+    module = learnact.DualLine()
+    x = torch.randn(10, requires_grad=True)
     y = module(x)
-    assert type(y.grad_fn).__name__ == "_DualLineFnBackward"
-    saved = [t for t in y.grad_fn.saved_tensors]
-    assert sum(t.numel() for t in saved if t.dtype == torch.bool) == 0
-    assert sum(t.numel() * t.element_size() for t in saved) <= x.numel() * 4 + 2 * 4 * 4
+    with pytest.raises(RuntimeError, match="first-order only"):
+        torch.autograd.grad(y.sum(), x, create_graph=True)
+    with kernel_mode("reference"):  # the documented way out works
+        (gx,) = torch.autograd.grad(module(x).sum(), x, create_graph=True)
+    assert gx.requires_grad
+
+
+@needs_kernel
+def test_grad_of_a_broadcast_scalar_loss():
+    # y.sum().backward() hands the kernel an expanded (stride-0) gradient
+    module = learnact.DualLine(3)
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    xf = x.clone().requires_grad_()
+    module(xf).sum().backward()
+    fused = xf.grad.clone(), module.pos_slope.grad.clone()
+    module.zero_grad()
+    xr = x.clone().requires_grad_()
+    with kernel_mode("reference"):
+        module(xr).sum().backward()
+    torch.testing.assert_close(fused[0], xr.grad)
+    torch.testing.assert_close(fused[1], module.pos_slope.grad)
 
 
 def test_reference_mode_and_float64_use_the_where_form():
     module = learnact.DualLine()
     with kernel_mode("reference"):
-        assert type(module(torch.randn(3, requires_grad=True)).grad_fn).__name__ != (
-            "_DualLineFnBackward")
-    y = module(torch.randn(3, dtype=torch.float64, requires_grad=True))
-    assert type(y.grad_fn).__name__ != "_DualLineFnBackward"
+        assert not _fused(module(torch.randn(3, requires_grad=True)))
+    assert not _fused(module(torch.randn(3, dtype=torch.float64, requires_grad=True)))
 
 
 def test_fused_request_that_cannot_be_met_raises():
@@ -133,7 +175,7 @@ def test_unavailable_kernel_falls_back_in_auto_and_raises_in_fused(monkeypatch):
     module = learnact.DualLine()
     x = torch.randn(5, requires_grad=True)
     y = module(x)  # auto: silently the reference path
-    assert type(y.grad_fn).__name__ != "_DualLineFnBackward"
+    assert y.grad_fn is not None and not _fused(y)
     with kernel_mode("fused"), pytest.raises(RuntimeError, match="could not be built"):
         module(x)
 
@@ -156,6 +198,50 @@ def test_build_failure_warns_once(monkeypatch):
         assert len([w for w in caught if "could not be built" in str(w.message)]) == 1
     finally:
         cpu.load.cache_clear()
+
+
+def test_isa_build_failure_falls_back_to_the_baseline_build(monkeypatch):
+    import torch.utils.cpp_extension as ext
+
+    from learnact.kernels import cpu
+
+    tried = []
+
+    def only_baseline(**kwargs):
+        tried.append(kwargs["extra_cflags"])
+        if any(f.startswith("-mavx") for f in kwargs["extra_cflags"]):
+            raise RuntimeError("cc1plus: error: unrecognized command-line option")
+        return "baseline module"
+
+    monkeypatch.setattr(ext, "load", only_baseline)
+    monkeypatch.setattr(cpu, "candidate_flags",
+                        lambda: [cpu.CFLAGS + cpu.ISA_FLAGS["AVX2"], cpu.CFLAGS + cpu.BASE_FLAGS])
+    cpu.load.cache_clear()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a working fallback warns about nothing
+            assert cpu.load() == "baseline module"
+    finally:
+        cpu.load.cache_clear()
+    assert len(tried) == 2 and "-mavx2" in tried[0] and "-mavx2" not in tried[1]
+    # one cache entry per instruction set
+    assert cpu.build_name(tried[0]) != cpu.build_name(tried[1])
+
+
+def test_candidate_flags_follow_atens_capability(monkeypatch):
+    import platform
+
+    from learnact.kernels import cpu
+
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert cpu.candidate_flags() == [cpu.CFLAGS + cpu.ISA_FLAGS["AVX2"],
+                                     cpu.CFLAGS + cpu.BASE_FLAGS]
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")
+    assert cpu.candidate_flags() == [cpu.CFLAGS + cpu.BASE_FLAGS]
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert cpu.candidate_flags() == [cpu.CFLAGS + cpu.BASE_FLAGS]
 
 
 def test_import_does_not_build_the_kernel():

@@ -19,6 +19,7 @@ __all__ = [
     "apl",
     "aria2",
     "bent_identity",
+    "channel_dim",
     "channel_view",
     "dp_relu",
     "dual_line",
@@ -46,6 +47,26 @@ __all__ = [
 ]
 
 
+def channel_dim(num: int, x: Tensor) -> int:
+    """The dim of ``x`` that a ``num``-channel parameter runs along, or ``ValueError``.
+
+    Dim 1 for inputs with two or more dimensions, dim 0 for 1-D inputs (as
+    :class:`torch.nn.PReLU`); call only with ``num > 1``.
+    """
+    if x.dim() == 0:
+        raise ValueError(
+            f"a per-channel activation with num_parameters={num} needs an input with a "
+            "channel dimension, got a 0-d tensor"
+        )
+    ch = 1 if x.dim() >= 2 else 0
+    if x.shape[ch] != num:
+        raise ValueError(
+            f"activation has num_parameters={num} but the input has {x.shape[ch]} "
+            f"channels on dim {ch} (input shape {tuple(x.shape)})"
+        )
+    return ch
+
+
 def channel_view(param: Tensor, x: Tensor) -> Tensor:
     """Reshape a ``(C,)`` parameter so it broadcasts over ``x`` on dim 1.
 
@@ -61,17 +82,7 @@ def channel_view(param: Tensor, x: Tensor) -> Tensor:
         if lead:
             out = out.reshape(*lead, *([1] * x.dim()))
         return out.to(x.dtype)
-    if x.dim() == 0:
-        raise ValueError(
-            f"a per-channel activation with num_parameters={num} needs an input with a "
-            "channel dimension, got a 0-d tensor"
-        )
-    ch = 1 if x.dim() >= 2 else 0
-    if x.shape[ch] != num:
-        raise ValueError(
-            f"activation has num_parameters={num} but the input has {x.shape[ch]} "
-            f"channels on dim {ch} (input shape {tuple(x.shape)})"
-        )
+    ch = channel_dim(num, x)
     shape = [1] * x.dim()
     shape[ch] = num
     return param.reshape(*lead, *shape).to(x.dtype)

@@ -62,7 +62,7 @@ class DPReLU(ParametricActivation):
 
         >>> m = learnact.DPReLU()
         >>> m(torch.tensor([-2.0, 0.0, 3.0]))
-        tensor([-0.0200,  0.0000,  3.0000], grad_fn=<WhereBackward0>)
+        tensor([-0.0200,  0.0000,  3.0000], grad_fn=<CppNode<DualLineFunction>>)
     """
 
     def __init__(
@@ -131,7 +131,7 @@ class DualLine(ParametricActivation):
 
         >>> m = learnact.DualLine()
         >>> m(torch.tensor([-2.0, 0.0, 3.0]))
-        tensor([-0.2400, -0.2200,  2.7800], grad_fn=<AddBackward0>)
+        tensor([-0.2400, -0.2200,  2.7800], grad_fn=<CppNode<DualLineFunction>>)
     """
 
     def __init__(

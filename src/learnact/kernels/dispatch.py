@@ -78,36 +78,11 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
     return None
 
 
-class _DualLineFn(torch.autograd.Function):
-    """Fused forward/backward; saves only ``x`` for backward."""
-
-    @staticmethod
-    def forward(ctx, x, pos, neg, shift, inner):
-        ext = _load_cpu()
-        y = ext.forward(x, pos.detach(), neg.detach(),
-                        None if shift is None else shift.detach(), inner)
-        ctx.save_for_backward(x, pos, neg)
-        ctx.inner = inner
-        ctx.has_shift = shift is not None
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        x, pos, neg = ctx.saved_tensors
-        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and ctx.inner == 1:
-            grad = grad.contiguous(memory_format=torch.channels_last)
-        else:
-            grad = grad.contiguous()
-        gx, dp, dq, dm = _load_cpu().backward(grad, x, pos.detach(), neg.detach(), ctx.inner)
-        dshift = dm.to(pos.dtype).view_as(pos) if ctx.has_shift else None
-        return gx, dp.to(pos.dtype).view_as(pos), dq.to(neg.dtype).view_as(neg), dshift, None
-
-
 def _layout(x: Tensor, channels: int) -> tuple[Tensor, int]:
     """A kernel-ready ``x`` and the stride of the channel index (``inner``)."""
     if channels == 1:
         return (x if x.is_contiguous() else x.contiguous()), 1
+    LF.channel_dim(channels, x)  # the reference path's shape checks and errors
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         return x, 1  # NHWC in memory: the channel is the fastest index
     x = x if x.is_contiguous() else x.contiguous()
@@ -118,7 +93,11 @@ def _layout(x: Tensor, channels: int) -> tuple[Tensor, int]:
 
 
 def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tensor:
-    """DP ReLU (``shift=None``) or Dual Line with ``(C,)`` parameters, by the active mode."""
+    """DP ReLU (``shift=None``) or Dual Line with ``(C,)`` parameters, by the active mode.
+
+    The fused path is one call into the C++ extension, whose autograd node saves
+    only ``x`` and computes every gradient in one sweep (first-order only).
+    """
     # checked first: dynamo cannot trace the mode lookup, and compiling fuses the
     # reference form anyway
     if not torch.compiler.is_compiling():
@@ -126,9 +105,8 @@ def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tens
         if mode != "reference":
             reason = fused_unavailable_reason(x)
             if reason is None:
-                LF.channel_view(pos, x)  # the same shape checks and errors as the reference
                 xk, inner = _layout(x, pos.shape[-1])
-                return _DualLineFn.apply(xk, pos, neg, shift, inner)
+                return _load_cpu().dual_line(xk, pos, neg, shift, inner)
             if mode == "fused":
                 raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")
     p, n = LF.channel_view(pos, x), LF.channel_view(neg, x)

@@ -16,10 +16,12 @@
 // results do not depend on the number of threads.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -57,8 +59,19 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
       const int64_t c = C == 1 ? 0 : (i / inner) % C;
       const int64_t stop = C == 1 ? end : std::min(end, (i / inner + 1) * inner);
       const float p = pos[c], q = neg[c], m = shift ? shift[c] : 0.f;
+      int64_t j0 = i;
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        using Vec = at::vec::Vectorized<float>;
+        const Vec vp(p), vq(q), vm(m), zero(0.f);
+        for (; j0 + Vec::size() <= stop; j0 += Vec::size()) {
+          const Vec v = Vec::loadu(x + j0);
+          at::vec::fmadd(Vec::blendv(vp, vq, v < zero), v, vm).store(y + j0);
+        }
+      }
+#endif
 #pragma omp simd
-      for (int64_t j = i; j < stop; ++j) {
+      for (int64_t j = j0; j < stop; ++j) {
         const float v = static_cast<float>(x[j]);
         const float k = negative(v);
         y[j] = static_cast<scalar_t>((p * (1.f - k) + q * k) * v + m);
@@ -66,6 +79,43 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
       i = stop;
     }
   });
+}
+
+// Explicit SIMD for the float32 backward block (the compiler's own vectorization
+// of the lane loop below spends most of its time shuffling): two vectors per
+// accumulator to break the add latency chain. Handles [b0, b0 + k * 2 * width)
+// and returns where it stopped; adds its sums into lane 0 of sp/sq/sm.
+[[maybe_unused]] inline int64_t float_block(const float* __restrict__ g, const float* __restrict__ x,
+                           float* __restrict__ gx, float p, float q, int64_t b0, int64_t b1,
+                           float* sp, float* sq, float* sm) {
+  using Vec = at::vec::Vectorized<float>;
+  constexpr int64_t W = Vec::size();
+  const Vec vp(p), vq(q), zero(0.f);
+  Vec ap[2] = {zero, zero}, aq[2] = {zero, zero}, am[2] = {zero, zero};
+  int64_t j = b0;
+  for (; j + 2 * W <= b1; j += 2 * W) {
+    for (int u = 0; u < 2; ++u) {
+      const Vec v = Vec::loadu(x + j + u * W), gv = Vec::loadu(g + j + u * W);
+      const Vec is_neg = v < zero;  // -0.0 is not negative, as in the reference's x >= 0
+      const Vec t = gv * v;
+      (gv * Vec::blendv(vp, vq, is_neg)).store(gx + j + u * W);
+      ap[u] = ap[u] + Vec::blendv(t, zero, is_neg);
+      aq[u] = aq[u] + Vec::blendv(zero, t, is_neg);
+      am[u] = am[u] + gv;
+    }
+  }
+  float buf[3][2 * W];
+  for (int u = 0; u < 2; ++u) {
+    ap[u].store(buf[0] + u * W);
+    aq[u].store(buf[1] + u * W);
+    am[u].store(buf[2] + u * W);
+  }
+  for (int64_t k = 0; k < 2 * W; ++k) {  // fixed order: deterministic
+    sp[0] += buf[0][k];
+    sq[0] += buf[1][k];
+    sm[0] += buf[2][k];
+  }
+  return j;
 }
 
 template <typename scalar_t>
@@ -124,6 +174,13 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
           // floats (the compiler will not vectorize a single float accumulator)
           float sp[kLanes] = {}, sq[kLanes] = {}, sm[kLanes] = {};
           int64_t j = b0;
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+          // (the portable Vectorized fallback of a baseline build is far slower
+          // than the lane loop, so only ISA builds take this path)
+          if constexpr (std::is_same_v<scalar_t, float>) {
+            j = float_block(g, x, gx, p, q, b0, b1, sp, sq, sm);
+          }
+#endif
           for (; j + kLanes <= b1; j += kLanes) {
             for (int64_t u = 0; u < kLanes; ++u) {
               const float v = static_cast<float>(x[j + u]), gv = static_cast<float>(g[j + u]);
@@ -164,8 +221,11 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
 
 }  // namespace
 
-torch::Tensor forward(torch::Tensor x, torch::Tensor pos, torch::Tensor neg,
-                      c10::optional<torch::Tensor> shift, int64_t inner) {
+// ------------------------------------------------------------------ entry points
+
+torch::Tensor forward_kernel(const torch::Tensor& x, const torch::Tensor& pos,
+                             const torch::Tensor& neg, const c10::optional<torch::Tensor>& shift,
+                             int64_t inner) {
   auto y = torch::empty_like(x);
   auto p = pos.to(torch::kFloat).contiguous(), q = neg.to(torch::kFloat).contiguous();
   torch::Tensor m;
@@ -179,23 +239,72 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor pos, torch::Tensor neg,
   return y;
 }
 
-std::vector<torch::Tensor> backward(torch::Tensor g, torch::Tensor x, torch::Tensor pos,
-                                    torch::Tensor neg, int64_t inner) {
+std::vector<torch::Tensor> backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
+                                           const torch::Tensor& pos, const torch::Tensor& neg,
+                                           int64_t inner) {
   auto gx = torch::empty_like(x);
   auto p = pos.to(torch::kFloat).contiguous(), q = neg.to(torch::kFloat).contiguous();
   const int64_t C = p.numel();
-  auto opts = torch::TensorOptions().dtype(torch::kDouble);
-  auto dp = torch::zeros({C}, opts), dq = torch::zeros({C}, opts), dm = torch::zeros({C}, opts);
+  // one buffer for the three reductions: d_pos, d_neg, d_shift
+  std::vector<double> acc(static_cast<size_t>(3 * C), 0.0);
+  double* s = acc.data();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dual_line_bwd", [&] {
     backward_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
                             gx.data_ptr<scalar_t>(), p.data_ptr<float>(), q.data_ptr<float>(),
-                            x.numel(), C, inner, dp.data_ptr<double>(), dq.data_ptr<double>(),
-                            dm.data_ptr<double>());
+                            x.numel(), C, inner, s, s + C, s + 2 * C);
   });
-  return {gx, dp, dq, dm};
+  // the sums, rounded once from double into the parameters' dtype (no extra op calls)
+  auto sums = torch::empty({3, C}, pos.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pos.scalar_type(), "dual_line_sums", [&] {
+    scalar_t* out = sums.data_ptr<scalar_t>();
+    for (int64_t k = 0; k < 3 * C; ++k) out[k] = static_cast<scalar_t>(acc[k]);
+  });
+  return {gx, sums};
+}
+
+// The autograd node lives in C++ so that a call costs one Python -> C++ crossing
+// and no Python frames in forward or backward.
+struct DualLineFunction : public torch::autograd::Function<DualLineFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& pos, const torch::Tensor& neg,
+                               const c10::optional<torch::Tensor>& shift, int64_t inner) {
+    ctx->save_for_backward({x, pos, neg});
+    ctx->saved_data["inner"] = inner;
+    ctx->saved_data["has_shift"] = shift.has_value();
+    return forward_kernel(x, pos, neg, shift, inner);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!torch::GradMode::is_enabled(),
+                "learnact's fused DP ReLU / Dual Line kernel is first-order only; for double "
+                "backward (create_graph=True) use LEARNACT_KERNELS=reference or float64");
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& pos = saved[1];
+    const auto& neg = saved[2];
+    const int64_t inner = ctx->saved_data["inner"].toInt();
+    // the kernel walks g in x's memory order: standard, or channels-last (NHWC)
+    auto g = x.is_contiguous() ? grads[0].contiguous()
+                               : grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    auto out = backward_kernel(g, x, pos, neg, inner);
+    const auto& sums = out[1];
+    torch::Tensor dshift;
+    if (ctx->saved_data["has_shift"].toBool()) dshift = sums[2].view(pos.sizes());
+    return {out[0], sums[0].view(pos.sizes()), sums[1].view(neg.sizes()), dshift,
+            torch::Tensor()};
+  }
+};
+
+torch::Tensor dual_line(const torch::Tensor& x, const torch::Tensor& pos, const torch::Tensor& neg,
+                        const c10::optional<torch::Tensor>& shift, int64_t inner) {
+  return DualLineFunction::apply(x, pos, neg, shift, inner);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "Dual Line / DP ReLU forward");
-  m.def("backward", &backward, "Dual Line / DP ReLU backward with parameter reductions");
+  m.def("dual_line", &dual_line,
+        "Dual Line (or DP ReLU with shift=None), differentiable, saving only x");
+  m.def("forward", &forward_kernel, "forward kernel alone (no autograd)");
+  m.def("backward", &backward_kernel,
+        "backward kernel alone: grad_x and a (3, C) tensor (the parameters' dtype) of d_pos, d_neg, d_shift");
 }
