@@ -7,8 +7,10 @@ Mode, from :func:`kernel_mode` (a context manager) or ``$LEARNACT_KERNELS``:
 - ``reference``: always the pure-PyTorch functional form (the test oracle);
 - ``fused``: the fused kernel, or a ``RuntimeError`` saying why it cannot run.
 
-The fused CPU kernel applies to float32/bfloat16/float16 CPU tensors in
-eager mode. Under ``torch.jit.trace``/scripting, ONNX export and
+The fused kernels apply to float32/bfloat16/float16 tensors in eager mode: a
+C++ kernel on the CPU (:mod:`learnact.kernels.cpu`) and a Triton kernel on
+CUDA devices (:mod:`learnact.kernels.dual_line_triton`, when ``triton`` is
+installed). Under ``torch.jit.trace``/scripting, ONNX export and
 ``torch.compile`` the reference path is used, so those keep working (and
 ``torch.compile`` fuses the reference form itself). float64 also takes the
 reference path: the fused backward is first-order only, and float64 is the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 from collections.abc import Iterator
 
@@ -61,18 +64,32 @@ def _load_cpu():
     return cpu.load()
 
 
+@functools.lru_cache(maxsize=1)
+def _load_triton():
+    """The Triton kernel module, or ``None`` when Triton cannot be imported."""
+    try:
+        from . import dual_line_triton
+    except Exception:  # ImportError, or a Triton that fails on this machine
+        return None
+    return dual_line_triton
+
+
 def fused_unavailable_reason(x: Tensor) -> str | None:
-    """Why the fused kernel cannot run on ``x`` now, or ``None`` if it can."""
+    """Why no fused kernel can run on ``x`` now, or ``None`` if one can."""
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript tracing/scripting uses the reference path"
     if torch.onnx.is_in_onnx_export():
         return "ONNX export uses the reference path"
     if torch.compiler.is_compiling():
         return "torch.compile traces the reference path"
-    if x.device.type != "cpu":
-        return f"no fused kernel for device {x.device.type!r} yet"
+    if x.device.type not in ("cpu", "cuda"):
+        return f"no fused kernel for device {x.device.type!r}"
     if x.dtype not in _FUSED_DTYPES:
         return f"no fused kernel for {x.dtype} (float64 uses the reference path)"
+    if x.device.type == "cuda":
+        if _load_triton() is None:
+            return "the CUDA kernel needs Triton (pip install triton), which cannot be imported"
+        return None
     if _load_cpu() is None:
         return "the C++ kernel could not be built"
     return None
@@ -106,6 +123,8 @@ def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tens
             reason = fused_unavailable_reason(x)
             if reason is None:
                 xk, inner = _layout(x, pos.shape[-1])
+                if xk.is_cuda:
+                    return _load_triton().DualLineTriton.apply(xk, pos, neg, shift, inner)
                 return _load_cpu().dual_line(xk, pos, neg, shift, inner)
             if mode == "fused":
                 raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")

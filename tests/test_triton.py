@@ -1,0 +1,173 @@
+"""The Triton kernel against the reference maths.
+
+Without CUDA the kernels run in Triton's interpreter on CPU tensors
+(``TRITON_INTERPRET=1`` must be set before the ``@triton.jit`` decorators run,
+so it is set before the import below). With CUDA they run on the GPU, and the
+tests at the end check that the dispatch sends CUDA tensors to them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import types
+
+import pytest
+import torch
+
+import learnact
+from learnact.kernels import dispatch, kernel_mode
+
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+
+if importlib.util.find_spec("triton") is None:
+    pytest.skip("triton is not installed", allow_module_level=True)
+if not CUDA and "triton" not in sys.modules:
+    # read when triton's own and our @triton.jit functions are decorated (at
+    # import) and again at every launch, so it stays set for this worker; it
+    # only changes how Triton kernels run (inductor's CPU backend does not use Triton)
+    os.environ["TRITON_INTERPRET"] = "1"
+if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("triton was imported before TRITON_INTERPRET=1 could be set",
+                allow_module_level=True)
+from learnact.kernels import dual_line_triton as T  # noqa: E402
+
+TOL = {torch.float32: (1e-6, 1e-5), torch.bfloat16: (1e-2, 2e-2), torch.float16: (2e-3, 2e-3)}
+PTOL = {torch.float32: (1e-4, 1e-4), torch.bfloat16: (0.5, 0.02), torch.float16: (0.1, 0.01)}
+
+
+def _module(cls, channels):
+    module = cls(channels).to(DEVICE)
+    with torch.no_grad():  # distinct per-channel values, off the init
+        for i, p in enumerate(module.parameters()):
+            p.add_(0.05 * (i + 1) * torch.arange(channels, dtype=torch.float32, device=DEVICE))
+    return module
+
+
+def _triton_call(module, x):
+    """The module's maths through the Triton autograd Function, whatever the device."""
+    xk, inner = dispatch._layout(x, module.pos_slope.shape[-1])
+    shift = getattr(module, "mean_shift", None)
+    return T.DualLineTriton.apply(xk, module.pos_slope, module.neg_slope, shift, inner)
+
+
+def _grads(module, x, fn):
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    y = fn(module, x)
+    grad = torch.linspace(-1, 1, y.numel(), device=DEVICE).reshape(y.shape).to(y.dtype)
+    y.backward(grad)
+    return y.detach(), x.grad, {n: p.grad.clone() for n, p in module.named_parameters()}
+
+
+def _reference(module, x):
+    with kernel_mode("reference"):
+        return module(x)
+
+
+def _inputs(shape, dtype, layout):
+    x = torch.randn(shape, device=DEVICE) * 3
+    special = torch.tensor([0.0, -0.0, 1e4, -1e4, 1e-30, -1e-30, 5.0])
+    k = min(7, x.numel())
+    x.view(-1)[:k] = special[:k]
+    x = x.to(dtype)
+    if layout == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if layout == "noncontiguous":
+        return x.transpose(-1, -2)
+    return x
+
+
+def _assert_parity(module, x, dtype):
+    y_t, gx_t, gp_t = _grads(module, x, _triton_call)
+    y_r, gx_r, gp_r = _grads(module, x, _reference)
+    atol, rtol = TOL[dtype]
+    assert y_t.dtype == dtype and gx_t.dtype == dtype
+    torch.testing.assert_close(y_t, y_r, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx_t, gx_r, atol=atol, rtol=rtol)
+    patol, prtol = PTOL[dtype]
+    assert set(gp_t) == set(gp_r)
+    for name in gp_r:
+        torch.testing.assert_close(gp_t[name], gp_r[name], atol=patol, rtol=prtol, msg=name)
+
+
+@pytest.mark.parametrize("dtype", list(TOL), ids=str)
+@pytest.mark.parametrize("cls", [learnact.DualLine, learnact.DPReLU])
+@pytest.mark.parametrize("channels", [1, 7])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontiguous"])
+def test_triton_matches_reference(dtype, cls, channels, layout):
+    _assert_parity(_module(cls, channels), _inputs((3, 7, 13, 11), dtype, layout), dtype)
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (97,), (4099,), (3, 5), (2, 5, 1, 131)],
+                         ids=str)
+def test_triton_odd_and_prime_sizes(shape):
+    channels = 5 if len(shape) > 1 and shape[1] == 5 else 1
+    _assert_parity(_module(learnact.DualLine, channels),
+                   _inputs(shape, torch.float32, "contiguous"), torch.float32)
+
+
+def test_triton_many_channels_span_several_channel_tiles():
+    # 300 channels: channels-last uses three 128-wide channel tiles, NCHW 600 rows
+    module = _module(learnact.DualLine, 300)
+    _assert_parity(module, _inputs((2, 300, 2, 3), torch.float32, "channels_last"), torch.float32)
+    _assert_parity(module, _inputs((2, 300, 2, 3), torch.float32, "contiguous"), torch.float32)
+
+
+def test_triton_parameter_grads_are_deterministic():
+    module = _module(learnact.DualLine, 1)
+    x = torch.randn(20_000, device=DEVICE)
+    first = _grads(module, x, _triton_call)[2]
+    second = _grads(module, x, _triton_call)[2]
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def test_triton_empty_input():
+    module = _module(learnact.DualLine, 1)
+    x = torch.empty(0, device=DEVICE, requires_grad=True)
+    y = _triton_call(module, x)
+    y.sum().backward()
+    assert y.shape == (0,) and x.grad.shape == (0,)
+    assert module.pos_slope.grad.item() == 0.0 and module.mean_shift.grad.item() == 0.0
+
+
+def test_triton_saves_only_x():
+    module = _module(learnact.DualLine, 1)
+    x = torch.randn(4, 3, 5, 5, device=DEVICE, requires_grad=True)
+    packed = []
+
+    def pack(t):
+        packed.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        _triton_call(module, x)
+    assert not any(t.dtype == torch.bool for t in packed)
+    assert sum(t.numel() for t in packed) == x.numel() + 2  # x and the two slopes
+
+
+def test_dispatch_reasons_for_cuda_tensors(monkeypatch):
+    fake = types.SimpleNamespace(device=torch.device("cuda"), dtype=torch.float32)
+    monkeypatch.setattr(dispatch, "_load_triton", lambda: None)
+    assert "Triton" in dispatch.fused_unavailable_reason(fake)
+    monkeypatch.setattr(dispatch, "_load_triton", lambda: T)
+    assert dispatch.fused_unavailable_reason(fake) is None
+    fake.dtype = torch.float64
+    assert "float64" in dispatch.fused_unavailable_reason(fake)
+    meta = torch.empty(3, device="meta")
+    assert "meta" in dispatch.fused_unavailable_reason(meta)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", list(TOL), ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_dispatch_sends_cuda_tensors_to_triton(dtype, layout):
+    module = _module(learnact.DualLine, 7)
+    x = _inputs((8, 7, 33, 35), dtype, layout).requires_grad_()
+    with kernel_mode("fused"):
+        y = module(x)
+    assert "DualLineTriton" in y.grad_fn.name()
+    _assert_parity(module, x.detach(), dtype)
