@@ -61,6 +61,12 @@ def main() -> None:
         with kernel_mode("reference"):
             return dl(t)
 
+    gelu, lg = nn.GELU(), learnact.Learnable("gelu")
+
+    def lg_reference(t):
+        with kernel_mode("reference"):
+            return lg(t)
+
     variants = {
         "relu": torch.relu,
         "copy": lambda t: t.clone(),
@@ -70,6 +76,10 @@ def main() -> None:
         "dp_relu (default)": dp,
         "nn.PReLU (native)": pr,
         "dual_line (torch.compile)": torch.compile(learnact.DualLine()),
+        "gelu (G alone)": gelu,
+        "Learnable(gelu) (default, eager)": lg,
+        "Learnable(gelu) (reference)": lg_reference,
+        "Learnable(gelu) (torch.compile)": torch.compile(learnact.Learnable("gelu")),
     }
     times = {k: [] for k in variants}
     for fn in variants.values():  # warm-up, including the one-time compile

@@ -254,3 +254,126 @@ def test_import_does_not_build_the_kernel():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+# ---------------------------------------------------------------- the general recipe
+
+
+def _recipe_fused(y):
+    return y.grad_fn is not None and "RecipeFunction" in y.grad_fn.name()
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", list(TOL), ids=str)
+@pytest.mark.parametrize("base", ["gelu", "elu", "prelu", "tanh", "softplus"])
+@pytest.mark.parametrize("channels", [1, 7])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontiguous"])
+@pytest.mark.parametrize("mean_shift", [True, False])
+def test_fused_recipe_matches_reference(dtype, base, channels, layout, mean_shift):
+    module = learnact.Learnable(base, num_parameters=channels, mean_shift=mean_shift)
+    with torch.no_grad():  # distinct per-channel values, off the init
+        for i, p in enumerate(module.parameters()):
+            p.add_(0.05 * (i + 1) * torch.arange(p.numel(), dtype=torch.float32))
+    x = _inputs((3, 7, 13, 11), dtype, layout)
+    with kernel_mode("fused"):
+        assert _recipe_fused(module(x.detach().requires_grad_()))
+    y_f, gx_f, gp_f = _run(module, x, "fused")
+    y_r, gx_r, gp_r = _run(module, x, "reference")
+    atol, rtol = TOL[dtype]
+    assert y_f.dtype == dtype and gx_f.dtype == dtype
+    torch.testing.assert_close(y_f, y_r, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx_f, gx_r, atol=atol, rtol=rtol)
+    patol, prtol = PTOL[dtype]
+    # pos_slope, mean_shift and the base's own parameters (prelu's weight)
+    assert set(gp_f) == set(gp_r) and len(gp_r) == 1 + mean_shift + (base == "prelu")
+    for name in gp_r:
+        torch.testing.assert_close(gp_f[name], gp_r[name], atol=patol, rtol=prtol, msg=name)
+
+
+@needs_kernel
+@pytest.mark.parametrize("n", [1, 97, 65537, 200003])
+def test_fused_recipe_odd_sizes_and_zero(n):
+    module = learnact.Learnable("elu")
+    x = torch.randn(n)
+    x[0] = 0.0  # x > 0 is strict: G(0) at zero
+    y_f, gx_f, gp_f = _run(module, x, "fused")
+    y_r, gx_r, gp_r = _run(module, x, "reference")
+    torch.testing.assert_close(y_f, y_r)
+    torch.testing.assert_close(gx_f, gx_r)
+    for name in gp_r:
+        torch.testing.assert_close(gp_f[name], gp_r[name], atol=1e-3, rtol=1e-4)
+
+
+class _Exploding(torch.nn.Module):
+    """exp(x): infinite for large positive x, where the recipe uses a*x instead."""
+
+    def forward(self, x):
+        return torch.exp(x)
+
+
+@needs_kernel
+def test_fused_recipe_selects_rather_than_blends():
+    # an infinite G(x) on the positive side must not reach y (0 * inf would be NaN)
+    module = learnact.Learnable(_Exploding(), mean_shift=False)
+    x = torch.tensor([-1.0, 0.5, 200.0] + [300.0] * 20)
+    with kernel_mode("fused"):
+        y = module(x)
+    assert _recipe_fused(y)
+    torch.testing.assert_close(y, torch.where(x > 0, x, torch.exp(x)))
+
+
+@needs_kernel
+def test_fused_recipe_saves_only_x_beyond_what_g_saves():
+    module = learnact.Learnable(torch.nn.Tanh(), mean_shift=True)
+    x = torch.randn(4, 3, 8, 8, requires_grad=True)
+    packed = []
+
+    def pack(t):
+        packed.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = module(x)
+    assert _recipe_fused(y)
+    assert not any(t.dtype == torch.bool for t in packed)
+    # tanh saves its output; the recipe saves x and the (1,) slope
+    assert sum(t.numel() for t in packed) == 2 * x.numel() + 1
+
+
+class _Upcasting(torch.nn.Module):
+    def forward(self, x):
+        return torch.tanh(x).double()
+
+
+@needs_kernel
+def test_recipe_with_a_mismatched_g_falls_back_or_raises():
+    module = learnact.Learnable(_Upcasting(), mean_shift=False)
+    x = torch.randn(5)
+    y = module(x)  # auto: the reference path, with torch's type promotion
+    assert not _recipe_fused(y) and y.dtype == torch.float64
+    with kernel_mode("fused"), pytest.raises(RuntimeError, match="does not match x"):
+        module(x)
+
+
+@needs_kernel
+def test_recipe_double_backward_raises_clearly():
+    module = learnact.Learnable("gelu")
+    x = torch.randn(10, requires_grad=True)
+    with pytest.raises(RuntimeError, match="first-order only"):
+        torch.autograd.grad(module(x).sum(), x, create_graph=True)
+
+
+@needs_kernel
+def test_recipe_is_deterministic_across_thread_counts():
+    module = learnact.Learnable("gelu", num_parameters=3)
+    x = torch.randn(2, 3, 300, 301)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _, _, one = _run(module, x, "fused")
+        torch.set_num_threads(2)
+        _, _, two = _run(module, x, "fused")
+    finally:
+        torch.set_num_threads(old)
+    for name in one:
+        assert torch.equal(one[name], two[name]), name

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .. import functional as LF
 from ..kernels import dispatch
 from ._base import ParametricActivation
 
@@ -207,7 +206,7 @@ class Learnable(ParametricActivation):
 
         >>> m = learnact.Learnable("gelu")
         >>> m(torch.tensor([-1.0, 2.0]))
-        tensor([-0.3787,  1.7800], grad_fn=<AddBackward0>)
+        tensor([-0.3787,  1.7800], grad_fn=<CppNode<RecipeFunction>>)
     """
 
     def __init__(
@@ -254,9 +253,8 @@ class Learnable(ParametricActivation):
             base.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        gx = self.base(x)
-        shift = self.param("mean_shift", x) if self.use_mean_shift else None
-        return LF.learnable_recipe(x, gx, self.param("pos_slope", x), shift)
+        shift = self.mean_shift if self.use_mean_shift else None
+        return dispatch.learnable_recipe(x, self.base(x), self.pos_slope, shift)
 
     def extra_repr(self) -> str:
         parts = [f"mean_shift={self.use_mean_shift}", f"num_parameters={self.num_parameters}"]

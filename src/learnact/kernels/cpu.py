@@ -1,4 +1,4 @@
-"""Build (once) and load the C++ CPU kernel for DP ReLU / Dual Line.
+"""Build (once) and load the C++ CPU kernels for DP ReLU / Dual Line and the recipe.
 
 The extension is compiled on first use with ``torch.utils.cpp_extension``
 into its per-user cache (``~/.cache/torch_extensions`` or
@@ -22,7 +22,7 @@ __all__ = ["load"]
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("dual_line_cpu.cpp")
+SOURCES = [Path(__file__).with_name(name) for name in ("dual_line_cpu.cpp", "recipe_cpu.cpp")]
 # at::parallel_for only runs threads when the extension itself is built with OpenMP
 CFLAGS = ["-O3", "-fopenmp"]
 # the baseline build: at::vec::Vectorized falls back to its portable form
@@ -45,7 +45,8 @@ def build_name(flags: list[str]) -> str:
     rebuild each other's entry, and a cache shared by machines with different
     instruction sets keeps one build per set.
     """
-    key = SOURCE.read_bytes() + str(SOURCE).encode() + " ".join(flags).encode()
+    key = b"".join(src.read_bytes() + str(src).encode() for src in SOURCES)
+    key += " ".join(flags).encode()
     return "learnact_dual_line_cpu_" + hashlib.sha1(key).hexdigest()[:12]
 
 
@@ -73,7 +74,7 @@ def load():
         try:
             from torch.utils.cpp_extension import load as build
 
-            module = build(name=build_name(flags), sources=[str(SOURCE)],
+            module = build(name=build_name(flags), sources=[str(src) for src in SOURCES],
                            extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as exc:  # no compiler, no ninja, read-only cache, old gcc, ...
             error = exc  # the baseline build's failure is the one worth reporting

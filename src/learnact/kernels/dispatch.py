@@ -30,7 +30,14 @@ from torch import Tensor
 
 from .. import functional as LF
 
-__all__ = ["MODES", "dual_line", "fused_unavailable_reason", "get_mode", "kernel_mode"]
+__all__ = [
+    "MODES",
+    "dual_line",
+    "fused_unavailable_reason",
+    "get_mode",
+    "kernel_mode",
+    "learnable_recipe",
+]
 
 MODES = ("auto", "reference", "fused")
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar("learnact_kernels",
@@ -132,3 +139,37 @@ def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tens
     if shift is None:
         return LF.dp_relu(x, p, n)
     return LF.dual_line(x, p, n, LF.channel_view(shift, x))
+
+
+def _recipe_unavailable_reason(x: Tensor, gx: Tensor) -> str | None:
+    if gx.shape != x.shape or gx.dtype != x.dtype or gx.device != x.device:
+        return (f"G(x) ({tuple(gx.shape)}, {gx.dtype}, {gx.device}) does not match x "
+                f"({tuple(x.shape)}, {x.dtype}, {x.device})")
+    if x.device.type == "cuda":
+        return "no fused kernel for the general recipe on CUDA yet"
+    return fused_unavailable_reason(x)
+
+
+def learnable_recipe(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -> Tensor:
+    """The general recipe on a precomputed ``gx = G(x)`` with ``(C,)`` parameters, by the mode.
+
+    The fused path replaces the comparison, product, select, addition and the
+    two broadcast reductions of eager PyTorch with one C++ sweep each way; it
+    saves only ``x`` (``G`` saves what its own backward needs) and hands the
+    gradient for ``G(x)`` back to autograd, so any ``G`` works.
+    """
+    if not torch.compiler.is_compiling():
+        mode = get_mode()
+        if mode != "reference":
+            reason = _recipe_unavailable_reason(x, gx)
+            if reason is None:
+                xk, inner = _layout(x, pos.shape[-1])
+                if xk.is_contiguous():
+                    gk = gx if gx.is_contiguous() else gx.contiguous()
+                else:
+                    gk = gx.contiguous(memory_format=torch.channels_last)
+                return _load_cpu().recipe(xk, gk, pos, shift, inner)
+            if mode == "fused":
+                raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")
+    return LF.learnable_recipe(x, gx, LF.channel_view(pos, x),
+                               None if shift is None else LF.channel_view(shift, x))

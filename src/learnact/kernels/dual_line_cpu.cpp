@@ -1,4 +1,5 @@
-// One-pass CPU kernels for DP ReLU / Dual Line.
+// One-pass CPU kernels for DP ReLU / Dual Line (the extension's module; the
+// general recipe's kernels are in recipe_cpu.cpp).
 //
 // forward:  y = slope(x) * x + m, slope = pos for x >= 0 (including -0.0), neg otherwise
 // backward: grad_x = g * slope(x); d_pos = sum g*x [x>=0]; d_neg = sum g*x [x<0]; d_m = sum g
@@ -84,10 +85,11 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 // Explicit SIMD for the float32 backward block (the compiler's own vectorization
 // of the lane loop below spends most of its time shuffling): two vectors per
 // accumulator to break the add latency chain. Handles [b0, b0 + k * 2 * width)
-// and returns where it stopped; adds its sums into lane 0 of sp/sq/sm.
+// and returns where it stopped; adds its 2 * width lane sums, in double, into
+// sp/sq/sm (each at least 2 * width long).
 [[maybe_unused]] inline int64_t float_block(const float* __restrict__ g, const float* __restrict__ x,
                            float* __restrict__ gx, float p, float q, int64_t b0, int64_t b1,
-                           float* sp, float* sq, float* sm) {
+                           double* sp, double* sq, double* sm) {
   using Vec = at::vec::Vectorized<float>;
   constexpr int64_t W = Vec::size();
   const Vec vp(p), vq(q), zero(0.f);
@@ -110,10 +112,10 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
     aq[u].store(buf[1] + u * W);
     am[u].store(buf[2] + u * W);
   }
-  for (int64_t k = 0; k < 2 * W; ++k) {  // fixed order: deterministic
-    sp[0] += buf[0][k];
-    sq[0] += buf[1][k];
-    sm[0] += buf[2][k];
+  for (int64_t k = 0; k < 2 * W; ++k) {  // in double, in fixed order: deterministic
+    sp[k] += buf[0][k];
+    sq[k] += buf[1][k];
+    sm[k] += buf[2][k];
   }
   return j;
 }
@@ -178,7 +180,14 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
           // (the portable Vectorized fallback of a baseline build is far slower
           // than the lane loop, so only ISA builds take this path)
           if constexpr (std::is_same_v<scalar_t, float>) {
-            j = float_block(g, x, gx, p, q, b0, b1, sp, sq, sm);
+            double dp[32] = {}, dq[32] = {}, dm[32] = {};
+            static_assert(2 * at::vec::Vectorized<float>::size() <= 32);
+            j = float_block(g, x, gx, p, q, b0, b1, dp, dq, dm);
+            for (int64_t k = 0; k < 2 * at::vec::Vectorized<float>::size(); ++k) {
+              ap[c] += dp[k];
+              aq[c] += dq[k];
+              am[c] += dm[k];
+            }
           }
 #endif
           for (; j + kLanes <= b1; j += kLanes) {
@@ -301,10 +310,24 @@ torch::Tensor dual_line(const torch::Tensor& x, const torch::Tensor& pos, const 
   return DualLineFunction::apply(x, pos, neg, shift, inner);
 }
 
+// the general recipe, in recipe_cpu.cpp
+torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torch::Tensor& a,
+                     const c10::optional<torch::Tensor>& shift, int64_t inner);
+torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor& gx,
+                                    const torch::Tensor& a,
+                                    const c10::optional<torch::Tensor>& shift, int64_t inner);
+std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
+                                                  const torch::Tensor& a, int64_t inner);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dual_line", &dual_line,
         "Dual Line (or DP ReLU with shift=None), differentiable, saving only x");
   m.def("forward", &forward_kernel, "forward kernel alone (no autograd)");
   m.def("backward", &backward_kernel,
         "backward kernel alone: grad_x and a (3, C) tensor (the parameters' dtype) of d_pos, d_neg, d_shift");
+  m.def("recipe", &recipe,
+        "the general recipe on a precomputed G(x), differentiable to x, G(x), a and m");
+  m.def("recipe_forward", &recipe_forward_kernel, "recipe forward kernel alone");
+  m.def("recipe_backward", &recipe_backward_kernel,
+        "recipe backward kernel alone: direct grad_x, grad of G(x), and (2, C) d_a, d_m");
 }

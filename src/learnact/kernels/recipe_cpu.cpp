@@ -1,0 +1,227 @@
+// One-pass CPU kernels for the paper's general recipe on a precomputed G(x):
+//
+// forward:  y = (x > 0 ? a * x : G(x)) + m
+// backward: grad_x (direct)  = x > 0 ? a * g : 0
+//           grad_G           = x > 0 ? 0 : g      (autograd carries it through G)
+//           d_a = sum g*x [x > 0];  d_m = sum g
+//
+// Eager PyTorch spends a comparison, a product, a select and an addition in
+// forward, and as many again plus two broadcast reductions in backward; here
+// each direction is one sweep, and only x is saved (G's own backward saves
+// what G needs). Selects are real selects (blendv), not 0/1 blends, so an
+// infinite G(x) on the positive side cannot leak into y.
+//
+// Layouts, as in dual_line_cpu.cpp: the channel of flat index i is 0 for C == 1,
+// (i / inner) % C for NCHW, i % C for channels-last (inner == 1, C > 1).
+// Reductions: float sums over short blocks, double per fixed-size chunk, chunks
+// added in order, so results do not depend on the number of threads.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kChunk = 1 << 16;
+constexpr int64_t kBlock = 1024;
+
+// f(c, j0, j1) for each single-channel run [j0, j1) within [begin, end) (C == 1 or NCHW)
+template <typename F>
+inline void channel_runs(int64_t begin, int64_t end, int64_t C, int64_t inner, F&& f) {
+  for (int64_t i = begin; i < end;) {
+    const int64_t c = C == 1 ? 0 : (i / inner) % C;
+    const int64_t stop = C == 1 ? end : std::min(end, (i / inner + 1) * inner);
+    f(c, i, stop);
+    i = stop;
+  }
+}
+
+template <typename scalar_t>
+void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restrict__ gx,
+                         scalar_t* __restrict__ y, const float* a, const float* m, int64_t n,
+                         int64_t C, int64_t inner) {
+  const bool last = C > 1 && inner == 1;
+  const int64_t grain = last ? ((kChunk + C - 1) / C) * C : kChunk;
+  at::parallel_for(0, n, grain, [=](int64_t begin, int64_t end) {
+    if (last) {
+      for (int64_t j = begin; j < end; ++j) {
+        const int64_t c = j % C;
+        const float v = static_cast<float>(x[j]);
+        const float base = v > 0.f ? a[c] * v : static_cast<float>(gx[j]);
+        y[j] = static_cast<scalar_t>(base + (m ? m[c] : 0.f));
+      }
+      return;
+    }
+    channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
+      const float s = a[c], sh = m ? m[c] : 0.f;
+      int64_t j = j0;
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        using Vec = at::vec::Vectorized<float>;
+        const Vec vs(s), vsh(sh), zero(0.f);
+        for (; j + Vec::size() <= j1; j += Vec::size()) {
+          const Vec v = Vec::loadu(x + j);
+          (Vec::blendv(Vec::loadu(gx + j), vs * v, v > zero) + vsh).store(y + j);
+        }
+      }
+#endif
+      for (; j < j1; ++j) {
+        const float v = static_cast<float>(x[j]);
+        const float base = v > 0.f ? s * v : static_cast<float>(gx[j]);
+        y[j] = static_cast<scalar_t>(base + sh);
+      }
+    });
+  });
+}
+
+template <typename scalar_t>
+void recipe_backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x,
+                          scalar_t* __restrict__ gxd, scalar_t* __restrict__ gg, const float* a,
+                          int64_t n, int64_t C, int64_t inner, double* da, double* dm) {
+  const bool last = C > 1 && inner == 1;
+  const int64_t chunk = last ? ((kChunk + C - 1) / C) * C : kChunk;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  std::vector<double> part(static_cast<size_t>(chunks * C * 2), 0.0);
+  double* part_ = part.data();
+  at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
+    for (int64_t k0 = cb; k0 < ce; ++k0) {
+      const int64_t begin = k0 * chunk, end = std::min(n, begin + chunk);
+      double* pa = part_ + k0 * C * 2;
+      double* pm = pa + C;
+      if (last) {
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t c = j % C;
+          const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
+          const bool pos = v > 0.f;
+          gxd[j] = static_cast<scalar_t>(pos ? a[c] * gv : 0.f);
+          gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
+          pa[c] += pos ? static_cast<double>(gv * v) : 0.0;
+          pm[c] += gv;
+        }
+        continue;
+      }
+      channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
+        const float s = a[c];
+        for (int64_t b0 = j0; b0 < j1; b0 += kBlock) {
+          const int64_t b1 = std::min(j1, b0 + kBlock);
+          float sa = 0.f, sm = 0.f;
+          int64_t j = b0;
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+          if constexpr (std::is_same_v<scalar_t, float>) {
+            using Vec = at::vec::Vectorized<float>;
+            constexpr int64_t W = Vec::size();
+            const Vec vs(s), zero(0.f);
+            Vec acc_a(0.f), acc_m(0.f);
+            for (; j + W <= b1; j += W) {
+              const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
+              const Vec pos = v > zero;
+              Vec::blendv(zero, vs * gv, pos).store(gxd + j);
+              Vec::blendv(gv, zero, pos).store(gg + j);
+              acc_a = acc_a + Vec::blendv(zero, gv * v, pos);
+              acc_m = acc_m + gv;
+            }
+            float buf[2][W];
+            acc_a.store(buf[0]);
+            acc_m.store(buf[1]);
+            for (int64_t k = 0; k < W; ++k) {  // in double, in fixed order: deterministic
+              pa[c] += buf[0][k];
+              pm[c] += buf[1][k];
+            }
+          }
+#endif
+          for (; j < b1; ++j) {
+            const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
+            const bool pos = v > 0.f;
+            gxd[j] = static_cast<scalar_t>(pos ? s * gv : 0.f);
+            gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
+            sa += pos ? gv * v : 0.f;
+            sm += gv;
+          }
+          pa[c] += sa;
+          pm[c] += sm;
+        }
+      });
+    }
+  });
+  for (int64_t k0 = 0; k0 < chunks; ++k0) {
+    const double* pa = part.data() + k0 * C * 2;
+    for (int64_t c = 0; c < C; ++c) {
+      da[c] += pa[c];
+      dm[c] += pa[C + c];
+    }
+  }
+}
+
+}  // namespace
+
+torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor& gx,
+                                    const torch::Tensor& a,
+                                    const c10::optional<torch::Tensor>& shift, int64_t inner) {
+  auto y = torch::empty_like(x);
+  auto af = a.to(torch::kFloat).contiguous();
+  torch::Tensor m;
+  if (shift.has_value()) m = shift->to(torch::kFloat).contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_fwd", [&] {
+    recipe_forward_impl<scalar_t>(x.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(),
+                                  y.data_ptr<scalar_t>(), af.data_ptr<float>(),
+                                  shift.has_value() ? m.data_ptr<float>() : nullptr, x.numel(),
+                                  af.numel(), inner);
+  });
+  return y;
+}
+
+std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
+                                                  const torch::Tensor& a, int64_t inner) {
+  auto gxd = torch::empty_like(x), gg = torch::empty_like(x);
+  auto af = a.to(torch::kFloat).contiguous();
+  const int64_t C = af.numel();
+  std::vector<double> acc(static_cast<size_t>(2 * C), 0.0);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_bwd", [&] {
+    recipe_backward_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                   gxd.data_ptr<scalar_t>(), gg.data_ptr<scalar_t>(),
+                                   af.data_ptr<float>(), x.numel(), C, inner, acc.data(),
+                                   acc.data() + C);
+  });
+  auto sums = torch::empty({2, C}, a.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "recipe_sums", [&] {
+    scalar_t* out = sums.data_ptr<scalar_t>();
+    for (int64_t k = 0; k < 2 * C; ++k) out[k] = static_cast<scalar_t>(acc[k]);
+  });
+  return {gxd, gg, sums};
+}
+
+struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& gx, const torch::Tensor& a,
+                               const c10::optional<torch::Tensor>& shift, int64_t inner) {
+    ctx->save_for_backward({x, a});
+    ctx->saved_data["inner"] = inner;
+    ctx->saved_data["has_shift"] = shift.has_value();
+    return recipe_forward_kernel(x, gx, a, shift, inner);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!torch::GradMode::is_enabled(),
+                "learnact's fused recipe kernel is first-order only; for double backward "
+                "(create_graph=True) use LEARNACT_KERNELS=reference or float64");
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& a = saved[1];
+    auto g = x.is_contiguous() ? grads[0].contiguous()
+                               : grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    auto out = recipe_backward_kernel(g, x, a, ctx->saved_data["inner"].toInt());
+    torch::Tensor dshift;
+    if (ctx->saved_data["has_shift"].toBool()) dshift = out[2][1].view(a.sizes());
+    return {out[0], out[1], out[2][0].view(a.sizes()), dshift, torch::Tensor()};
+  }
+};
+
+torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torch::Tensor& a,
+                     const c10::optional<torch::Tensor>& shift, int64_t inner) {
+  return RecipeFunction::apply(x, gx, a, shift, inner);
+}
