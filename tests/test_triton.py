@@ -149,6 +149,53 @@ def test_triton_saves_only_x():
     assert sum(t.numel() for t in packed) == x.numel() + 2  # x and the two slopes
 
 
+def _recipe_module(base, channels, mean_shift):
+    module = learnact.Learnable(base, num_parameters=channels, mean_shift=mean_shift).to(DEVICE)
+    with torch.no_grad():
+        for i, p in enumerate(module.parameters()):
+            p.add_(0.05 * (i + 1) * torch.arange(p.numel(), dtype=torch.float32, device=DEVICE))
+    return module
+
+
+def _triton_recipe(module, x):
+    xk, inner = dispatch._layout(x, module.pos_slope.shape[-1])
+    gx = module.base(xk)
+    gk = gx.contiguous() if xk.is_contiguous() else gx.contiguous(
+        memory_format=torch.channels_last)
+    return T.RecipeTriton.apply(xk, gk, module.pos_slope, module.mean_shift, inner)
+
+
+@pytest.mark.parametrize("dtype", list(TOL), ids=str)
+@pytest.mark.parametrize("base", ["gelu", "prelu"])
+@pytest.mark.parametrize("channels", [1, 7])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontiguous"])
+@pytest.mark.parametrize("mean_shift", [True, False])
+def test_triton_recipe_matches_reference(dtype, base, channels, layout, mean_shift):
+    module = _recipe_module(base, channels, mean_shift)
+    x = _inputs((3, 7, 13, 11), dtype, layout)
+    y_t, gx_t, gp_t = _grads(module, x, _triton_recipe)
+    y_r, gx_r, gp_r = _grads(module, x, _reference)
+    atol, rtol = TOL[dtype]
+    torch.testing.assert_close(y_t, y_r, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx_t, gx_r, atol=atol, rtol=rtol)
+    patol, prtol = PTOL[dtype]
+    assert set(gp_t) == set(gp_r) and len(gp_r) == 1 + mean_shift + (base == "prelu")
+    for name in gp_r:
+        torch.testing.assert_close(gp_t[name], gp_r[name], atol=patol, rtol=prtol, msg=name)
+
+
+def test_triton_recipe_selects_rather_than_blends():
+    module = learnact.Learnable(_Exp(), mean_shift=False).to(DEVICE)
+    x = torch.tensor([-1.0, 0.0, 0.5, 200.0, 300.0], device=DEVICE)
+    y = _triton_recipe(module, x)
+    torch.testing.assert_close(y, torch.where(x > 0, x, torch.exp(x)))
+
+
+class _Exp(torch.nn.Module):
+    def forward(self, x):
+        return torch.exp(x)
+
+
 def test_dispatch_reasons_for_cuda_tensors(monkeypatch):
     fake = types.SimpleNamespace(device=torch.device("cuda"), dtype=torch.float32)
     monkeypatch.setattr(dispatch, "_load_triton", lambda: None)
@@ -171,3 +218,12 @@ def test_dispatch_sends_cuda_tensors_to_triton(dtype, layout):
         y = module(x)
     assert "DualLineTriton" in y.grad_fn.name()
     _assert_parity(module, x.detach(), dtype)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_dispatch_sends_cuda_recipe_to_triton():
+    module = _recipe_module("gelu", 7, True)
+    x = _inputs((8, 7, 33, 35), torch.float32, "contiguous").requires_grad_()
+    with kernel_mode("fused"):
+        y = module(x)
+    assert "RecipeTriton" in y.grad_fn.name()

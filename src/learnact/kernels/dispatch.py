@@ -145,16 +145,15 @@ def _recipe_unavailable_reason(x: Tensor, gx: Tensor) -> str | None:
     if gx.shape != x.shape or gx.dtype != x.dtype or gx.device != x.device:
         return (f"G(x) ({tuple(gx.shape)}, {gx.dtype}, {gx.device}) does not match x "
                 f"({tuple(x.shape)}, {x.dtype}, {x.device})")
-    if x.device.type == "cuda":
-        return "no fused kernel for the general recipe on CUDA yet"
     return fused_unavailable_reason(x)
 
 
 def learnable_recipe(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -> Tensor:
     """The general recipe on a precomputed ``gx = G(x)`` with ``(C,)`` parameters, by the mode.
 
-    The fused path replaces the comparison, product, select, addition and the
-    two broadcast reductions of eager PyTorch with one C++ sweep each way; it
+    The fused path (C++ on the CPU, Triton on CUDA) replaces the comparison,
+    product, select, addition and the two broadcast reductions of eager PyTorch
+    with one sweep each way; it
     saves only ``x`` (``G`` saves what its own backward needs) and hands the
     gradient for ``G(x)`` back to autograd, so any ``G`` works.
     """
@@ -168,6 +167,8 @@ def learnable_recipe(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -
                     gk = gx if gx.is_contiguous() else gx.contiguous()
                 else:
                     gk = gx.contiguous(memory_format=torch.channels_last)
+                if xk.is_cuda:
+                    return _load_triton().RecipeTriton.apply(xk, gk, pos, shift, inner)
                 return _load_cpu().recipe(xk, gk, pos, shift, inner)
             if mode == "fused":
                 raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")

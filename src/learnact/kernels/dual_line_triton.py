@@ -1,4 +1,4 @@
-"""Triton kernels for DP ReLU / Dual Line on the GPU.
+"""Triton kernels for DP ReLU / Dual Line and the general recipe on the GPU.
 
 The maths is the C++ kernel's (see ``dual_line_cpu.cpp``)::
 
@@ -17,6 +17,11 @@ middle: ``C == 1`` is one row of ``numel`` elements; NCHW is ``(N, C, H*W)``;
 channels-last is ``(N*H*W, C, 1)``. Rows of a contiguous ``inner`` run use
 :func:`_bwd_rows`; channels-last uses the 2-D tiles of :func:`_bwd_tiles`.
 
+The general recipe (``recipe_*``, :class:`RecipeTriton`) follows
+``recipe_cpu.cpp``: ``y = (x > 0 ? a*x : G(x)) + m`` on a precomputed
+``G(x)``; backward writes the direct ``grad_x`` and the gradient for ``G(x)``,
+which autograd carries through ``G``.
+
 Computation is in float32 for float16/bfloat16 inputs; outputs keep the
 input's dtype. Importing this module needs ``triton``; set
 ``TRITON_INTERPRET=1`` before importing it to run the kernels on CPU tensors
@@ -30,7 +35,14 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-__all__ = ["DualLineTriton", "backward", "forward"]
+__all__ = [
+    "DualLineTriton",
+    "RecipeTriton",
+    "backward",
+    "forward",
+    "recipe_backward",
+    "recipe_forward",
+]
 
 BLOCK = 4096
 TILE_M = 64
@@ -101,6 +113,62 @@ def _bwd_tiles(g_ptr, x_ptr, gx_ptr, p_ptr, q_ptr, part_ptr, M, C,
     tl.store(out + 2, tl.sum(g, axis=0), mask=cmask)
 
 
+@triton.jit
+def _recipe_fwd(x_ptr, gx_ptr, y_ptr, a_ptr, m_ptr, n, C, inner, HAS_SHIFT: tl.constexpr,
+                BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    gx = tl.load(gx_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    c = (offs // inner) % C
+    a = tl.load(a_ptr + c, mask=mask, other=0.0)
+    y = tl.where(x > 0, a * x, gx)  # a select: an infinite G(x) at x > 0 never reaches y
+    if HAS_SHIFT:
+        y += tl.load(m_ptr + c, mask=mask, other=0.0)
+    tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _recipe_bwd_rows(g_ptr, x_ptr, gxd_ptr, gg_ptr, a_ptr, part_ptr, C, inner, blocks,
+                     BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    b = tl.program_id(1).to(tl.int64)
+    cols = b * BLOCK + tl.arange(0, BLOCK)
+    mask = cols < inner
+    offs = row * inner + cols
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    a = tl.load(a_ptr + row % C)
+    pos = x > 0
+    tl.store(gxd_ptr + offs, tl.where(pos, a * g, 0.0).to(gxd_ptr.dtype.element_ty), mask=mask)
+    tl.store(gg_ptr + offs, tl.where(pos, 0.0, g).to(gg_ptr.dtype.element_ty), mask=mask)
+    out = part_ptr + (row * blocks + b) * 2
+    tl.store(out, tl.sum(tl.where(pos, g * x, 0.0), axis=0))
+    tl.store(out + 1, tl.sum(g, axis=0))
+
+
+@triton.jit
+def _recipe_bwd_tiles(g_ptr, x_ptr, gxd_ptr, gg_ptr, a_ptr, part_ptr, M, C,
+                      TILE_M: tl.constexpr, TILE_C: tl.constexpr):
+    i = tl.program_id(0).to(tl.int64)
+    j = tl.program_id(1).to(tl.int64)
+    rows = i * TILE_M + tl.arange(0, TILE_M)
+    chans = j * TILE_C + tl.arange(0, TILE_C)
+    cmask = chans < C
+    mask = (rows[:, None] < M) & cmask[None, :]
+    offs = rows[:, None] * C + chans[None, :]
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    a = tl.load(a_ptr + chans, mask=cmask, other=0.0)
+    pos = x > 0
+    gxd = tl.where(pos, a[None, :] * g, 0.0)
+    tl.store(gxd_ptr + offs, gxd.to(gxd_ptr.dtype.element_ty), mask=mask)
+    tl.store(gg_ptr + offs, tl.where(pos, 0.0, g).to(gg_ptr.dtype.element_ty), mask=mask)
+    out = part_ptr + (i * C + chans) * 2
+    tl.store(out, tl.sum(tl.where(pos, g * x, 0.0), axis=0), mask=cmask)
+    tl.store(out + 1, tl.sum(g, axis=0), mask=cmask)
+
+
 def _params(p: Tensor) -> Tensor:
     return p.detach().to(torch.float32).contiguous()
 
@@ -168,3 +236,65 @@ class DualLineTriton(torch.autograd.Function):
         sums = sums.to(pos.dtype)
         dshift = sums[2].view_as(pos) if ctx.has_shift else None
         return gx, sums[0].view_as(pos), sums[1].view_as(neg), dshift, None
+
+
+def recipe_forward(x: Tensor, gx: Tensor, a: Tensor, shift: Tensor | None, inner: int) -> Tensor:
+    """The general recipe's ``y`` from ``x`` and ``gx = G(x)`` (same layout)."""
+    y = torch.empty_like(x)
+    n = int(x.numel())
+    if n == 0:
+        return y
+    af = _params(a)
+    m = _params(shift) if shift is not None else af
+    _recipe_fwd[(triton.cdiv(n, BLOCK),)](x, gx, y, af, m, n, int(af.numel()), int(inner),
+                                          HAS_SHIFT=shift is not None, BLOCK=BLOCK)
+    return y
+
+
+def recipe_backward(g: Tensor, x: Tensor, a: Tensor, inner: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The direct ``grad_x``, the gradient for ``G(x)``, and ``(2, C)`` float64 ``d_a, d_m``."""
+    gxd, gg = torch.empty_like(x), torch.empty_like(x)
+    af = _params(a)
+    C, n = int(af.numel()), int(x.numel())
+    if n == 0:
+        return gxd, gg, torch.zeros(2, C, dtype=torch.float64, device=x.device)
+    if C > 1 and inner == 1:
+        M = n // C
+        tile_c = min(triton.next_power_of_2(C), 128)
+        grid = (triton.cdiv(M, TILE_M), triton.cdiv(C, tile_c))
+        part = torch.empty(grid[0], C, 2, dtype=torch.float32, device=x.device)
+        _recipe_bwd_tiles[grid](g, x, gxd, gg, af, part, M, C, TILE_M=TILE_M, TILE_C=tile_c)
+        sums = part.sum(dim=0, dtype=torch.float64)
+    else:
+        inner = n if C == 1 else int(inner)
+        rows = n // inner
+        block = max(256, min(BLOCK, triton.next_power_of_2(inner)))
+        blocks = triton.cdiv(inner, block)
+        part = torch.empty(rows, blocks, 2, dtype=torch.float32, device=x.device)
+        _recipe_bwd_rows[(rows, blocks)](g, x, gxd, gg, af, part, C, inner, blocks, BLOCK=block)
+        sums = part.view(rows // C, C, blocks, 2).sum(dim=(0, 2), dtype=torch.float64)
+    return gxd, gg, sums.t().contiguous()
+
+
+class RecipeTriton(torch.autograd.Function):
+    """The general recipe on a precomputed ``G(x)``, fused on the GPU; saves only ``x``."""
+
+    @staticmethod
+    def forward(ctx, x, gx, a, shift, inner):
+        ctx.save_for_backward(x, a)
+        ctx.inner = inner
+        ctx.has_shift = shift is not None
+        return recipe_forward(x, gx, a, shift, inner)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, a = ctx.saved_tensors
+        if x.is_contiguous():
+            grad = grad.contiguous()
+        else:
+            grad = grad.contiguous(memory_format=torch.channels_last)
+        gxd, gg, sums = recipe_backward(grad, x, a, ctx.inner)
+        sums = sums.to(a.dtype)
+        dshift = sums[1].view_as(a) if ctx.has_shift else None
+        return gxd, gg, sums[0].view_as(a), dshift, None
