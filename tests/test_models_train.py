@@ -125,3 +125,27 @@ def test_real_fashion_mnist_lenet5_one_epoch():
     m = build_model("lenet5", nn.ReLU, in_channels=1, num_classes=10, image_size=28)
     hist = fit(m, data, TrainSettings(epochs=1, lr=3e-3, batch_size=128), seed=0)
     assert hist[0].test_accuracy >= 0.80, hist
+
+
+def test_make_optimizer_is_fused_adamw_matching_the_foreach_one():
+    from learnact.helpers import param_groups
+
+    torch.manual_seed(0)
+    model = build_model("lenet5", learnact.DualLine, in_channels=1, num_classes=10,
+                        image_size=28)
+    twin = build_model("lenet5", learnact.DualLine, in_channels=1, num_classes=10,
+                       image_size=28)
+    twin.load_state_dict(model.state_dict())
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = make_optimizer(model, 1e-2, 0.1)
+    assert opt.defaults["fused"] is True and opt.defaults["betas"] == (0.9, 0.99)
+    ref = torch.optim.AdamW(param_groups(twin, 0.1), lr=1e-2, betas=(0.9, 0.99), foreach=True)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    for m, o in ((model, opt), (twin, ref)):
+        for _ in range(3):
+            o.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            o.step()
+    for (name, a), b in zip(model.named_parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
+        assert not torch.equal(a, start[name]), f"{name} did not move"
