@@ -377,3 +377,22 @@ def test_recipe_is_deterministic_across_thread_counts():
         torch.set_num_threads(old)
     for name in one:
         assert torch.equal(one[name], two[name]), name
+
+
+@needs_kernel
+@pytest.mark.parametrize("cls", [learnact.DualLine, lambda: learnact.Learnable("gelu")])
+def test_per_tensor_channels_last_runs_in_place_of_layout(cls):
+    # per-tensor parameters are elementwise: a channels-last input is not copied,
+    # and the output and gradient keep its layout
+    module = cls()
+    x = torch.randn(2, 5, 6, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = module(x)
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+    y.backward(torch.ones_like(y))
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+    with kernel_mode("reference"):
+        xr = x.detach().clone().requires_grad_()
+        yr = module(xr)
+        yr.backward(torch.ones_like(yr))
+    torch.testing.assert_close(y, yr)
+    torch.testing.assert_close(x.grad, xr.grad)

@@ -104,8 +104,11 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
 
 def _layout(x: Tensor, channels: int) -> tuple[Tensor, int]:
     """A kernel-ready ``x`` and the stride of the channel index (``inner``)."""
-    if channels == 1:
-        return (x if x.is_contiguous() else x.contiguous()), 1
+    if channels == 1:  # elementwise: any dense layout the kernel walks in memory order
+        if x.is_contiguous() or (x.dim() == 4
+                                 and x.is_contiguous(memory_format=torch.channels_last)):
+            return x, 1
+        return x.contiguous(), 1
     LF.channel_dim(channels, x)  # the reference path's shape checks and errors
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         return x, 1  # NHWC in memory: the channel is the fastest index
