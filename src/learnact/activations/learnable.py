@@ -53,9 +53,10 @@ class DPReLU(ParametricActivation):
         of it (see :func:`learnact.param_groups`).
 
     .. note::
-        In eager mode on the CPU (float32/bfloat16/float16) the forward and
-        backward run a fused C++ kernel that saves only ``x``; see
-        :mod:`learnact.kernels.dispatch` for the modes and fallbacks.
+        In eager mode (float32/bfloat16/float16) the forward and backward run
+        a fused kernel that saves only ``x``: C++ on the CPU, Triton on CUDA
+        when ``triton`` is installed. See :mod:`learnact.kernels.dispatch` for
+        the modes and fallbacks.
 
     Examples::
 
@@ -122,9 +123,10 @@ class DualLine(ParametricActivation):
         the slopes towards a dead unit.
 
     .. note::
-        In eager mode on the CPU (float32/bfloat16/float16) the forward and
-        backward run a fused C++ kernel that saves only ``x``; see
-        :mod:`learnact.kernels.dispatch` for the modes and fallbacks.
+        In eager mode (float32/bfloat16/float16) the forward and backward run
+        a fused kernel that saves only ``x``: C++ on the CPU, Triton on CUDA
+        when ``triton`` is installed. See :mod:`learnact.kernels.dispatch` for
+        the modes and fallbacks.
 
     Examples::
 
@@ -201,6 +203,12 @@ class Learnable(ParametricActivation):
         TypeError: ``base`` is neither a module nor a string.
         ValueError: ``base`` is an unknown name or an in-place module (an
             in-place :math:`G` would overwrite the input the recipe still needs).
+
+    .. note::
+        :math:`G` runs as itself; in eager mode the recipe around it is one
+        fused sweep forward and one backward (C++ on the CPU, Triton on CUDA),
+        which saves only ``x`` and passes the gradient for :math:`G(x)` back
+        to autograd. See :mod:`learnact.kernels.dispatch`.
 
     Examples::
 

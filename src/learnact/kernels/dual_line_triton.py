@@ -173,6 +173,39 @@ def _params(p: Tensor) -> Tensor:
     return p.detach().to(torch.float32).contiguous()
 
 
+def _two_stage(rows_kernel, tiles_kernel, args: tuple, nsums: int, n: int, C: int,
+               inner: int, device: torch.device) -> Tensor:
+    """Launch a backward kernel over ``x`` seen as ``(outer, C, inner)``; ``(nsums, C)`` float64.
+
+    ``args`` are the kernel's leading pointers (``g, x``, outputs, parameters);
+    each program writes ``nsums`` float32 partial sums for its tile, which are
+    then added in a fixed order (stage two), so the result is deterministic.
+    """
+    if C > 1 and inner == 1:  # channels-last: 2-D tiles of (rows, channels)
+        M = n // C
+        tile_c = min(triton.next_power_of_2(C), 128)
+        grid = (triton.cdiv(M, TILE_M), triton.cdiv(C, tile_c))
+        part = torch.empty(grid[0], C, nsums, dtype=torch.float32, device=device)
+        tiles_kernel[grid](*args, part, M, C, TILE_M=TILE_M, TILE_C=tile_c)
+        sums = part.sum(dim=0, dtype=torch.float64)
+    else:
+        inner = n if C == 1 else int(inner)  # per-tensor: one row of every element
+        rows = n // inner
+        block = max(256, min(BLOCK, triton.next_power_of_2(inner)))
+        blocks = triton.cdiv(inner, block)
+        part = torch.empty(rows, blocks, nsums, dtype=torch.float32, device=device)
+        rows_kernel[(rows, blocks)](*args, part, C, inner, blocks, BLOCK=block)
+        sums = part.view(rows // C, C, blocks, nsums).sum(dim=(0, 2), dtype=torch.float64)
+    return sums.t().contiguous()
+
+
+def _grad_like(grad: Tensor, x: Tensor) -> Tensor:
+    """``grad`` in ``x``'s memory layout (standard or channels-last), as the kernels walk it."""
+    if x.is_contiguous():
+        return grad.contiguous()
+    return grad.contiguous(memory_format=torch.channels_last)
+
+
 def forward(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None, inner: int) -> Tensor:
     """``y`` for a contiguous (or channels-last, ``inner=1``) ``x`` and ``(C,)`` parameters."""
     y = torch.empty_like(x)
@@ -196,22 +229,7 @@ def backward(g: Tensor, x: Tensor, pos: Tensor, neg: Tensor, inner: int) -> tupl
     C, n = int(p.numel()), int(x.numel())
     if n == 0:
         return gx, torch.zeros(3, C, dtype=torch.float64, device=x.device)
-    if C > 1 and inner == 1:  # channels-last
-        M = n // C
-        tile_c = min(triton.next_power_of_2(C), 128)
-        grid = (triton.cdiv(M, TILE_M), triton.cdiv(C, tile_c))
-        part = torch.empty(grid[0], C, 3, dtype=torch.float32, device=x.device)
-        _bwd_tiles[grid](g, x, gx, p, q, part, M, C, TILE_M=TILE_M, TILE_C=tile_c)
-        sums = part.sum(dim=0, dtype=torch.float64)
-    else:
-        inner = n if C == 1 else int(inner)  # per-tensor: one row of every element
-        rows = n // inner
-        block = max(256, min(BLOCK, triton.next_power_of_2(inner)))
-        blocks = triton.cdiv(inner, block)
-        part = torch.empty(rows, blocks, 3, dtype=torch.float32, device=x.device)
-        _bwd_rows[(rows, blocks)](g, x, gx, p, q, part, C, inner, blocks, BLOCK=block)
-        sums = part.view(rows // C, C, blocks, 3).sum(dim=(0, 2), dtype=torch.float64)
-    return gx, sums.t().contiguous()
+    return gx, _two_stage(_bwd_rows, _bwd_tiles, (g, x, gx, p, q), 3, n, C, inner, x.device)
 
 
 class DualLineTriton(torch.autograd.Function):
@@ -228,11 +246,7 @@ class DualLineTriton(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         x, pos, neg = ctx.saved_tensors
-        if x.is_contiguous():
-            grad = grad.contiguous()
-        else:
-            grad = grad.contiguous(memory_format=torch.channels_last)
-        gx, sums = backward(grad, x, pos, neg, ctx.inner)
+        gx, sums = backward(_grad_like(grad, x), x, pos, neg, ctx.inner)
         sums = sums.to(pos.dtype)
         dshift = sums[2].view_as(pos) if ctx.has_shift else None
         return gx, sums[0].view_as(pos), sums[1].view_as(neg), dshift, None
@@ -258,22 +272,9 @@ def recipe_backward(g: Tensor, x: Tensor, a: Tensor, inner: int) -> tuple[Tensor
     C, n = int(af.numel()), int(x.numel())
     if n == 0:
         return gxd, gg, torch.zeros(2, C, dtype=torch.float64, device=x.device)
-    if C > 1 and inner == 1:
-        M = n // C
-        tile_c = min(triton.next_power_of_2(C), 128)
-        grid = (triton.cdiv(M, TILE_M), triton.cdiv(C, tile_c))
-        part = torch.empty(grid[0], C, 2, dtype=torch.float32, device=x.device)
-        _recipe_bwd_tiles[grid](g, x, gxd, gg, af, part, M, C, TILE_M=TILE_M, TILE_C=tile_c)
-        sums = part.sum(dim=0, dtype=torch.float64)
-    else:
-        inner = n if C == 1 else int(inner)
-        rows = n // inner
-        block = max(256, min(BLOCK, triton.next_power_of_2(inner)))
-        blocks = triton.cdiv(inner, block)
-        part = torch.empty(rows, blocks, 2, dtype=torch.float32, device=x.device)
-        _recipe_bwd_rows[(rows, blocks)](g, x, gxd, gg, af, part, C, inner, blocks, BLOCK=block)
-        sums = part.view(rows // C, C, blocks, 2).sum(dim=(0, 2), dtype=torch.float64)
-    return gxd, gg, sums.t().contiguous()
+    sums = _two_stage(_recipe_bwd_rows, _recipe_bwd_tiles, (g, x, gxd, gg, af), 2, n, C, inner,
+                      x.device)
+    return gxd, gg, sums
 
 
 class RecipeTriton(torch.autograd.Function):
@@ -290,11 +291,7 @@ class RecipeTriton(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         x, a = ctx.saved_tensors
-        if x.is_contiguous():
-            grad = grad.contiguous()
-        else:
-            grad = grad.contiguous(memory_format=torch.channels_last)
-        gxd, gg, sums = recipe_backward(grad, x, a, ctx.inner)
+        gxd, gg, sums = recipe_backward(_grad_like(grad, x), x, a, ctx.inner)
         sums = sums.to(a.dtype)
         dshift = sums[1].view_as(a) if ctx.has_shift else None
         return gxd, gg, sums[0].view_as(a), dshift, None
