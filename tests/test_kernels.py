@@ -260,7 +260,9 @@ def test_import_does_not_build_the_kernel():
 
 
 def _recipe_fused(y):
-    return y.grad_fn is not None and "RecipeFunction" in y.grad_fn.name()
+    """Either fused recipe path: around G's output, or with G's backward inside."""
+    return y.grad_fn is not None and any(
+        name in y.grad_fn.name() for name in ("RecipeFunction", "_RecipeAroundG"))
 
 
 @needs_kernel
@@ -396,3 +398,82 @@ def test_per_tensor_channels_last_runs_in_place_of_layout(cls):
         yr.backward(torch.ones_like(yr))
     torch.testing.assert_close(y, yr)
     torch.testing.assert_close(x.grad, xr.grad)
+
+
+class _Tracked(torch.nn.Module):
+    """GELU that keeps a weak reference to its last output."""
+
+    def forward(self, x):
+        import weakref
+
+        out = torch.nn.functional.gelu(x)
+        self.last = weakref.ref(out)
+        return out
+
+
+@needs_kernel
+def test_training_recipe_runs_g_backward_on_the_whole_gradient_without_keeping_g_of_x():
+    import gc
+
+    base = _Tracked()
+    module = learnact.Learnable(base)
+    x = torch.randn(4, 3, 5, 5, requires_grad=True)
+    y = module(x)
+    assert "_RecipeAroundG" in y.grad_fn.name()
+    gc.collect()
+    assert base.last() is None  # G(x) was freed after forward; only its graph is kept
+    g = torch.randn_like(y)
+    y.backward(g)
+    xr = x.detach().clone().requires_grad_()
+    pos = module.pos_slope.grad.clone()
+    module.zero_grad()
+    with kernel_mode("reference"):
+        module(xr).backward(g)
+    torch.testing.assert_close(x.grad, xr.grad)
+    torch.testing.assert_close(pos, module.pos_slope.grad)
+
+
+@needs_kernel
+def test_training_recipe_with_identity_g_leaves_the_incoming_gradient_alone():
+    # G(x) = x: G's backward returns the incoming gradient itself, which the
+    # in-place select must not overwrite
+    module = learnact.Learnable(torch.nn.Identity(), mean_shift=False)
+    with torch.no_grad():
+        module.pos_slope.fill_(3.0)
+    x = torch.randn(50, requires_grad=True)
+    y = module(x)
+    assert "_RecipeAroundG" in y.grad_fn.name()
+    g = torch.randn(50)
+    keep = g.clone()
+    y.backward(g)
+    assert torch.equal(g, keep)
+    torch.testing.assert_close(x.grad, torch.where(x > 0, 3.0 * g, g))
+
+
+@needs_kernel
+def test_training_recipe_with_a_random_g_uses_the_same_draw_in_backward():
+    # RReLU draws its slopes in forward: a fused path that recomputed G in
+    # backward would differentiate a different function
+    module = learnact.Learnable(torch.nn.RReLU()).train()
+    x = torch.randn(2000)
+    results = []
+    for mode in ("fused", "reference"):
+        module.zero_grad()
+        xx = x.clone().requires_grad_()
+        torch.manual_seed(7)
+        with kernel_mode(mode):
+            y = module(xx)
+        y.backward(torch.ones_like(y))
+        results.append((y.detach(), xx.grad, module.mean_shift.grad.clone()))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@needs_kernel
+def test_recipe_path_choice():
+    x = torch.randn(3, 4, requires_grad=True)
+    assert "_RecipeAroundG" in learnact.Learnable("gelu")(x).grad_fn.name()
+    # G with its own trainable parameter: the recipe is fused around G's output
+    assert "RecipeFunction" in learnact.Learnable("prelu")(x).grad_fn.name()
+    with torch.no_grad():  # inference builds no graph at all
+        assert learnact.Learnable("gelu")(x).grad_fn is None

@@ -262,7 +262,7 @@ class Learnable(ParametricActivation):
 
     def forward(self, x: Tensor) -> Tensor:
         shift = self.mean_shift if self.use_mean_shift else None
-        return dispatch.learnable_recipe(x, self.base(x), self.pos_slope, shift)
+        return dispatch.learnable(x, self.base, self.pos_slope, shift)
 
     def extra_repr(self) -> str:
         parts = [f"mean_shift={self.use_mean_shift}", f"num_parameters={self.num_parameters}"]

@@ -36,6 +36,7 @@ __all__ = [
     "fused_unavailable_reason",
     "get_mode",
     "kernel_mode",
+    "learnable",
     "learnable_recipe",
 ]
 
@@ -43,6 +44,8 @@ MODES = ("auto", "reference", "fused")
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar("learnact_kernels",
                                                                        default=None)
 _FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+# autograd.grad from a GradientEdge (torch >= 2.4); without it Learnable fuses around G(x)
+_HAS_GRADIENT_EDGE = hasattr(torch.autograd.graph, "get_gradient_edge")
 
 
 def get_mode() -> str:
@@ -177,3 +180,69 @@ def learnable_recipe(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -
                 raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")
     return LF.learnable_recipe(x, gx, LF.channel_view(pos, x),
                                None if shift is None else LF.channel_view(shift, x))
+
+
+class _RecipeAroundG(torch.autograd.Function):
+    """The recipe with ``G``'s backward run on the whole gradient, then one fused select.
+
+    For a ``G`` without trainable parameters: backward runs ``G``'s own backward
+    on ``g`` (giving ``G'(x) g``), and one C++ sweep turns that into ``grad_x``
+    in place (``x > 0 ? a g : G'(x) g``) while reducing ``d_a`` and ``d_m``.
+    That is 7 tensor transfers instead of the 10 of writing two masked
+    gradients and letting autograd add them. ``G``'s graph (built before
+    ``apply``, on a detached alias of ``x``) travels in ``graph`` as that alias
+    and the gradient edge of ``G(x)``, so ``G(x)`` is not kept alive.
+    """
+
+    @staticmethod
+    def forward(ctx, x, pos, shift, inner, graph):
+        xd, edge, gk = graph
+        ctx.save_for_backward(x, pos)
+        # G's graph is kept by its gradient edge, not by G(x): G(x) itself is freed
+        # after this forward unless G saved it, so only x (and what G saves) is held
+        ctx.inner, ctx.graph, ctx.has_shift = inner, (xd, edge), shift is not None
+        return _load_cpu().recipe_forward(x, gk, pos, shift, inner)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "learnact's fused recipe kernel is first-order only; for double backward "
+                "(create_graph=True) use LEARNACT_KERNELS=reference or float64")
+        x, pos = ctx.saved_tensors
+        xd, edge = ctx.graph
+        ctx.graph = None  # G's graph is freed with this backward, as autograd would
+        fmt = torch.contiguous_format if x.is_contiguous() else torch.channels_last
+        grad = grad.contiguous(memory_format=fmt)
+        (t,) = torch.autograd.grad(edge, xd, grad)
+        if t.stride() != x.stride() or t.untyped_storage().data_ptr() == (
+                grad.untyped_storage().data_ptr()):
+            t = t.clone(memory_format=fmt)  # own it, in x's layout (G may return g itself)
+        sums = _load_cpu().recipe_select_(t, grad, x, pos, ctx.inner)
+        dshift = sums[1].view_as(pos) if ctx.has_shift else None
+        return t, sums[0].view_as(pos), dshift, None, None
+
+
+def learnable(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
+    """``Learnable``'s forward: ``base`` (:math:`G`) and the recipe around it, by the mode.
+
+    When training on the CPU with a ``G`` that has no trainable parameters, the
+    fused backward runs ``G``'s backward on the whole gradient and then one
+    in-place select (see :class:`_RecipeAroundG`); otherwise ``G`` runs as
+    itself and :func:`learnable_recipe` fuses the recipe around its output.
+    """
+    if (_HAS_GRADIENT_EDGE and not torch.compiler.is_compiling() and torch.is_grad_enabled()
+            and x.requires_grad and x.device.type == "cpu" and get_mode() != "reference"
+            and not any(p.requires_grad for p in base.parameters())
+            and fused_unavailable_reason(x) is None):
+        xk, inner = _layout(x, pos.shape[-1])
+        with torch.enable_grad():
+            xd = xk.detach().requires_grad_()
+            gx = base(xd)
+        if _recipe_unavailable_reason(xk, gx) is None:
+            fmt = torch.contiguous_format if xk.is_contiguous() else torch.channels_last
+            gk = gx.detach().contiguous(memory_format=fmt)
+            edge = torch.autograd.graph.get_gradient_edge(gx)
+            del gx
+            return _RecipeAroundG.apply(xk, pos, shift, inner, (xd, edge, gk))
+    return learnable_recipe(x, base(x), pos, shift)

@@ -318,6 +318,8 @@ torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor&
                                     const c10::optional<torch::Tensor>& shift, int64_t inner);
 std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
                                                   const torch::Tensor& a, int64_t inner);
+torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torch::Tensor& x,
+                             const torch::Tensor& a, int64_t inner);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dual_line", &dual_line,
@@ -330,4 +332,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("recipe_forward", &recipe_forward_kernel, "recipe forward kernel alone");
   m.def("recipe_backward", &recipe_backward_kernel,
         "recipe backward kernel alone: direct grad_x, grad of G(x), and (2, C) d_a, d_m");
+  m.def("recipe_select_", &recipe_select_,
+        "in place: t = x > 0 ? a*g : t (t = G'(x)*g), returning (2, C) d_a, d_m");
 }

@@ -156,6 +156,88 @@ void recipe_backward_impl(const scalar_t* __restrict__ g, const scalar_t* __rest
   }
 }
 
+// The backward's finishing sweep when G's own backward has already run on the
+// whole of g: t holds G'(x) * g, and becomes grad_x in place,
+//     t = x > 0 ? a * g : t,    d_a = sum g*x [x > 0],  d_m = sum g,
+// one read of x, g and t and one write of t, instead of writing two masked
+// gradients and letting autograd add them.
+template <typename scalar_t>
+void recipe_select_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x,
+                        scalar_t* __restrict__ t, const float* a, int64_t n, int64_t C,
+                        int64_t inner, double* da, double* dm) {
+  const bool last = C > 1 && inner == 1;
+  const int64_t chunk = last ? ((kChunk + C - 1) / C) * C : kChunk;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  std::vector<double> part(static_cast<size_t>(chunks * C * 2), 0.0);
+  double* part_ = part.data();
+  at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
+    for (int64_t k0 = cb; k0 < ce; ++k0) {
+      const int64_t begin = k0 * chunk, end = std::min(n, begin + chunk);
+      double* pa = part_ + k0 * C * 2;
+      double* pm = pa + C;
+      if (last) {
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t c = j % C;
+          const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
+          if (v > 0.f) {
+            t[j] = static_cast<scalar_t>(a[c] * gv);
+            pa[c] += static_cast<double>(gv * v);
+          }
+          pm[c] += gv;
+        }
+        continue;
+      }
+      channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
+        const float s = a[c];
+        for (int64_t b0 = j0; b0 < j1; b0 += kBlock) {
+          const int64_t b1 = std::min(j1, b0 + kBlock);
+          float sa = 0.f, sm = 0.f;
+          int64_t j = b0;
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+          if constexpr (std::is_same_v<scalar_t, float>) {
+            using Vec = at::vec::Vectorized<float>;
+            constexpr int64_t W = Vec::size();
+            const Vec vs(s), zero(0.f);
+            Vec acc_a(0.f), acc_m(0.f);
+            for (; j + W <= b1; j += W) {
+              const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
+              const Vec pos = v > zero;
+              Vec::blendv(Vec::loadu(t + j), vs * gv, pos).store(t + j);
+              acc_a = acc_a + Vec::blendv(zero, gv * v, pos);
+              acc_m = acc_m + gv;
+            }
+            float buf[2][W];
+            acc_a.store(buf[0]);
+            acc_m.store(buf[1]);
+            for (int64_t k = 0; k < W; ++k) {  // in double, in fixed order: deterministic
+              pa[c] += buf[0][k];
+              pm[c] += buf[1][k];
+            }
+          }
+#endif
+          for (; j < b1; ++j) {
+            const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
+            if (v > 0.f) {
+              t[j] = static_cast<scalar_t>(s * gv);
+              sa += gv * v;
+            }
+            sm += gv;
+          }
+          pa[c] += sa;
+          pm[c] += sm;
+        }
+      });
+    }
+  });
+  for (int64_t k0 = 0; k0 < chunks; ++k0) {
+    const double* pa = part.data() + k0 * C * 2;
+    for (int64_t c = 0; c < C; ++c) {
+      da[c] += pa[c];
+      dm[c] += pa[C + c];
+    }
+  }
+}
+
 }  // namespace
 
 torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor& gx,
@@ -224,4 +306,26 @@ struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
 torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torch::Tensor& a,
                      const c10::optional<torch::Tensor>& shift, int64_t inner) {
   return RecipeFunction::apply(x, gx, a, shift, inner);
+}
+
+// t (G'(x) * g, in x's layout) becomes grad_x in place; returns (2, C) d_a, d_m in a's dtype
+torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torch::Tensor& x,
+                             const torch::Tensor& a, int64_t inner) {
+  TORCH_CHECK(t.scalar_type() == x.scalar_type() && t.sizes() == x.sizes() &&
+                  t.strides() == x.strides() && g.strides() == x.strides(),
+              "recipe_select_: t, g and x must share dtype, shape and layout");
+  auto af = a.to(torch::kFloat).contiguous();
+  const int64_t C = af.numel();
+  std::vector<double> acc(static_cast<size_t>(2 * C), 0.0);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_select", [&] {
+    recipe_select_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                 t.data_ptr<scalar_t>(), af.data_ptr<float>(), x.numel(), C,
+                                 inner, acc.data(), acc.data() + C);
+  });
+  auto sums = torch::empty({2, C}, a.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "recipe_sums", [&] {
+    scalar_t* out = sums.data_ptr<scalar_t>();
+    for (int64_t k = 0; k < 2 * C; ++k) out[k] = static_cast<scalar_t>(acc[k]);
+  });
+  return sums;
 }
