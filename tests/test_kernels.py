@@ -477,3 +477,23 @@ def test_recipe_path_choice():
     assert "RecipeFunction" in learnact.Learnable("prelu")(x).grad_fn.name()
     with torch.no_grad():  # inference builds no graph at all
         assert learnact.Learnable("gelu")(x).grad_fn is None
+
+
+class _CountingUpcast(torch.nn.Module):
+    calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return torch.tanh(x).double()
+
+
+@needs_kernel
+def test_mismatched_g_while_training_runs_g_once_and_keeps_gradients():
+    base = _CountingUpcast()
+    module = learnact.Learnable(base, mean_shift=False)
+    x = torch.randn(6, requires_grad=True)
+    y = module(x)
+    assert base.calls == 1 and y.dtype == torch.float64
+    y.sum().backward()
+    expected = torch.where(x > 0, torch.ones(6), 1 - torch.tanh(x) ** 2)
+    torch.testing.assert_close(x.grad, expected.detach())

@@ -189,18 +189,19 @@ class _RecipeAroundG(torch.autograd.Function):
     on ``g`` (giving ``G'(x) g``), and one C++ sweep turns that into ``grad_x``
     in place (``x > 0 ? a g : G'(x) g``) while reducing ``d_a`` and ``d_m``.
     That is 7 tensor transfers instead of the 10 of writing two masked
-    gradients and letting autograd add them. ``G``'s graph (built before
-    ``apply``, on a detached alias of ``x``) travels in ``graph`` as that alias
-    and the gradient edge of ``G(x)``, so ``G(x)`` is not kept alive.
+    gradients and letting autograd add them. ``G``'s graph (built on ``x``
+    before ``apply``) is not reachable from ``y``; it travels in ``graph`` as
+    the gradient edges of ``x`` and ``G(x)``, so ``G(x)`` is not kept alive and
+    ``G`` runs once.
     """
 
     @staticmethod
     def forward(ctx, x, pos, shift, inner, graph):
-        xd, edge, gk = graph
+        x_edge, edge, gk = graph
         ctx.save_for_backward(x, pos)
         # G's graph is kept by its gradient edge, not by G(x): G(x) itself is freed
         # after this forward unless G saved it, so only x (and what G saves) is held
-        ctx.inner, ctx.graph, ctx.has_shift = inner, (xd, edge), shift is not None
+        ctx.inner, ctx.graph, ctx.has_shift = inner, (x_edge, edge), shift is not None
         return _load_cpu().recipe_forward(x, gk, pos, shift, inner)
 
     @staticmethod
@@ -210,11 +211,11 @@ class _RecipeAroundG(torch.autograd.Function):
                 "learnact's fused recipe kernel is first-order only; for double backward "
                 "(create_graph=True) use LEARNACT_KERNELS=reference or float64")
         x, pos = ctx.saved_tensors
-        xd, edge = ctx.graph
+        x_edge, edge = ctx.graph
         ctx.graph = None  # G's graph is freed with this backward, as autograd would
         fmt = torch.contiguous_format if x.is_contiguous() else torch.channels_last
         grad = grad.contiguous(memory_format=fmt)
-        (t,) = torch.autograd.grad(edge, xd, grad)
+        (t,) = torch.autograd.grad(edge, x_edge, grad)
         if t.stride() != x.stride() or t.untyped_storage().data_ptr() == (
                 grad.untyped_storage().data_ptr()):
             t = t.clone(memory_format=fmt)  # own it, in x's layout (G may return g itself)
@@ -236,13 +237,12 @@ def learnable(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
             and not any(p.requires_grad for p in base.parameters())
             and fused_unavailable_reason(x) is None):
         xk, inner = _layout(x, pos.shape[-1])
-        with torch.enable_grad():
-            xd = xk.detach().requires_grad_()
-            gx = base(xd)
-        if _recipe_unavailable_reason(xk, gx) is None:
-            fmt = torch.contiguous_format if xk.is_contiguous() else torch.channels_last
-            gk = gx.detach().contiguous(memory_format=fmt)
-            edge = torch.autograd.graph.get_gradient_edge(gx)
-            del gx
-            return _RecipeAroundG.apply(xk, pos, shift, inner, (xd, edge, gk))
+        gx = base(xk)  # G's graph hangs off x but is reached only through its edge
+        if _recipe_unavailable_reason(xk, gx) is not None:
+            return learnable_recipe(xk, gx, pos, shift)  # G ran once, whatever happens
+        edge = torch.autograd.graph.get_gradient_edge
+        fmt = torch.contiguous_format if xk.is_contiguous() else torch.channels_last
+        graph = (edge(xk), edge(gx), gx.detach().contiguous(memory_format=fmt))
+        del gx
+        return _RecipeAroundG.apply(xk, pos, shift, inner, graph)
     return learnable_recipe(x, base(x), pos, shift)
