@@ -23,6 +23,7 @@ __all__ = ["load"]
 log = logging.getLogger(__name__)
 
 SOURCES = [Path(__file__).with_name(name) for name in ("dual_line_cpu.cpp", "recipe_cpu.cpp")]
+HEADERS = [Path(__file__).with_name("kernel_common.h")]
 # at::parallel_for only runs threads when the extension itself is built with OpenMP
 CFLAGS = ["-O3", "-fopenmp"]
 # the baseline build: at::vec::Vectorized falls back to its portable form
@@ -45,7 +46,7 @@ def build_name(flags: list[str]) -> str:
     rebuild each other's entry, and a cache shared by machines with different
     instruction sets keeps one build per set.
     """
-    key = b"".join(src.read_bytes() + str(src).encode() for src in SOURCES)
+    key = b"".join(src.read_bytes() + str(src).encode() for src in SOURCES + HEADERS)
     key += " ".join(flags).encode()
     return "learnact_dual_line_cpu_" + hashlib.sha1(key).hexdigest()[:12]
 

@@ -25,10 +25,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernel_common.h"
+
 namespace {
 
-constexpr int64_t kChunk = 1 << 16;
-constexpr int64_t kBlock = 1024;
+using learnact::kBlock;
 constexpr int64_t kLanes = 16;
 
 // 1.0f if v < 0 (strictly: -0.0 gives 0.0f), else 0.0f; branch-free.
@@ -42,7 +43,7 @@ template <typename scalar_t>
 void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, const float* pos,
                   const float* neg, const float* shift, int64_t n, int64_t C, int64_t inner) {
   // channel-of-element: C == 1 -> 0; inner > 1 (NCHW) -> runs of `inner`; inner == 1 -> i % C
-  const int64_t grain = (C > 1 && inner == 1) ? ((kChunk + C - 1) / C) * C : kChunk;
+  const int64_t grain = learnact::chunk_size(C, inner);
   at::parallel_for(0, n, grain, [=](int64_t begin, int64_t end) {
     if (C > 1 && inner == 1) {  // channels-last: vectorize across channels
       for (int64_t base = begin; base < end; base += C) {
@@ -123,9 +124,10 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 template <typename scalar_t>
 void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x,
                    scalar_t* __restrict__ gx, const float* pos, const float* neg, int64_t n,
-                   int64_t C, int64_t inner, double* dpos, double* dneg, double* dshift) {
+                   int64_t C, int64_t inner, double* sums) {
+  // sums: 3 * C doubles, d_pos then d_neg then d_shift
   const bool last = C > 1 && inner == 1;
-  const int64_t chunk = last ? ((kChunk + C - 1) / C) * C : kChunk;
+  const int64_t chunk = learnact::chunk_size(C, inner);
   const int64_t chunks = (n + chunk - 1) / chunk;
   std::vector<double> part(static_cast<size_t>(chunks * C * 3), 0.0);
   double* part_ = part.data();
@@ -218,14 +220,7 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
       }
     }
   });
-  for (int64_t k0 = 0; k0 < chunks; ++k0) {
-    const double* ap = part.data() + k0 * C * 3;
-    for (int64_t c = 0; c < C; ++c) {
-      dpos[c] += ap[c];
-      dneg[c] += ap[C + c];
-      dshift[c] += ap[2 * C + c];
-    }
-  }
+  learnact::add_partials(part, chunks, 3 * C, sums);
 }
 
 }  // namespace
@@ -256,19 +251,12 @@ std::vector<torch::Tensor> backward_kernel(const torch::Tensor& g, const torch::
   const int64_t C = p.numel();
   // one buffer for the three reductions: d_pos, d_neg, d_shift
   std::vector<double> acc(static_cast<size_t>(3 * C), 0.0);
-  double* s = acc.data();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dual_line_bwd", [&] {
     backward_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
                             gx.data_ptr<scalar_t>(), p.data_ptr<float>(), q.data_ptr<float>(),
-                            x.numel(), C, inner, s, s + C, s + 2 * C);
+                            x.numel(), C, inner, acc.data());
   });
-  // the sums, rounded once from double into the parameters' dtype (no extra op calls)
-  auto sums = torch::empty({3, C}, pos.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, pos.scalar_type(), "dual_line_sums", [&] {
-    scalar_t* out = sums.data_ptr<scalar_t>();
-    for (int64_t k = 0; k < 3 * C; ++k) out[k] = static_cast<scalar_t>(acc[k]);
-  });
-  return {gx, sums};
+  return {gx, learnact::sums_tensor(acc, 3, C, pos)};
 }
 
 // The autograd node lives in C++ so that a call costs one Python -> C++ crossing

@@ -24,28 +24,19 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernel_common.h"
+
 namespace {
 
-constexpr int64_t kChunk = 1 << 16;
-constexpr int64_t kBlock = 1024;
-
-// f(c, j0, j1) for each single-channel run [j0, j1) within [begin, end) (C == 1 or NCHW)
-template <typename F>
-inline void channel_runs(int64_t begin, int64_t end, int64_t C, int64_t inner, F&& f) {
-  for (int64_t i = begin; i < end;) {
-    const int64_t c = C == 1 ? 0 : (i / inner) % C;
-    const int64_t stop = C == 1 ? end : std::min(end, (i / inner + 1) * inner);
-    f(c, i, stop);
-    i = stop;
-  }
-}
+using learnact::channel_runs;
+using learnact::kBlock;
 
 template <typename scalar_t>
 void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restrict__ gx,
                          scalar_t* __restrict__ y, const float* a, const float* m, int64_t n,
                          int64_t C, int64_t inner) {
   const bool last = C > 1 && inner == 1;
-  const int64_t grain = last ? ((kChunk + C - 1) / C) * C : kChunk;
+  const int64_t grain = learnact::chunk_size(C, inner);
   at::parallel_for(0, n, grain, [=](int64_t begin, int64_t end) {
     if (last) {
       for (int64_t j = begin; j < end; ++j) {
@@ -78,15 +69,31 @@ void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restr
   });
 }
 
-template <typename scalar_t>
-void recipe_backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x,
-                          scalar_t* __restrict__ gxd, scalar_t* __restrict__ gg, const float* a,
-                          int64_t n, int64_t C, int64_t inner, double* da, double* dm) {
+// Backward, in one of two forms (kSelect):
+// - false: writes the direct grad_x (gxd = x > 0 ? a*g : 0) and the gradient for
+//   G(x) (gg = x > 0 ? 0 : g), for autograd to carry through G and add;
+// - true: G's backward has already run on the whole of g and gg holds G'(x) * g;
+//   it becomes grad_x in place, gg = x > 0 ? a*g : gg. One read of x, g and gg
+//   and one write, instead of two masked writes and autograd's addition.
+// Both reduce d_a = sum g*x [x > 0] and d_m = sum g into sums (2 * C doubles).
+template <typename scalar_t, bool kSelect>
+void recipe_grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x,
+                      scalar_t* __restrict__ gxd, scalar_t* __restrict__ gg, const float* a,
+                      int64_t n, int64_t C, int64_t inner, double* sums) {
   const bool last = C > 1 && inner == 1;
-  const int64_t chunk = last ? ((kChunk + C - 1) / C) * C : kChunk;
+  const int64_t chunk = learnact::chunk_size(C, inner);
   const int64_t chunks = (n + chunk - 1) / chunk;
   std::vector<double> part(static_cast<size_t>(chunks * C * 2), 0.0);
   double* part_ = part.data();
+  // the per-element gradient writes of either form, for the scalar loops
+  auto write = [=](int64_t j, bool pos, float s, float gv) {
+    if constexpr (kSelect) {
+      if (pos) gg[j] = static_cast<scalar_t>(s * gv);
+    } else {
+      gxd[j] = static_cast<scalar_t>(pos ? s * gv : 0.f);
+      gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
+    }
+  };
   at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
     for (int64_t k0 = cb; k0 < ce; ++k0) {
       const int64_t begin = k0 * chunk, end = std::min(n, begin + chunk);
@@ -97,8 +104,7 @@ void recipe_backward_impl(const scalar_t* __restrict__ g, const scalar_t* __rest
           const int64_t c = j % C;
           const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
           const bool pos = v > 0.f;
-          gxd[j] = static_cast<scalar_t>(pos ? a[c] * gv : 0.f);
-          gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
+          write(j, pos, a[c], gv);
           pa[c] += pos ? static_cast<double>(gv * v) : 0.0;
           pm[c] += gv;
         }
@@ -119,8 +125,12 @@ void recipe_backward_impl(const scalar_t* __restrict__ g, const scalar_t* __rest
             for (; j + W <= b1; j += W) {
               const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
               const Vec pos = v > zero;
-              Vec::blendv(zero, vs * gv, pos).store(gxd + j);
-              Vec::blendv(gv, zero, pos).store(gg + j);
+              if constexpr (kSelect) {
+                Vec::blendv(Vec::loadu(gg + j), vs * gv, pos).store(gg + j);
+              } else {
+                Vec::blendv(zero, vs * gv, pos).store(gxd + j);
+                Vec::blendv(gv, zero, pos).store(gg + j);
+              }
               acc_a = acc_a + Vec::blendv(zero, gv * v, pos);
               acc_m = acc_m + gv;
             }
@@ -136,8 +146,7 @@ void recipe_backward_impl(const scalar_t* __restrict__ g, const scalar_t* __rest
           for (; j < b1; ++j) {
             const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
             const bool pos = v > 0.f;
-            gxd[j] = static_cast<scalar_t>(pos ? s * gv : 0.f);
-            gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
+            write(j, pos, s, gv);
             sa += pos ? gv * v : 0.f;
             sm += gv;
           }
@@ -147,95 +156,7 @@ void recipe_backward_impl(const scalar_t* __restrict__ g, const scalar_t* __rest
       });
     }
   });
-  for (int64_t k0 = 0; k0 < chunks; ++k0) {
-    const double* pa = part.data() + k0 * C * 2;
-    for (int64_t c = 0; c < C; ++c) {
-      da[c] += pa[c];
-      dm[c] += pa[C + c];
-    }
-  }
-}
-
-// The backward's finishing sweep when G's own backward has already run on the
-// whole of g: t holds G'(x) * g, and becomes grad_x in place,
-//     t = x > 0 ? a * g : t,    d_a = sum g*x [x > 0],  d_m = sum g,
-// one read of x, g and t and one write of t, instead of writing two masked
-// gradients and letting autograd add them.
-template <typename scalar_t>
-void recipe_select_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x,
-                        scalar_t* __restrict__ t, const float* a, int64_t n, int64_t C,
-                        int64_t inner, double* da, double* dm) {
-  const bool last = C > 1 && inner == 1;
-  const int64_t chunk = last ? ((kChunk + C - 1) / C) * C : kChunk;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  std::vector<double> part(static_cast<size_t>(chunks * C * 2), 0.0);
-  double* part_ = part.data();
-  at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
-    for (int64_t k0 = cb; k0 < ce; ++k0) {
-      const int64_t begin = k0 * chunk, end = std::min(n, begin + chunk);
-      double* pa = part_ + k0 * C * 2;
-      double* pm = pa + C;
-      if (last) {
-        for (int64_t j = begin; j < end; ++j) {
-          const int64_t c = j % C;
-          const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
-          if (v > 0.f) {
-            t[j] = static_cast<scalar_t>(a[c] * gv);
-            pa[c] += static_cast<double>(gv * v);
-          }
-          pm[c] += gv;
-        }
-        continue;
-      }
-      channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
-        const float s = a[c];
-        for (int64_t b0 = j0; b0 < j1; b0 += kBlock) {
-          const int64_t b1 = std::min(j1, b0 + kBlock);
-          float sa = 0.f, sm = 0.f;
-          int64_t j = b0;
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-          if constexpr (std::is_same_v<scalar_t, float>) {
-            using Vec = at::vec::Vectorized<float>;
-            constexpr int64_t W = Vec::size();
-            const Vec vs(s), zero(0.f);
-            Vec acc_a(0.f), acc_m(0.f);
-            for (; j + W <= b1; j += W) {
-              const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
-              const Vec pos = v > zero;
-              Vec::blendv(Vec::loadu(t + j), vs * gv, pos).store(t + j);
-              acc_a = acc_a + Vec::blendv(zero, gv * v, pos);
-              acc_m = acc_m + gv;
-            }
-            float buf[2][W];
-            acc_a.store(buf[0]);
-            acc_m.store(buf[1]);
-            for (int64_t k = 0; k < W; ++k) {  // in double, in fixed order: deterministic
-              pa[c] += buf[0][k];
-              pm[c] += buf[1][k];
-            }
-          }
-#endif
-          for (; j < b1; ++j) {
-            const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
-            if (v > 0.f) {
-              t[j] = static_cast<scalar_t>(s * gv);
-              sa += gv * v;
-            }
-            sm += gv;
-          }
-          pa[c] += sa;
-          pm[c] += sm;
-        }
-      });
-    }
-  });
-  for (int64_t k0 = 0; k0 < chunks; ++k0) {
-    const double* pa = part.data() + k0 * C * 2;
-    for (int64_t c = 0; c < C; ++c) {
-      da[c] += pa[c];
-      dm[c] += pa[C + c];
-    }
-  }
+  learnact::add_partials(part, chunks, 2 * C, sums);
 }
 
 }  // namespace
@@ -263,17 +184,11 @@ std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const 
   const int64_t C = af.numel();
   std::vector<double> acc(static_cast<size_t>(2 * C), 0.0);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_bwd", [&] {
-    recipe_backward_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-                                   gxd.data_ptr<scalar_t>(), gg.data_ptr<scalar_t>(),
-                                   af.data_ptr<float>(), x.numel(), C, inner, acc.data(),
-                                   acc.data() + C);
+    recipe_grad_impl<scalar_t, false>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                      gxd.data_ptr<scalar_t>(), gg.data_ptr<scalar_t>(),
+                                      af.data_ptr<float>(), x.numel(), C, inner, acc.data());
   });
-  auto sums = torch::empty({2, C}, a.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "recipe_sums", [&] {
-    scalar_t* out = sums.data_ptr<scalar_t>();
-    for (int64_t k = 0; k < 2 * C; ++k) out[k] = static_cast<scalar_t>(acc[k]);
-  });
-  return {gxd, gg, sums};
+  return {gxd, gg, learnact::sums_tensor(acc, 2, C, a)};
 }
 
 struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
@@ -318,14 +233,9 @@ torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torc
   const int64_t C = af.numel();
   std::vector<double> acc(static_cast<size_t>(2 * C), 0.0);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_select", [&] {
-    recipe_select_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-                                 t.data_ptr<scalar_t>(), af.data_ptr<float>(), x.numel(), C,
-                                 inner, acc.data(), acc.data() + C);
+    recipe_grad_impl<scalar_t, true>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), nullptr,
+                                     t.data_ptr<scalar_t>(), af.data_ptr<float>(), x.numel(), C,
+                                     inner, acc.data());
   });
-  auto sums = torch::empty({2, C}, a.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "recipe_sums", [&] {
-    scalar_t* out = sums.data_ptr<scalar_t>();
-    for (int64_t k = 0; k < 2 * C; ++k) out[k] = static_cast<scalar_t>(acc[k]);
-  });
-  return sums;
+  return learnact::sums_tensor(acc, 2, C, a);
 }

@@ -1,0 +1,56 @@
+// Pieces shared by the CPU kernels (dual_line_cpu.cpp, recipe_cpu.cpp).
+//
+// A tensor is walked in memory order as (outer, C, inner): the channel of flat
+// index i is 0 for C == 1, (i / inner) % C for NCHW, i % C for channels-last
+// (inner == 1, C > 1). Reductions go per fixed-size chunk into double partials,
+// which are added in chunk order, so results do not depend on the thread count.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace learnact {
+
+constexpr int64_t kChunk = 1 << 16;  // elements per reduction chunk (and parallel grain)
+constexpr int64_t kBlock = 1024;     // elements per float partial sum inside a chunk
+
+// The chunk size for C channels: whole pixels for channels-last, kChunk otherwise.
+inline int64_t chunk_size(int64_t C, int64_t inner) {
+  return (C > 1 && inner == 1) ? ((kChunk + C - 1) / C) * C : kChunk;
+}
+
+// f(c, j0, j1) for each single-channel run [j0, j1) within [begin, end) (C == 1 or NCHW).
+template <typename F>
+inline void channel_runs(int64_t begin, int64_t end, int64_t C, int64_t inner, F&& f) {
+  for (int64_t i = begin; i < end;) {
+    const int64_t c = C == 1 ? 0 : (i / inner) % C;
+    const int64_t stop = C == 1 ? end : std::min(end, (i / inner + 1) * inner);
+    f(c, i, stop);
+    i = stop;
+  }
+}
+
+// out[k] += the chunks' partials part[chunk * width + k], in chunk order.
+inline void add_partials(const std::vector<double>& part, int64_t chunks, int64_t width,
+                         double* out) {
+  for (int64_t k0 = 0; k0 < chunks; ++k0) {
+    const double* p = part.data() + k0 * width;
+    for (int64_t k = 0; k < width; ++k) out[k] += p[k];
+  }
+}
+
+// A (rows, C) tensor of the parameters' dtype holding acc, rounded once from double.
+inline torch::Tensor sums_tensor(const std::vector<double>& acc, int64_t rows, int64_t C,
+                                 const torch::Tensor& param) {
+  auto sums = torch::empty({rows, C}, param.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, param.scalar_type(), "sums", [&] {
+    scalar_t* out = sums.data_ptr<scalar_t>();
+    for (int64_t k = 0; k < rows * C; ++k) out[k] = static_cast<scalar_t>(acc[k]);
+  });
+  return sums;
+}
+
+}  // namespace learnact
