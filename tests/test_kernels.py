@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import learnact
+from kernel_cases import PTOL, TOL, make_input, saved_tensors
 from learnact.kernels import dispatch, kernel_mode
 
 HAVE_KERNEL = dispatch._load_cpu() is not None
@@ -18,10 +19,6 @@ def _fused(y):
     return y.grad_fn is not None and "DualLineFunction" in y.grad_fn.name()
 needs_kernel = pytest.mark.skipif(not HAVE_KERNEL, reason="the C++ kernel could not be built")
 
-# dtype -> (atol, rtol) for outputs and input grads; parameter grads are sums over
-# many elements and get a looser relative tolerance in low precision
-TOL = {torch.float32: (1e-6, 1e-5), torch.bfloat16: (1e-2, 2e-2), torch.float16: (2e-3, 2e-3)}
-PTOL = {torch.float32: (1e-4, 1e-4), torch.bfloat16: (0.5, 0.02), torch.float16: (0.1, 0.01)}
 
 
 def _run(module, x, mode):
@@ -34,15 +31,6 @@ def _run(module, x, mode):
     return y.detach(), x.grad, {n: p.grad.clone() for n, p in module.named_parameters()}
 
 
-def _inputs(shape, dtype, layout):
-    x = torch.randn(shape) * 3
-    x.view(-1)[:7] = torch.tensor([0.0, -0.0, 1e4, -1e4, 1e-30, -1e-30, 5.0])
-    x = x.to(dtype)
-    if layout == "channels_last":
-        return x.contiguous(memory_format=torch.channels_last)
-    if layout == "noncontiguous":
-        return x.transpose(-1, -2)
-    return x
 
 
 @needs_kernel
@@ -56,7 +44,7 @@ def test_fused_matches_reference(dtype, cls, channels, layout, shape):
     with torch.no_grad():  # distinct per-channel values, off the init
         for i, p in enumerate(module.parameters()):
             p.add_(0.05 * (i + 1) * torch.arange(channels, dtype=torch.float32))
-    x = _inputs(shape, dtype, layout)
+    x = make_input(shape, dtype, layout)
     y_f, gx_f, gp_f = _run(module, x, "fused")
     y_r, gx_r, gp_r = _run(module, x, "reference")
     atol, rtol = TOL[dtype]
@@ -102,13 +90,7 @@ def test_fused_is_deterministic_across_thread_counts():
 def test_auto_uses_fused_and_saves_only_x(dtype):
     module = learnact.DualLine(4)
     x = torch.randn(2, 4, 8, 8, dtype=dtype, requires_grad=True)
-    packed = []
-
-    def pack(t):
-        packed.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with saved_tensors() as packed:
         y = module(x)
     assert _fused(y)
     assert not any(t.dtype == torch.bool for t in packed)
@@ -276,7 +258,7 @@ def test_fused_recipe_matches_reference(dtype, base, channels, layout, mean_shif
     with torch.no_grad():  # distinct per-channel values, off the init
         for i, p in enumerate(module.parameters()):
             p.add_(0.05 * (i + 1) * torch.arange(p.numel(), dtype=torch.float32))
-    x = _inputs((3, 7, 13, 11), dtype, layout)
+    x = make_input((3, 7, 13, 11), dtype, layout)
     with kernel_mode("fused"):
         assert _recipe_fused(module(x.detach().requires_grad_()))
     y_f, gx_f, gp_f = _run(module, x, "fused")
@@ -328,13 +310,7 @@ def test_fused_recipe_selects_rather_than_blends():
 def test_fused_recipe_saves_only_x_beyond_what_g_saves():
     module = learnact.Learnable(torch.nn.Tanh(), mean_shift=True)
     x = torch.randn(4, 3, 8, 8, requires_grad=True)
-    packed = []
-
-    def pack(t):
-        packed.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with saved_tensors() as packed:
         y = module(x)
     assert _recipe_fused(y)
     assert not any(t.dtype == torch.bool for t in packed)

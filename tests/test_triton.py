@@ -32,10 +32,8 @@ if not CUDA and "triton" not in sys.modules:
 if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("triton was imported before TRITON_INTERPRET=1 could be set",
                 allow_module_level=True)
+from kernel_cases import PTOL, TOL, make_input, saved_tensors  # noqa: E402
 from learnact.kernels import dual_line_triton as T  # noqa: E402
-
-TOL = {torch.float32: (1e-6, 1e-5), torch.bfloat16: (1e-2, 2e-2), torch.float16: (2e-3, 2e-3)}
-PTOL = {torch.float32: (1e-4, 1e-4), torch.bfloat16: (0.5, 0.02), torch.float16: (0.1, 0.01)}
 
 
 def _module(cls, channels):
@@ -67,17 +65,6 @@ def _reference(module, x):
         return module(x)
 
 
-def _inputs(shape, dtype, layout):
-    x = torch.randn(shape, device=DEVICE) * 3
-    special = torch.tensor([0.0, -0.0, 1e4, -1e4, 1e-30, -1e-30, 5.0])
-    k = min(7, x.numel())
-    x.view(-1)[:k] = special[:k]
-    x = x.to(dtype)
-    if layout == "channels_last":
-        return x.contiguous(memory_format=torch.channels_last)
-    if layout == "noncontiguous":
-        return x.transpose(-1, -2)
-    return x
 
 
 def _assert_parity(module, x, dtype):
@@ -98,7 +85,8 @@ def _assert_parity(module, x, dtype):
 @pytest.mark.parametrize("channels", [1, 7])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontiguous"])
 def test_triton_matches_reference(dtype, cls, channels, layout):
-    _assert_parity(_module(cls, channels), _inputs((3, 7, 13, 11), dtype, layout), dtype)
+    x = make_input((3, 7, 13, 11), dtype, layout, DEVICE)
+    _assert_parity(_module(cls, channels), x, dtype)
 
 
 @pytest.mark.parametrize("shape", [(1,), (2,), (97,), (4099,), (3, 5), (2, 5, 1, 131)],
@@ -106,14 +94,15 @@ def test_triton_matches_reference(dtype, cls, channels, layout):
 def test_triton_odd_and_prime_sizes(shape):
     channels = 5 if len(shape) > 1 and shape[1] == 5 else 1
     _assert_parity(_module(learnact.DualLine, channels),
-                   _inputs(shape, torch.float32, "contiguous"), torch.float32)
+                   make_input(shape, torch.float32, "contiguous", DEVICE), torch.float32)
 
 
 def test_triton_many_channels_span_several_channel_tiles():
     # 300 channels: channels-last uses three 128-wide channel tiles, NCHW 600 rows
     module = _module(learnact.DualLine, 300)
-    _assert_parity(module, _inputs((2, 300, 2, 3), torch.float32, "channels_last"), torch.float32)
-    _assert_parity(module, _inputs((2, 300, 2, 3), torch.float32, "contiguous"), torch.float32)
+    for layout in ("channels_last", "contiguous"):
+        x = make_input((2, 300, 2, 3), torch.float32, layout, DEVICE)
+        _assert_parity(module, x, torch.float32)
 
 
 def test_triton_parameter_grads_are_deterministic():
@@ -137,13 +126,7 @@ def test_triton_empty_input():
 def test_triton_saves_only_x():
     module = _module(learnact.DualLine, 1)
     x = torch.randn(4, 3, 5, 5, device=DEVICE, requires_grad=True)
-    packed = []
-
-    def pack(t):
-        packed.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with saved_tensors() as packed:
         _triton_call(module, x)
     assert not any(t.dtype == torch.bool for t in packed)
     assert sum(t.numel() for t in packed) == x.numel() + 2  # x and the two slopes
@@ -172,7 +155,7 @@ def _triton_recipe(module, x):
 @pytest.mark.parametrize("mean_shift", [True, False])
 def test_triton_recipe_matches_reference(dtype, base, channels, layout, mean_shift):
     module = _recipe_module(base, channels, mean_shift)
-    x = _inputs((3, 7, 13, 11), dtype, layout)
+    x = make_input((3, 7, 13, 11), dtype, layout, DEVICE)
     y_t, gx_t, gp_t = _grads(module, x, _triton_recipe)
     y_r, gx_r, gp_r = _grads(module, x, _reference)
     atol, rtol = TOL[dtype]
@@ -213,7 +196,7 @@ def test_dispatch_reasons_for_cuda_tensors(monkeypatch):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_dispatch_sends_cuda_tensors_to_triton(dtype, layout):
     module = _module(learnact.DualLine, 7)
-    x = _inputs((8, 7, 33, 35), dtype, layout).requires_grad_()
+    x = make_input((8, 7, 33, 35), dtype, layout, DEVICE).requires_grad_()
     with kernel_mode("fused"):
         y = module(x)
     assert "DualLineTriton" in y.grad_fn.name()
@@ -223,7 +206,7 @@ def test_dispatch_sends_cuda_tensors_to_triton(dtype, layout):
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
 def test_dispatch_sends_cuda_recipe_to_triton():
     module = _recipe_module("gelu", 7, True)
-    x = _inputs((8, 7, 33, 35), torch.float32, "contiguous").requires_grad_()
+    x = make_input((8, 7, 33, 35), torch.float32, "contiguous", DEVICE).requires_grad_()
     with kernel_mode("fused"):
         y = module(x)
     assert "RecipeTriton" in y.grad_fn.name()
