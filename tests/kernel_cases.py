@@ -43,3 +43,19 @@ def saved_tensors() -> Iterator[list[torch.Tensor]]:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         yield packed
+
+
+def assert_matches(fast, ref, dtype):
+    """``(y, grad_x, {param: grad})`` of a fused path against the reference's.
+
+    Outputs and input gradients keep ``dtype`` and agree within ``TOL``;
+    parameter gradients (sums) within ``PTOL``.
+    """
+    (y_f, gx_f, gp_f), (y_r, gx_r, gp_r) = fast, ref
+    atol, rtol = TOL[dtype]
+    assert y_f.dtype == dtype and gx_f.dtype == dtype
+    torch.testing.assert_close(y_f, y_r, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx_f, gx_r, atol=atol, rtol=rtol)
+    patol, prtol = PTOL[dtype]
+    for name in gp_r:
+        torch.testing.assert_close(gp_f[name], gp_r[name], atol=patol, rtol=prtol, msg=name)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import learnact
-from kernel_cases import PTOL, TOL, make_input, saved_tensors
+from kernel_cases import TOL, assert_matches, make_input, saved_tensors
 from learnact.kernels import dispatch, kernel_mode
 
 HAVE_KERNEL = dispatch._load_cpu() is not None
@@ -33,6 +33,20 @@ def _run(module, x, mode):
 
 
 
+def _assert_thread_count_independent(module, x):
+    """The fused parameter gradients are bitwise equal on 1 and 2 threads."""
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _, _, one = _run(module, x, "fused")
+        torch.set_num_threads(2)
+        _, _, two = _run(module, x, "fused")
+    finally:
+        torch.set_num_threads(old)
+    for name in one:
+        assert torch.equal(one[name], two[name]), name
+
+
 @needs_kernel
 @pytest.mark.parametrize("dtype", list(TOL), ids=str)
 @pytest.mark.parametrize("cls", [learnact.DualLine, learnact.DPReLU])
@@ -45,15 +59,7 @@ def test_fused_matches_reference(dtype, cls, channels, layout, shape):
         for i, p in enumerate(module.parameters()):
             p.add_(0.05 * (i + 1) * torch.arange(channels, dtype=torch.float32))
     x = make_input(shape, dtype, layout)
-    y_f, gx_f, gp_f = _run(module, x, "fused")
-    y_r, gx_r, gp_r = _run(module, x, "reference")
-    atol, rtol = TOL[dtype]
-    assert y_f.dtype == dtype and gx_f.dtype == dtype
-    torch.testing.assert_close(y_f, y_r, atol=atol, rtol=rtol)
-    torch.testing.assert_close(gx_f, gx_r, atol=atol, rtol=rtol)
-    patol, prtol = PTOL[dtype]
-    for name in gp_r:
-        torch.testing.assert_close(gp_f[name], gp_r[name], atol=patol, rtol=prtol, msg=name)
+    assert_matches(_run(module, x, "fused"), _run(module, x, "reference"), dtype)
 
 
 @needs_kernel
@@ -71,18 +77,7 @@ def test_odd_and_prime_sizes_1d(n):
 
 @needs_kernel
 def test_fused_is_deterministic_across_thread_counts():
-    module = learnact.DualLine()
-    x = torch.randn(300_001)
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        _, _, one = _run(module, x, "fused")
-        torch.set_num_threads(2)
-        _, _, two = _run(module, x, "fused")
-    finally:
-        torch.set_num_threads(old)
-    for name in one:
-        assert torch.equal(one[name], two[name]), name
+    _assert_thread_count_independent(learnact.DualLine(), torch.randn(300_001))
 
 
 @needs_kernel
@@ -261,17 +256,10 @@ def test_fused_recipe_matches_reference(dtype, base, channels, layout, mean_shif
     x = make_input((3, 7, 13, 11), dtype, layout)
     with kernel_mode("fused"):
         assert _recipe_fused(module(x.detach().requires_grad_()))
-    y_f, gx_f, gp_f = _run(module, x, "fused")
-    y_r, gx_r, gp_r = _run(module, x, "reference")
-    atol, rtol = TOL[dtype]
-    assert y_f.dtype == dtype and gx_f.dtype == dtype
-    torch.testing.assert_close(y_f, y_r, atol=atol, rtol=rtol)
-    torch.testing.assert_close(gx_f, gx_r, atol=atol, rtol=rtol)
-    patol, prtol = PTOL[dtype]
+    fused, ref = _run(module, x, "fused"), _run(module, x, "reference")
+    assert_matches(fused, ref, dtype)
     # pos_slope, mean_shift and the base's own parameters (prelu's weight)
-    assert set(gp_f) == set(gp_r) and len(gp_r) == 1 + mean_shift + (base == "prelu")
-    for name in gp_r:
-        torch.testing.assert_close(gp_f[name], gp_r[name], atol=patol, rtol=prtol, msg=name)
+    assert set(fused[2]) == set(ref[2]) and len(ref[2]) == 1 + mean_shift + (base == "prelu")
 
 
 @needs_kernel
@@ -343,18 +331,8 @@ def test_recipe_double_backward_raises_clearly():
 
 @needs_kernel
 def test_recipe_is_deterministic_across_thread_counts():
-    module = learnact.Learnable("gelu", num_parameters=3)
-    x = torch.randn(2, 3, 300, 301)
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        _, _, one = _run(module, x, "fused")
-        torch.set_num_threads(2)
-        _, _, two = _run(module, x, "fused")
-    finally:
-        torch.set_num_threads(old)
-    for name in one:
-        assert torch.equal(one[name], two[name]), name
+    _assert_thread_count_independent(learnact.Learnable("gelu", num_parameters=3),
+                                     torch.randn(2, 3, 300, 301))
 
 
 @needs_kernel

@@ -122,6 +122,11 @@ def _layout(x: Tensor, channels: int) -> tuple[Tensor, int]:
     return x, inner
 
 
+def _memory_format(xk: Tensor) -> torch.memory_format:
+    """The layout of a kernel-ready ``xk`` (from :func:`_layout`): standard or channels-last."""
+    return torch.contiguous_format if xk.is_contiguous() else torch.channels_last
+
+
 def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tensor:
     """DP ReLU (``shift=None``) or Dual Line with ``(C,)`` parameters, by the active mode.
 
@@ -169,10 +174,7 @@ def learnable_recipe(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -
             reason = _recipe_unavailable_reason(x, gx)
             if reason is None:
                 xk, inner = _layout(x, pos.shape[-1])
-                if xk.is_contiguous():
-                    gk = gx if gx.is_contiguous() else gx.contiguous()
-                else:
-                    gk = gx.contiguous(memory_format=torch.channels_last)
+                gk = gx.contiguous(memory_format=_memory_format(xk))
                 if xk.is_cuda:
                     return _load_triton().RecipeTriton.apply(xk, gk, pos, shift, inner)
                 return _load_cpu().recipe(xk, gk, pos, shift, inner)
@@ -213,7 +215,7 @@ class _RecipeAroundG(torch.autograd.Function):
         x, pos = ctx.saved_tensors
         x_edge, edge = ctx.graph
         ctx.graph = None  # G's graph is freed with this backward, as autograd would
-        fmt = torch.contiguous_format if x.is_contiguous() else torch.channels_last
+        fmt = _memory_format(x)
         grad = grad.contiguous(memory_format=fmt)
         (t,) = torch.autograd.grad(edge, x_edge, grad)
         if t.stride() != x.stride() or t.untyped_storage().data_ptr() == (
@@ -241,8 +243,7 @@ def learnable(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
         if _recipe_unavailable_reason(xk, gx) is not None:
             return learnable_recipe(xk, gx, pos, shift)  # G ran once, whatever happens
         edge = torch.autograd.graph.get_gradient_edge
-        fmt = torch.contiguous_format if xk.is_contiguous() else torch.channels_last
-        graph = (edge(xk), edge(gx), gx.detach().contiguous(memory_format=fmt))
+        graph = (edge(xk), edge(gx), gx.detach().contiguous(memory_format=_memory_format(xk)))
         del gx
         return _RecipeAroundG.apply(xk, pos, shift, inner, graph)
     return learnable_recipe(x, base(x), pos, shift)
