@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data browser run test lint readme-table clean
+.PHONY: setup kernels kernels-all data browser run test lint readme-table clean
 
 # torch is pinned here: on our machines 2.13.0 is a local CPU build, while an
 # unpinned torch pulls a multi-GB CUDA build. The package itself needs torch>=2.4.
@@ -15,7 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The fused CPU kernels, compiled once per machine into $TORCH_EXTENSIONS_DIR (or
+# ~/.cache/torch_extensions): neither the first study run nor a test pays for it.
+# A failed build is reported and the pure-PyTorch path runs; `learnact kernels info`
+# says why.
+kernels: $(STAMP)
+	$(BIN)/learnact kernels build || echo "learnact: fused kernels unavailable; see 'learnact kernels info'"
+
+# every variant (baseline, AVX2, AVX-512), so the tests can run each one this CPU can
+kernels-all: $(STAMP)
+	$(BIN)/learnact kernels build --isa all
+
+setup: $(STAMP) kernels
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist package (where apt exists).
 data:
@@ -27,14 +38,14 @@ browser:
 
 # The main job: the `quick` study (Fashion-MNIST, LeNet5, 8 activations) and its
 # report (learnact-results/report/index.html), then response curves.
-run: $(STAMP) data
+run: setup data
 	$(BIN)/learnact study --preset quick --report
 	$(BIN)/learnact plot relu leaky_relu prelu gelu swish mish dp_relu dual_line --out learnact-plots/curves.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint data browser
+test: lint data browser kernels-all
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 # Regenerate the README's zoo table from the registry.

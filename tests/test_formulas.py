@@ -148,12 +148,12 @@ def test_closed_form(name, case):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("mean_shift", [True, False])
 def test_recipe_closed_form(name, mean_shift):
-    # f(x) = pos * x for x > 0, G(x) otherwise, + m
+    # f(x) = pos * x for x >= 0 (the positive branch includes 0, as DP ReLU), G(x) otherwise, + m
     _, g = FORMULAS[name][0]
     pos, m = 1.3, 0.1
     module = make(name, True, mean_shift=mean_shift, pos_slope_init=pos, mean_shift_init=m)
     shift = m if mean_shift else 0.0
-    _check(module, lambda x: (pos * x if x > 0 else g(x)) + shift, POINTS)
+    _check(module, lambda x: (pos * x if x >= 0 else g(x)) + shift, POINTS)
 
 
 def test_negative_alpha_soft_exponential():

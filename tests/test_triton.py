@@ -158,7 +158,7 @@ def test_triton_recipe_selects_rather_than_blends():
     module = learnact.Learnable(_Exp(), mean_shift=False).to(DEVICE)
     x = torch.tensor([-1.0, 0.0, 0.5, 200.0, 300.0], device=DEVICE)
     y = _triton_recipe(module, x)
-    torch.testing.assert_close(y, torch.where(x > 0, x, torch.exp(x)))
+    torch.testing.assert_close(y, torch.where(x >= 0, x, torch.exp(x)))
 
 
 class _Exp(torch.nn.Module):

@@ -225,6 +225,36 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return 1 if counts.get("failed") else 0
 
 
+def _cmd_kernels(args: argparse.Namespace) -> int:
+    from .kernels import cpu
+
+    if args.action == "info":
+        info = cpu.info()
+        print(f"CPU capability (ATen): {info['aten_cpu_capability']}; this CPU runs: "
+              f"{', '.join(info['cpu_can_run'])}")
+        print(f"selected variant:      {info['selected']} (by {info['selected_by']})")
+        print(f"compiler:              {info['compiler']}")
+        print(f"torch:                 {info['torch']}")
+        print(f"cache:                 {info['cache']} (build lock timeout "
+              f"{info['build_timeout_s']:g} s)")
+        for isa, row in info["variants"].items():
+            runs = "" if row["cpu_can_run"] else " [this CPU cannot run it]"
+            print(f"  {isa:<9} {row['status']}{runs}")
+            print(f"  {'':<9} flags: {row['flags']}")
+        return 0
+    isas = list(cpu.ISAS) if args.isa == "all" else [args.isa] if args.isa else None
+    failed = 0
+    for res in cpu.build(isas, force=args.force):
+        if res.ok:
+            print(f"{res.isa:<9} {res.status} in {res.seconds:.1f} s: {res.path}")
+        else:
+            failed += 1
+            print(f"{res.isa:<9} failed: {res.detail}")
+    if failed and args.isa != "all":
+        raise CLIError(f"{failed} variant(s) could not be built; the pure-PyTorch path will run")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
         from .report import ReportError, make_report
@@ -337,6 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="learnact-results/report", help="output directory")
     p.add_argument("--format", choices=("png", "svg"), default="png", help="figure format")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("kernels", help="build the fused CPU kernels ahead of time, or say "
+                       "what will run")
+    p.add_argument("action", choices=("build", "info"),
+                   help="build: compile (once per machine); info: what will run, and why")
+    p.add_argument("--isa", choices=("baseline", "avx2", "avx512", "all"), default=None,
+                   help="variant(s) to build (default: the one this CPU uses; 'all' also "
+                   "builds those it cannot run, and does not fail when the compiler "
+                   "rejects one)")
+    p.add_argument("--force", action="store_true", help="retry builds that failed before")
+    p.set_defaults(func=_cmd_kernels)
 
     p = sub.add_parser("results", help="print the runs stored in a results database")
     p.add_argument("--db", default="learnact-results/results.db", help="results database")

@@ -118,10 +118,12 @@ def learnable_recipe(
 ) -> Tensor:
     r"""The paper's general recipe (section 4) applied to precomputed ``gx = G(x)``.
 
-    :math:`f(x) = a_+ x` for :math:`x > 0`, :math:`G(x)` elsewhere, plus
-    :math:`m` when ``mean_shift`` is given.
+    :math:`f(x) = a_+ x` for :math:`x \ge 0`, :math:`G(x)` elsewhere, plus
+    :math:`m` when ``mean_shift`` is given. The positive branch includes 0 (and
+    ``-0.0``), as in :func:`dp_relu`, so the recipe around PReLU is DP ReLU
+    exactly, at 0 too.
     """
-    out = torch.where(x > 0, pos_slope * x, gx)
+    out = torch.where(x >= 0, pos_slope * x, gx)
     return out if mean_shift is None else out + mean_shift
 
 

@@ -165,7 +165,7 @@ class Learnable(ParametricActivation):
 
     .. math::
         f(x) = \begin{cases}
-            a_+ \, x & \text{if } x > 0 \\
+            a_+ \, x & \text{if } x \ge 0 \\
             G(x) & \text{otherwise}
         \end{cases} \; + \; m
 
@@ -174,7 +174,10 @@ class Learnable(ParametricActivation):
     ``mean_shift=True``.
 
     ``Learnable(PReLU(init=0.01))`` is Dual Line and, with
-    ``mean_shift=False``, DP ReLU.
+    ``mean_shift=False``, DP ReLU, exactly: all three take the positive branch
+    for :math:`x \ge 0` (``-0.0`` included), as the paper's DP ReLU does, so
+    they agree in value and gradient at exactly 0 (the derivative there is
+    :math:`a_+`).
 
     Args:
         base: the activation :math:`G`, as a module or a registry name (see

@@ -1,91 +1,596 @@
-"""Build (once) and load the C++ CPU kernels for DP ReLU / Dual Line and the recipe.
+"""Build (once per machine) and load the C++ CPU kernels, one variant per instruction set.
 
-The extension is compiled on first use with ``torch.utils.cpp_extension``
-into its per-user cache (``~/.cache/torch_extensions`` or
-``$TORCH_EXTENSIONS_DIR``), so later processes load it in well under a
-second. Nothing is compiled at ``import learnact``. If it cannot be built
-(no compiler, no ninja), :func:`load` warns once and returns ``None``.
+Variants (``ISAS``): ``baseline`` (portable x86-64/any CPU), ``avx2`` and
+``avx512``. By default the variant is ATen's own choice for this CPU
+(``torch.backends.cpu.get_cpu_capability()``, which honours
+``$ATEN_CPU_CAPABILITY``); ``$LEARNACT_CPU_ISA`` (``auto``, ``baseline``,
+``avx2``, ``avx512``) forces one. A forced variant the CPU cannot execute is
+refused with the reason, never run.
+
+The build cache is built so that a user never waits on it twice and it can
+never hang:
+
+- it lives in ``$TORCH_EXTENSIONS_DIR/learnact`` (else torch's own default,
+  ``~/.cache/torch_extensions/learnact``), one entry per variant, named by a
+  hash of the sources, flags, compiler, torch and Python versions (not the
+  checkout's path, so one machine builds each variant once);
+- a build runs in a private temporary folder that is renamed into place when
+  it is complete, so a killed build leaves nothing half-written;
+- builders take ``fcntl.flock`` on a lock file (the kernel drops it when the
+  holder dies, so a lock is never stale); waiters give up after
+  ``$LEARNACT_BUILD_TIMEOUT`` seconds (default 600) and use the reference path
+  with one warning;
+- a failed build is recorded (``<entry>.failed``), so other processes do not
+  retry it; ``learnact kernels build --force`` forgets failures;
+- before an ISA variant is built, a tiny probe using the intrinsics the kernels
+  need checks that the compiler accepts its flags.
+
+Nothing is compiled at ``import learnact``; ``learnact kernels build`` builds
+ahead of time and ``learnact kernels info`` says what will run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import importlib.machinery
+import importlib.util
+import json
 import logging
 import os
+import platform
 import shutil
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["load"]
+__all__ = [
+    "ISAS",
+    "ISA_FLAGS",
+    "BuildResult",
+    "build",
+    "cache_dir",
+    "cpu_isas",
+    "info",
+    "load",
+    "loaded_isa",
+    "reset",
+    "selected_isa",
+    "status",
+    "unavailable_reason",
+]
 
 log = logging.getLogger(__name__)
 
 SOURCES = [Path(__file__).with_name(name) for name in ("dual_line_cpu.cpp", "recipe_cpu.cpp")]
 HEADERS = [Path(__file__).with_name("kernel_common.h")]
+ISAS = ("baseline", "avx2", "avx512")
 # at::parallel_for only runs threads when the extension itself is built with OpenMP
 CFLAGS = ["-O3", "-fopenmp"]
-# the baseline build: at::vec::Vectorized falls back to its portable form
-BASE_FLAGS = ["-DCPU_CAPABILITY=DEFAULT"]
-# Instruction sets by ATen's own choice for this CPU (torch.backends.cpu.get_cpu_capability,
-# which honours $ATEN_CPU_CAPABILITY). Measured on a 2-core AVX-512 machine, 600K
-# float32 elements: the baseline (SSE2) build ran forward at 1.56x relu's time and
-# backward at 1.90x threshold_backward's; the AVX-512 build at 0.98x and 1.13x.
+# Per variant. -mf16c is part of ATen's AVX2 set (its Vectorized<Half> converts with
+# _cvtss_sh); without it GCC 12 refuses the AVX2 build ("inlining failed ... target
+# specific option mismatch"). -mavx512f implies F16C, but it is listed for clarity.
 ISA_FLAGS = {
-    "AVX512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq",
-               "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"],
-    "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"],
+    "baseline": ["-DCPU_CAPABILITY=DEFAULT"],
+    "avx2": ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"],
+    "avx512": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl",
+               "-mavx512dq", "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"],
 }
+# /proc/cpuinfo flags a variant needs to execute
+_CPU_FLAGS = {
+    "avx2": {"avx2", "fma", "f16c"},
+    "avx512": {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq"},
+}
+# the intrinsics the kernels (and ATen's Vectorized headers) use, per variant
+_PROBES = {
+    "avx2": """#include <immintrin.h>
+float f(const float* p) {
+  __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(p), _mm256_set1_ps(2.f), _mm256_set1_ps(1.f));
+  __m128i h = _mm256_cvtps_ph(v, 0);
+  __m256 b = _mm256_blendv_ps(v, _mm256_cvtph_ps(h), _mm256_cmp_ps(v, v, _CMP_LT_OQ));
+  return _mm_cvtss_f32(_mm256_castps256_ps128(b)) + _cvtsh_ss(_cvtss_sh(1.f, 0));
+}
+""",
+    "avx512": """#include <immintrin.h>
+float f(const float* p) {
+  __m512 v = _mm512_fmadd_ps(_mm512_loadu_ps(p), _mm512_set1_ps(2.f), _mm512_set1_ps(1.f));
+  __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+  __m256i h = _mm512_cvtps_ph(_mm512_mask_blend_ps(m, v, _mm512_setzero_ps()), 0);
+  __m512i w = _mm512_add_epi16(_mm512_setzero_si512(), _mm512_setzero_si512());
+  __m256d d = _mm256_cvtps_pd(_mm_loadu_ps(p));
+  return _mm512_reduce_add_ps(_mm512_cvtph_ps(h)) + (float)_mm512_reduce_add_epi32(w)
+         + (float)_mm256_cvtsd_f64(d) + _cvtsh_ss(_cvtss_sh(1.f, 0));
+}
+""",
+}
+_DEFAULT_TIMEOUT = 600.0
+_lock = threading.Lock()
 
 
-def build_name(flags: list[str]) -> str:
-    """The cache entry's name, keyed by the source's content and location and the flags.
+@dataclass(frozen=True)
+class BuildResult:
+    """The outcome of :func:`build` for one variant."""
 
-    A changed kernel is never loaded stale, two checkouts on one machine do not
-    rebuild each other's entry, and a cache shared by machines with different
-    instruction sets keeps one build per set.
-    """
-    key = b"".join(src.read_bytes() + str(src).encode() for src in SOURCES + HEADERS)
-    key += " ".join(flags).encode()
-    return "learnact_dual_line_cpu_" + hashlib.sha1(key).hexdigest()[:12]
+    isa: str
+    ok: bool
+    #: ``cached`` (already built), ``built``, ``failed`` (now or before) or ``skipped``
+    status: str
+    path: Path | None
+    detail: str = ""
+    seconds: float = 0.0
 
 
-def candidate_flags() -> list[list[str]]:
-    """Compiler flags to try in order: this CPU's instruction set first, then the baseline."""
-    import platform
+# ------------------------------------------------------------------ machine facts
 
-    import torch
 
-    machine = platform.machine().lower()
-    isa = ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])
-    if isa and machine in ("x86_64", "amd64"):
-        return [CFLAGS + isa, CFLAGS + BASE_FLAGS]
-    return [CFLAGS + BASE_FLAGS]
+def cpu_isas() -> tuple[str, ...]:
+    """The variants this CPU can execute, from ``/proc/cpuinfo`` (else ATen's capability)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return ("baseline",)
+    flags = _cpuinfo_flags()
+    if flags is None:  # no /proc (macOS, Windows): trust ATen's own detection
+        import torch
+
+        cap = torch.backends.cpu.get_cpu_capability()
+        top = {"AVX512": ("avx2", "avx512"), "AVX2": ("avx2",)}.get(cap, ())
+        return ("baseline", *top)
+    return ("baseline", *(isa for isa in ("avx2", "avx512") if _CPU_FLAGS[isa] <= flags))
 
 
 @functools.lru_cache(maxsize=1)
-def load():
-    """The compiled extension module, or ``None`` (with one warning) if it cannot be built."""
-    bindir = str(Path(sys.executable).parent)
-    if shutil.which("ninja") is None and bindir not in os.environ.get("PATH", ""):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    error: Exception | None = None
-    for flags in candidate_flags():
-        try:
-            from torch.utils.cpp_extension import load as build
-
-            module = build(name=build_name(flags), sources=[str(src) for src in SOURCES],
-                           extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
-        except Exception as exc:  # no compiler, no ninja, read-only cache, old gcc, ...
-            error = exc  # the baseline build's failure is the one worth reporting
-            continue
-        log.info("loaded %s built with %s", build_name(flags), " ".join(flags))
-        return module
-    assert error is not None
-    warnings.warn(
-        f"learnact: the fused CPU kernel could not be built ({type(error).__name__}: "
-        f"{str(error).splitlines()[0] if str(error) else ''}); using the pure-PyTorch path. "
-        "Set LEARNACT_KERNELS=reference to silence this.",
-        RuntimeWarning, stacklevel=3)
+def _cpuinfo_flags() -> frozenset[str] | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
     return None
+
+
+def selected_isa() -> str:
+    """The variant this process uses: ``$LEARNACT_CPU_ISA``, else ATen's choice for this CPU.
+
+    Raises ``ValueError`` for a ``$LEARNACT_CPU_ISA`` that names no variant.
+    """
+    forced = os.environ.get("LEARNACT_CPU_ISA", "auto").strip().lower() or "auto"
+    if forced != "auto":
+        if forced not in ISAS:
+            raise ValueError(f"LEARNACT_CPU_ISA must be one of auto, {', '.join(ISAS)}, "
+                             f"got {forced!r}")
+        return forced
+    return _auto_isa()
+
+
+@functools.lru_cache(maxsize=1)
+def _auto_isa() -> str:
+    import torch
+
+    cap = torch.backends.cpu.get_cpu_capability()
+    isa = {"AVX512": "avx512", "AVX2": "avx2"}.get(cap, "baseline")
+    return isa if isa in cpu_isas() else "baseline"
+
+
+def _forced() -> bool:
+    return os.environ.get("LEARNACT_CPU_ISA", "auto").strip().lower() not in ("", "auto")
+
+
+def cache_dir() -> Path:
+    """Where built variants live: ``$TORCH_EXTENSIONS_DIR/learnact`` or torch's default root."""
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if not root:
+        from torch.utils.cpp_extension import get_default_build_root
+
+        root = get_default_build_root()
+    return Path(root) / "learnact"
+
+
+def _compiler() -> str:
+    return os.environ.get("CXX", "c++")
+
+
+@functools.lru_cache(maxsize=4)
+def _compiler_version(cxx: str) -> str | None:
+    """The compiler's first ``--version`` line, or ``None`` when there is no such compiler."""
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else None
+
+
+def _flags(isa: str) -> list[str]:
+    return CFLAGS + ISA_FLAGS[isa]
+
+
+def entry_name(isa: str) -> str:
+    """The cache entry (and Python module) name of a variant: a hash of everything that matters.
+
+    Sources, flags, compiler, torch and Python versions; not the checkout's path,
+    so two checkouts (or venvs) on one machine share one build per variant.
+    """
+    import torch
+
+    key = hashlib.sha256()
+    for src in SOURCES + HEADERS:
+        key.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
+    key.update(" ".join(_flags(isa)).encode())
+    key.update(f"|{_compiler_version(_compiler())}|{torch.__version__}|".encode())
+    key.update(f"{sys.implementation.cache_tag}|{platform.machine()}".encode())
+    return f"learnact_cpu_{isa}_{key.hexdigest()[:16]}"
+
+
+def _so_path(isa: str) -> Path:
+    name = entry_name(isa)
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[-1]  # ".so" / ".pyd", as torch names it
+    return cache_dir() / name / f"{name}{suffix if suffix in ('.so', '.pyd') else '.so'}"
+
+
+def _failure_path(isa: str) -> Path:
+    return cache_dir() / f"{entry_name(isa)}.failed"
+
+
+def _read_failure(isa: str) -> str | None:
+    try:
+        return json.loads(_failure_path(isa).read_text())["error"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _unbuildable(isa: str) -> str | None:
+    """Why ``isa`` cannot be built here at all (cheap checks, never cached on disk)."""
+    if isa != "baseline" and platform.machine().lower() not in ("x86_64", "amd64"):
+        return f"{isa} is an x86-64 instruction set and this machine is {platform.machine()}"
+    if _compiler_version(_compiler()) is None:
+        return f"no working C++ compiler ({_compiler()!r}; set $CXX to choose one)"
+    _ninja_on_path()
+    if shutil.which("ninja") is None:
+        return "ninja is not installed (pip install ninja)"
+    return None
+
+
+def _ninja_on_path() -> None:
+    bindir = str(Path(sys.executable).parent)
+    if shutil.which("ninja") is None and bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+# ------------------------------------------------------------------ building
+
+
+@contextlib.contextmanager
+def _build_lock(isa: str, timeout: float) -> Iterator[bool]:
+    """Hold the variant's build lock; yields ``False`` if it was not had within ``timeout``.
+
+    ``flock`` locks die with their holder, so a killed build never leaves a stale
+    lock behind. Where ``fcntl`` does not exist, builds are not serialised (the
+    rename into place keeps them safe; at worst two processes build once each).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield True
+        return
+    path = cache_dir() / f"{entry_name(isa)}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _timeout() -> float:
+    raw = os.environ.get("LEARNACT_BUILD_TIMEOUT", "")
+    try:
+        return float(raw) if raw.strip() else _DEFAULT_TIMEOUT
+    except ValueError:
+        raise ValueError(f"LEARNACT_BUILD_TIMEOUT must be a number of seconds, got {raw!r}"
+                         ) from None
+
+
+def _record_failure(isa: str, error: str, log_text: str = "") -> None:
+    target = _failure_path(isa)
+    payload = {"error": error, "log": log_text[-4000:], "flags": _flags(isa),
+               "compiler": _compiler_version(_compiler()), "time": time.time()}
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".failed-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh)
+    os.replace(tmp, target)
+
+
+def _probe(isa: str, workdir: Path) -> str | None:
+    """``None`` if the compiler accepts ``isa``'s flags and intrinsics, else its complaint."""
+    if isa not in _PROBES:
+        return None
+    src = workdir / f"probe_{isa}.cpp"
+    src.write_text(_PROBES[isa])
+    cmd = [_compiler(), *ISA_FLAGS[isa], "-O2", "-c", str(src), "-o", str(workdir / "probe.o")]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"the compiler probe could not run: {exc}"
+    if out.returncode != 0:
+        first = next((ln for ln in out.stderr.splitlines() if "error" in ln), out.stderr[:200])
+        return f"the compiler rejects {isa} ({' '.join(ISA_FLAGS[isa][:3])} ...): {first.strip()}"
+    return None
+
+
+def _clean_stale_tmp(root: Path) -> None:
+    """Remove build folders left by killed builders (their pid is gone)."""
+    for tmp in root.glob(".build-*"):
+        try:
+            pid = int(tmp.name.split("-")[-2])
+        except (ValueError, IndexError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _compile(isa: str) -> Path:
+    """Build ``isa`` in a private folder and rename it into place; returns the ``.so``."""
+    from torch.utils.cpp_extension import load as torch_load
+
+    root = cache_dir()
+    name = entry_name(isa)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".build-{name}-{os.getpid()}-"))
+    try:
+        problem = _probe(isa, tmp)
+        if problem is not None:
+            _record_failure(isa, problem)
+            raise _BuildFailed(problem)
+        try:
+            module = torch_load(name=name, sources=[str(s) for s in SOURCES],
+                                extra_cflags=_flags(isa), extra_ldflags=["-fopenmp"],
+                                build_directory=str(tmp), verbose=False)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            text = str(exc)
+            first = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()),
+                         text.splitlines()[0] if text else type(exc).__name__)
+            _record_failure(isa, f"the {isa} build failed: {first}", text)
+            raise _BuildFailed(f"the {isa} build failed: {first}") from exc
+        built = tmp / _so_path(isa).name
+        if not built.exists():  # torch names it from the extension suffix it chose
+            built = next(tmp.glob(f"{name}*.so"), built)
+            if built.name != _so_path(isa).name:
+                built.rename(tmp / _so_path(isa).name)
+        final = root / name
+        try:
+            os.rename(tmp, final)  # atomic: the entry is whole or absent
+        except OSError:
+            if not _so_path(isa).exists():
+                raise
+        sys.modules.setdefault(name, module)  # loaded from the build folder already
+        return _so_path(isa)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _BuildFailed(Exception):
+    pass
+
+
+class _LockTimeout(Exception):
+    pass
+
+
+def _ensure_built(isa: str, force: bool = False) -> tuple[Path, str]:
+    """The variant's ``.so``, building it if needed; ``(path, 'cached'|'built')``.
+
+    Raises ``_BuildFailed`` (recorded failure, now or earlier) or ``_LockTimeout``.
+    """
+    problem = _unbuildable(isa)
+    if problem is not None:
+        raise _BuildFailed(problem)
+    so = _so_path(isa)
+    if so.exists():
+        return so, "cached"
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    if force:
+        _failure_path(isa).unlink(missing_ok=True)
+    failed = _read_failure(isa)
+    if failed is not None:
+        raise _BuildFailed(f"{failed} (recorded in {_failure_path(isa)}; "
+                           "`learnact kernels build --force` retries)")
+    timeout = _timeout()
+    with _build_lock(isa, timeout) as held:
+        if not held:
+            raise _LockTimeout(f"another process held the {isa} build lock for more than "
+                               f"{timeout:g} s ({root}); set LEARNACT_BUILD_TIMEOUT to wait longer")
+        if so.exists():  # built by the process we waited for
+            return so, "cached"
+        failed = _read_failure(isa)
+        if failed is not None:
+            raise _BuildFailed(failed)
+        _clean_stale_tmp(root)
+        log.info("building learnact's %s CPU kernels in %s", isa, root)
+        return _compile(isa), "built"
+
+
+def _import(so: Path):
+    name = so.parent.name
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, so)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {so}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+def build(isas: list[str] | None = None, force: bool = False) -> list[BuildResult]:
+    """Build variants ahead of time (default: the one this process would use).
+
+    ``isas`` may name any variants, including ones this CPU cannot execute (they
+    are compiled, not run). ``force`` forgets recorded failures first.
+    """
+    results = []
+    for isa in isas or [selected_isa()]:
+        if isa not in ISAS:
+            raise ValueError(f"unknown instruction set {isa!r}; expected one of {', '.join(ISAS)}")
+        start = time.monotonic()
+        try:
+            so, status = _ensure_built(isa, force=force)
+        except (_BuildFailed, _LockTimeout) as exc:
+            results.append(BuildResult(isa, False, "failed", None, str(exc),
+                                       time.monotonic() - start))
+            continue
+        results.append(BuildResult(isa, True, status, so, " ".join(_flags(isa)),
+                                   time.monotonic() - start))
+    return results
+
+
+# ------------------------------------------------------------------ loading
+
+_state: dict[str, str] = {}  # isa -> why it is unavailable in this process
+_warned: set[str] = set()
+
+
+def _load_variant(isa: str):
+    """The loaded module for ``isa`` or ``None``, with the reason kept in ``_state``."""
+    if isa not in cpu_isas():
+        missing = sorted(_CPU_FLAGS.get(isa, set()) - (_cpuinfo_flags() or frozenset()))
+        _state[isa] = (f"this CPU cannot execute the {isa} variant"
+                       + (f" (no {', '.join(missing)})" if missing else ""))
+        return None
+    try:
+        so, _ = _ensure_built(isa)
+        return _import(so)
+    except (_BuildFailed, _LockTimeout, ImportError, OSError) as exc:
+        _state[isa] = str(exc)
+        return None
+
+
+@functools.cache
+def _load(isa: str, forced: bool):
+    module = _load_variant(isa)
+    if module is None and not forced and isa != "baseline":
+        log.info("learnact: %s kernels unavailable (%s); using the baseline build",
+                 isa, _state.get(isa))
+        module = _load_variant("baseline")
+        if module is not None:
+            return module
+        isa = "baseline"
+    if module is None:
+        reason = _state.get(isa, "unknown")
+        if reason not in _warned:
+            _warned.add(reason)
+            warnings.warn(f"learnact: the fused CPU kernel is unavailable ({reason}); using "
+                          "the pure-PyTorch path. Set LEARNACT_KERNELS=reference to silence "
+                          "this.", RuntimeWarning, stacklevel=4)
+    return module
+
+
+def load():
+    """The compiled kernel module for this process's variant, or ``None``.
+
+    Builds on first use (see the module docstring). In auto selection a failed
+    ISA variant falls back to the baseline build silently; only when no variant
+    can be had does it warn, once. A variant forced with ``$LEARNACT_CPU_ISA``
+    never falls back: :func:`unavailable_reason` says why it is missing.
+    """
+    isa = selected_isa()
+    with _lock:
+        return _load(isa, _forced())
+
+
+def reset() -> None:
+    """Forget this process's load results (not the disk cache), so the next load retries."""
+    _load.cache_clear()
+    _state.clear()
+    _warned.clear()
+
+
+def loaded_isa(module) -> str | None:
+    """Which variant ``module`` (from :func:`load`) is."""
+    name = getattr(module, "__name__", "")
+    return next((isa for isa in ISAS if name.startswith(f"learnact_cpu_{isa}_")), None)
+
+
+def status() -> str | None:
+    """This process's kernel variant (``"avx2"``), why it has none, or ``None`` before a load.
+
+    Never builds: a record of what ran, for the results database.
+    """
+    if not _load.cache_info().currsize:
+        return None
+    module = load()
+    return loaded_isa(module) if module is not None else unavailable_reason()
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`load` returns ``None`` in this process, or ``None`` when it does not."""
+    if load() is not None:
+        return None
+    isa = selected_isa()
+    reason = _state.get(isa) or _state.get("baseline") or "it could not be built"
+    return f"the C++ kernel ({isa}) is unavailable: {reason}"
+
+
+def info() -> dict:
+    """What will run and why, without building anything (``learnact kernels info``)."""
+    import torch
+
+    variants = {}
+    for isa in ISAS:
+        row = {"flags": " ".join(_flags(isa)), "entry": entry_name(isa),
+               "cpu_can_run": isa in cpu_isas()}
+        problem = _unbuildable(isa)
+        if _so_path(isa).exists():
+            row["status"] = "built"
+        elif problem is not None:
+            row["status"] = f"cannot build: {problem}"
+        elif (failed := _read_failure(isa)) is not None:
+            row["status"] = f"failed: {failed}"
+        else:
+            row["status"] = "not built (builds on first use)"
+        variants[isa] = row
+    try:
+        selected = selected_isa()
+    except ValueError as exc:
+        selected = f"invalid: {exc}"
+    return {
+        "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_can_run": list(cpu_isas()),
+        "selected": selected,
+        "selected_by": "LEARNACT_CPU_ISA" if _forced() else "ATen's capability",
+        "compiler": f"{_compiler()}: {_compiler_version(_compiler())}",
+        "torch": torch.__version__,
+        "cache": str(cache_dir()),
+        "build_timeout_s": _timeout(),
+        "variants": variants,
+    }

@@ -101,7 +101,9 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
             return "the CUDA kernel needs Triton (pip install triton), which cannot be imported"
         return None
     if _load_cpu() is None:
-        return "the C++ kernel could not be built"
+        from . import cpu
+
+        return cpu.unavailable_reason() or "the C++ kernel could not be built"
     return None
 
 
@@ -212,12 +214,16 @@ class _RecipeAroundG(torch.autograd.Function):
             raise RuntimeError(
                 "learnact's fused recipe kernel is first-order only; for double backward "
                 "(create_graph=True) use LEARNACT_KERNELS=reference or float64")
-        x, pos = ctx.saved_tensors
+        x, pos = ctx.saved_tensors  # raises autograd's own error on a freed graph
         x_edge, edge = ctx.graph
-        ctx.graph = None  # G's graph is freed with this backward, as autograd would
+        # G's graph lives exactly as long as this one: kept for another backward
+        # when the caller retains the graph, freed with this backward otherwise
+        keep = torch._C._autograd._get_current_graph_task_keep_graph()
+        if not keep:
+            ctx.graph = None
         fmt = _memory_format(x)
         grad = grad.contiguous(memory_format=fmt)
-        (t,) = torch.autograd.grad(edge, x_edge, grad)
+        (t,) = torch.autograd.grad(edge, x_edge, grad, retain_graph=keep)
         if t.stride() != x.stride() or t.untyped_storage().data_ptr() == (
                 grad.untyped_storage().data_ptr()):
             t = t.clone(memory_format=fmt)  # own it, in x's layout (G may return g itself)

@@ -13,8 +13,10 @@
 // ReLU here); the sign bit as a 0/1 float vectorizes with plain SSE2. -0.0
 // counts as non-negative, as `x >= 0` does in the reference.
 //
-// Reductions are accumulated per fixed-size chunk and summed in chunk order, so
-// results do not depend on the number of threads.
+// Reductions: every float32 term is added in double (per lane, per fixed-size
+// chunk), and the chunks' partials are summed in chunk order, so the parameter
+// gradients are as accurate as a float64 sum of the terms and do not depend on
+// the number of threads.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -29,7 +31,6 @@
 
 namespace {
 
-using learnact::kBlock;
 constexpr int64_t kLanes = 16;
 
 // 1.0f if v < 0 (strictly: -0.0 gives 0.0f), else 0.0f; branch-free.
@@ -84,39 +85,36 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 }
 
 // Explicit SIMD for the float32 backward block (the compiler's own vectorization
-// of the lane loop below spends most of its time shuffling): two vectors per
-// accumulator to break the add latency chain. Handles [b0, b0 + k * 2 * width)
-// and returns where it stopped; adds its 2 * width lane sums, in double, into
-// sp/sq/sm (each at least 2 * width long).
+// of the lane loop below spends most of its time shuffling). The per-element
+// terms are float32 products, as the reference's are; every term is added into
+// double lanes (sp/sq/sm, each 2 * width long) at once, so the parameter sums
+// are as accurate as a float64 sum of the same terms (issue: float partial sums
+// that cancel lost up to 0.15 on 65K elements). Handles [b0, b0 + k * 2 * width)
+// and returns where it stopped.
 [[maybe_unused]] inline int64_t float_block(const float* __restrict__ g, const float* __restrict__ x,
                            float* __restrict__ gx, float p, float q, int64_t b0, int64_t b1,
                            double* sp, double* sq, double* sm) {
   using Vec = at::vec::Vectorized<float>;
   constexpr int64_t W = Vec::size();
   const Vec vp(p), vq(q), zero(0.f);
-  Vec ap[2] = {zero, zero}, aq[2] = {zero, zero}, am[2] = {zero, zero};
   int64_t j = b0;
+  alignas(64) float buf[3][2 * W];
   for (; j + 2 * W <= b1; j += 2 * W) {
     for (int u = 0; u < 2; ++u) {
       const Vec v = Vec::loadu(x + j + u * W), gv = Vec::loadu(g + j + u * W);
       const Vec is_neg = v < zero;  // -0.0 is not negative, as in the reference's x >= 0
       const Vec t = gv * v;
       (gv * Vec::blendv(vp, vq, is_neg)).store(gx + j + u * W);
-      ap[u] = ap[u] + Vec::blendv(t, zero, is_neg);
-      aq[u] = aq[u] + Vec::blendv(zero, t, is_neg);
-      am[u] = am[u] + gv;
+      Vec::blendv(t, zero, is_neg).store(buf[0] + u * W);
+      Vec::blendv(zero, t, is_neg).store(buf[1] + u * W);
+      gv.store(buf[2] + u * W);
     }
-  }
-  float buf[3][2 * W];
-  for (int u = 0; u < 2; ++u) {
-    ap[u].store(buf[0] + u * W);
-    aq[u].store(buf[1] + u * W);
-    am[u].store(buf[2] + u * W);
-  }
-  for (int64_t k = 0; k < 2 * W; ++k) {  // in double, in fixed order: deterministic
-    sp[k] += buf[0][k];
-    sq[k] += buf[1][k];
-    sm[k] += buf[2][k];
+#pragma omp simd
+    for (int64_t k = 0; k < 2 * W; ++k) {  // lane-wise in double: deterministic order
+      sp[k] += buf[0][k];
+      sq[k] += buf[1][k];
+      sm[k] += buf[2][k];
+    }
   }
   return j;
 }
@@ -138,30 +136,16 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
       double* aq = ap + C;
       double* am = aq + C;
       if (last) {
-        // per-channel float sums over up to 64 pixels, then flushed into double
-        std::vector<float> fs(static_cast<size_t>(3 * C), 0.f);
-        float* fp = fs.data();
-        float* fq = fp + C;
-        float* fm = fq + C;
-        int64_t pixels = 0;
+        // every term straight into the chunk's double partials, channel by channel
         for (int64_t base = begin; base < end; base += C) {
 #pragma omp simd
           for (int64_t c = 0; c < C; ++c) {
             const float v = static_cast<float>(x[base + c]), gv = static_cast<float>(g[base + c]);
             const float k = negative(v), t = gv * v;
             gx[base + c] = static_cast<scalar_t>(gv * (pos[c] * (1.f - k) + neg[c] * k));
-            fp[c] += t - k * t;
-            fq[c] += k * t;
-            fm[c] += gv;
-          }
-          if (++pixels == 64 || base + C >= end) {
-            for (int64_t c = 0; c < C; ++c) {
-              ap[c] += fp[c];
-              aq[c] += fq[c];
-              am[c] += fm[c];
-            }
-            std::fill(fs.begin(), fs.end(), 0.f);
-            pixels = 0;
+            ap[c] += static_cast<double>(t - k * t);
+            aq[c] += static_cast<double>(k * t);
+            am[c] += static_cast<double>(gv);
           }
         }
         continue;
@@ -170,51 +154,41 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
         const int64_t c = C == 1 ? 0 : (i / inner) % C;
         const int64_t stop = C == 1 ? end : std::min(end, (i / inner + 1) * inner);
         const float p = pos[c], q = neg[c];
-        // float partial sums over short blocks, accumulated in double: float speed,
-        // with the rounding error of a 1024-term sum rather than a 65536-term one
-        for (int64_t b0 = i; b0 < stop; b0 += kBlock) {
-          const int64_t b1 = std::min(stop, b0 + kBlock);
-          // kLanes independent partial sums: vectorizes without reassociating
-          // floats (the compiler will not vectorize a single float accumulator)
-          float sp[kLanes] = {}, sq[kLanes] = {}, sm[kLanes] = {};
-          int64_t j = b0;
+        // kLanes independent double accumulators: every float32 term is added in
+        // double at once (no float partial sums), and the loop still vectorizes
+        double sp[2 * kLanes] = {}, sq[2 * kLanes] = {}, sm[2 * kLanes] = {};
+        int64_t j = i;
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-          // (the portable Vectorized fallback of a baseline build is far slower
-          // than the lane loop, so only ISA builds take this path)
-          if constexpr (std::is_same_v<scalar_t, float>) {
-            double dp[32] = {}, dq[32] = {}, dm[32] = {};
-            static_assert(2 * at::vec::Vectorized<float>::size() <= 32);
-            j = float_block(g, x, gx, p, q, b0, b1, dp, dq, dm);
-            for (int64_t k = 0; k < 2 * at::vec::Vectorized<float>::size(); ++k) {
-              ap[c] += dp[k];
-              aq[c] += dq[k];
-              am[c] += dm[k];
-            }
-          }
+        // (the portable Vectorized fallback of a baseline build is far slower
+        // than the lane loop, so only ISA builds take this path)
+        if constexpr (std::is_same_v<scalar_t, float>) {
+          static_assert(2 * at::vec::Vectorized<float>::size() <= 2 * kLanes);
+          j = float_block(g, x, gx, p, q, i, stop, sp, sq, sm);
+        }
 #endif
-          for (; j + kLanes <= b1; j += kLanes) {
-            for (int64_t u = 0; u < kLanes; ++u) {
-              const float v = static_cast<float>(x[j + u]), gv = static_cast<float>(g[j + u]);
-              const float k = negative(v), t = gv * v;
-              gx[j + u] = static_cast<scalar_t>(gv * (p * (1.f - k) + q * k));
-              sp[u] += t - k * t;
-              sq[u] += k * t;
-              sm[u] += gv;
-            }
-          }
-          for (; j < b1; ++j) {
-            const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
-            const float k = negative(v), t = gv * v;
-            gx[j] = static_cast<scalar_t>(gv * (p * (1.f - k) + q * k));
-            sp[0] += t - k * t;
-            sq[0] += k * t;
-            sm[0] += gv;
-          }
+        for (; j + kLanes <= stop; j += kLanes) {
+#pragma omp simd
           for (int64_t u = 0; u < kLanes; ++u) {
-            ap[c] += sp[u];
-            aq[c] += sq[u];
-            am[c] += sm[u];
+            const float v = static_cast<float>(x[j + u]), gv = static_cast<float>(g[j + u]);
+            const float k = negative(v), t = gv * v;
+            gx[j + u] = static_cast<scalar_t>(gv * (p * (1.f - k) + q * k));
+            sp[u] += static_cast<double>(t - k * t);
+            sq[u] += static_cast<double>(k * t);
+            sm[u] += static_cast<double>(gv);
           }
+        }
+        for (; j < stop; ++j) {
+          const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
+          const float k = negative(v), t = gv * v;
+          gx[j] = static_cast<scalar_t>(gv * (p * (1.f - k) + q * k));
+          sp[0] += static_cast<double>(t - k * t);
+          sq[0] += static_cast<double>(k * t);
+          sm[0] += static_cast<double>(gv);
+        }
+        for (int64_t u = 0; u < 2 * kLanes; ++u) {
+          ap[c] += sp[u];
+          aq[c] += sq[u];
+          am[c] += sm[u];
         }
         i = stop;
       }

@@ -18,7 +18,7 @@ channels-last is ``(N*H*W, C, 1)``. Rows of a contiguous ``inner`` run use
 :func:`_bwd_rows`; channels-last uses the 2-D tiles of :func:`_bwd_tiles`.
 
 The general recipe (``recipe_*``, :class:`RecipeTriton`) follows
-``recipe_cpu.cpp``: ``y = (x > 0 ? a*x : G(x)) + m`` on a precomputed
+``recipe_cpu.cpp``: ``y = (x >= 0 ? a*x : G(x)) + m`` on a precomputed
 ``G(x)``; backward writes the direct ``grad_x`` and the gradient for ``G(x)``,
 which autograd carries through ``G``.
 
@@ -122,7 +122,7 @@ def _recipe_fwd(x_ptr, gx_ptr, y_ptr, a_ptr, m_ptr, n, C, inner, HAS_SHIFT: tl.c
     gx = tl.load(gx_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     c = (offs // inner) % C
     a = tl.load(a_ptr + c, mask=mask, other=0.0)
-    y = tl.where(x > 0, a * x, gx)  # a select: an infinite G(x) at x > 0 never reaches y
+    y = tl.where(x >= 0, a * x, gx)  # a select: an infinite G(x) at x >= 0 never reaches y
     if HAS_SHIFT:
         y += tl.load(m_ptr + c, mask=mask, other=0.0)
     tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
@@ -139,7 +139,7 @@ def _recipe_bwd_rows(g_ptr, x_ptr, gxd_ptr, gg_ptr, a_ptr, part_ptr, C, inner, b
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     a = tl.load(a_ptr + row % C)
-    pos = x > 0
+    pos = x >= 0
     tl.store(gxd_ptr + offs, tl.where(pos, a * g, 0.0).to(gxd_ptr.dtype.element_ty), mask=mask)
     tl.store(gg_ptr + offs, tl.where(pos, 0.0, g).to(gg_ptr.dtype.element_ty), mask=mask)
     out = part_ptr + (row * blocks + b) * 2
@@ -160,7 +160,7 @@ def _recipe_bwd_tiles(g_ptr, x_ptr, gxd_ptr, gg_ptr, a_ptr, part_ptr, M, C,
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     a = tl.load(a_ptr + chans, mask=cmask, other=0.0)
-    pos = x > 0
+    pos = x >= 0
     gxd = tl.where(pos, a[None, :] * g, 0.0)
     tl.store(gxd_ptr + offs, gxd.to(gxd_ptr.dtype.element_ty), mask=mask)
     tl.store(gg_ptr + offs, tl.where(pos, 0.0, g).to(gg_ptr.dtype.element_ty), mask=mask)

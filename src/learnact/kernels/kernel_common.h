@@ -2,8 +2,9 @@
 //
 // A tensor is walked in memory order as (outer, C, inner): the channel of flat
 // index i is 0 for C == 1, (i / inner) % C for NCHW, i % C for channels-last
-// (inner == 1, C > 1). Reductions go per fixed-size chunk into double partials,
-// which are added in chunk order, so results do not depend on the thread count.
+// (inner == 1, C > 1). Reductions add every term in double, per fixed-size chunk;
+// the chunks' partials are added in chunk order, so results do not depend on the
+// thread count.
 #pragma once
 
 #include <torch/extension.h>
@@ -15,7 +16,6 @@
 namespace learnact {
 
 constexpr int64_t kChunk = 1 << 16;  // elements per reduction chunk (and parallel grain)
-constexpr int64_t kBlock = 1024;     // elements per float partial sum inside a chunk
 
 // The chunk size for C channels: whole pixels for channels-last, kChunk otherwise.
 inline int64_t chunk_size(int64_t C, int64_t inner) {

@@ -1,9 +1,12 @@
 // One-pass CPU kernels for the paper's general recipe on a precomputed G(x):
 //
-// forward:  y = (x > 0 ? a * x : G(x)) + m
-// backward: grad_x (direct)  = x > 0 ? a * g : 0
-//           grad_G           = x > 0 ? 0 : g      (autograd carries it through G)
-//           d_a = sum g*x [x > 0];  d_m = sum g
+// forward:  y = (x >= 0 ? a * x : G(x)) + m
+// backward: grad_x (direct)  = x >= 0 ? a * g : 0
+//           grad_G           = x >= 0 ? 0 : g      (autograd carries it through G)
+//           d_a = sum g*x [x >= 0];  d_m = sum g
+//
+// x >= 0 takes the positive branch (-0.0 included), as DP ReLU and Dual Line do,
+// so Learnable(PReLU) and Dual Line agree at exactly 0 (value and gradient).
 //
 // Eager PyTorch spends a comparison, a product, a select and an addition in
 // forward, and as many again plus two broadcast reductions in backward; here
@@ -13,8 +16,9 @@
 //
 // Layouts, as in dual_line_cpu.cpp: the channel of flat index i is 0 for C == 1,
 // (i / inner) % C for NCHW, i % C for channels-last (inner == 1, C > 1).
-// Reductions: float sums over short blocks, double per fixed-size chunk, chunks
-// added in order, so results do not depend on the number of threads.
+// Reductions: every float32 term is added in double (per lane, per fixed-size
+// chunk), chunks added in order: as accurate as a float64 sum of the terms, and
+// independent of the number of threads.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -29,7 +33,6 @@
 namespace {
 
 using learnact::channel_runs;
-using learnact::kBlock;
 
 template <typename scalar_t>
 void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restrict__ gx,
@@ -38,12 +41,14 @@ void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restr
   const bool last = C > 1 && inner == 1;
   const int64_t grain = learnact::chunk_size(C, inner);
   at::parallel_for(0, n, grain, [=](int64_t begin, int64_t end) {
-    if (last) {
-      for (int64_t j = begin; j < end; ++j) {
-        const int64_t c = j % C;
-        const float v = static_cast<float>(x[j]);
-        const float base = v > 0.f ? a[c] * v : static_cast<float>(gx[j]);
-        y[j] = static_cast<scalar_t>(base + (m ? m[c] : 0.f));
+    if (last) {  // channels-last: whole pixels, vectorized across channels
+      for (int64_t base = begin; base < end; base += C) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          const float v = static_cast<float>(x[base + c]);
+          const float b = v >= 0.f ? a[c] * v : static_cast<float>(gx[base + c]);
+          y[base + c] = static_cast<scalar_t>(b + (m ? m[c] : 0.f));
+        }
       }
       return;
     }
@@ -56,13 +61,13 @@ void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restr
         const Vec vs(s), vsh(sh), zero(0.f);
         for (; j + Vec::size() <= j1; j += Vec::size()) {
           const Vec v = Vec::loadu(x + j);
-          (Vec::blendv(Vec::loadu(gx + j), vs * v, v > zero) + vsh).store(y + j);
+          (Vec::blendv(Vec::loadu(gx + j), vs * v, v >= zero) + vsh).store(y + j);
         }
       }
 #endif
       for (; j < j1; ++j) {
         const float v = static_cast<float>(x[j]);
-        const float base = v > 0.f ? s * v : static_cast<float>(gx[j]);
+        const float base = v >= 0.f ? s * v : static_cast<float>(gx[j]);
         y[j] = static_cast<scalar_t>(base + sh);
       }
     });
@@ -70,88 +75,93 @@ void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restr
 }
 
 // Backward, in one of two forms (kSelect):
-// - false: writes the direct grad_x (gxd = x > 0 ? a*g : 0) and the gradient for
-//   G(x) (gg = x > 0 ? 0 : g), for autograd to carry through G and add;
+// - false: writes the direct grad_x (gxd = x >= 0 ? a*g : 0) and the gradient for
+//   G(x) (gg = x >= 0 ? 0 : g), for autograd to carry through G and add;
 // - true: G's backward has already run on the whole of g and gg holds G'(x) * g;
-//   it becomes grad_x in place, gg = x > 0 ? a*g : gg. One read of x, g and gg
+//   it becomes grad_x in place, gg = x >= 0 ? a*g : gg. One read of x, g and gg
 //   and one write, instead of two masked writes and autograd's addition.
-// Both reduce d_a = sum g*x [x > 0] and d_m = sum g into sums (2 * C doubles).
+// Both reduce d_a = sum g*x [x >= 0] and d_m = sum g into sums (2 * C doubles).
 template <typename scalar_t, bool kSelect>
 void recipe_grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x,
                       scalar_t* __restrict__ gxd, scalar_t* __restrict__ gg, const float* a,
                       int64_t n, int64_t C, int64_t inner, double* sums) {
+  constexpr int64_t kLanes = 16;
   const bool last = C > 1 && inner == 1;
   const int64_t chunk = learnact::chunk_size(C, inner);
   const int64_t chunks = (n + chunk - 1) / chunk;
   std::vector<double> part(static_cast<size_t>(chunks * C * 2), 0.0);
   double* part_ = part.data();
-  // the per-element gradient writes of either form, for the scalar loops
-  auto write = [=](int64_t j, bool pos, float s, float gv) {
+  // one element of either form; returns the d_a term (a select, so inf*0 cannot leak)
+  auto step = [=](int64_t j, float s) {
+    const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
+    const bool pos = v >= 0.f;
     if constexpr (kSelect) {
-      if (pos) gg[j] = static_cast<scalar_t>(s * gv);
+      gg[j] = static_cast<scalar_t>(pos ? s * gv : static_cast<float>(gg[j]));
     } else {
       gxd[j] = static_cast<scalar_t>(pos ? s * gv : 0.f);
       gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
     }
+    return pos ? gv * v : 0.f;
   };
   at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
     for (int64_t k0 = cb; k0 < ce; ++k0) {
       const int64_t begin = k0 * chunk, end = std::min(n, begin + chunk);
       double* pa = part_ + k0 * C * 2;
       double* pm = pa + C;
-      if (last) {
-        for (int64_t j = begin; j < end; ++j) {
-          const int64_t c = j % C;
-          const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
-          const bool pos = v > 0.f;
-          write(j, pos, a[c], gv);
-          pa[c] += pos ? static_cast<double>(gv * v) : 0.0;
-          pm[c] += gv;
+      if (last) {  // channels-last: whole pixels, each channel's terms into its double
+        for (int64_t base = begin; base < end; base += C) {
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) {
+            pa[c] += static_cast<double>(step(base + c, a[c]));
+            pm[c] += static_cast<double>(static_cast<float>(g[base + c]));
+          }
         }
         continue;
       }
       channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
         const float s = a[c];
-        for (int64_t b0 = j0; b0 < j1; b0 += kBlock) {
-          const int64_t b1 = std::min(j1, b0 + kBlock);
-          float sa = 0.f, sm = 0.f;
-          int64_t j = b0;
+        double la[2 * kLanes] = {}, lm[2 * kLanes] = {};  // per-lane double sums
+        int64_t j = j0;
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-          if constexpr (std::is_same_v<scalar_t, float>) {
-            using Vec = at::vec::Vectorized<float>;
-            constexpr int64_t W = Vec::size();
-            const Vec vs(s), zero(0.f);
-            Vec acc_a(0.f), acc_m(0.f);
-            for (; j + W <= b1; j += W) {
-              const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
-              const Vec pos = v > zero;
-              if constexpr (kSelect) {
-                Vec::blendv(Vec::loadu(gg + j), vs * gv, pos).store(gg + j);
-              } else {
-                Vec::blendv(zero, vs * gv, pos).store(gxd + j);
-                Vec::blendv(gv, zero, pos).store(gg + j);
-              }
-              acc_a = acc_a + Vec::blendv(zero, gv * v, pos);
-              acc_m = acc_m + gv;
+        if constexpr (std::is_same_v<scalar_t, float>) {
+          using Vec = at::vec::Vectorized<float>;
+          constexpr int64_t W = Vec::size();
+          static_assert(W <= 2 * kLanes);
+          const Vec vs(s), zero(0.f);
+          alignas(64) float buf[2][W];
+          for (; j + W <= j1; j += W) {
+            const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
+            const Vec pos = v >= zero;
+            if constexpr (kSelect) {
+              Vec::blendv(Vec::loadu(gg + j), vs * gv, pos).store(gg + j);
+            } else {
+              Vec::blendv(zero, vs * gv, pos).store(gxd + j);
+              Vec::blendv(gv, zero, pos).store(gg + j);
             }
-            float buf[2][W];
-            acc_a.store(buf[0]);
-            acc_m.store(buf[1]);
-            for (int64_t k = 0; k < W; ++k) {  // in double, in fixed order: deterministic
-              pa[c] += buf[0][k];
-              pm[c] += buf[1][k];
+            Vec::blendv(zero, gv * v, pos).store(buf[0]);
+            gv.store(buf[1]);
+#pragma omp simd
+            for (int64_t k = 0; k < W; ++k) {  // lane-wise in double: deterministic
+              la[k] += buf[0][k];
+              lm[k] += buf[1][k];
             }
           }
+        }
 #endif
-          for (; j < b1; ++j) {
-            const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
-            const bool pos = v > 0.f;
-            write(j, pos, s, gv);
-            sa += pos ? gv * v : 0.f;
-            sm += gv;
+        for (; j + kLanes <= j1; j += kLanes) {
+#pragma omp simd
+          for (int64_t u = 0; u < kLanes; ++u) {
+            la[u] += static_cast<double>(step(j + u, s));
+            lm[u] += static_cast<double>(static_cast<float>(g[j + u]));
           }
-          pa[c] += sa;
-          pm[c] += sm;
+        }
+        for (; j < j1; ++j) {
+          la[0] += static_cast<double>(step(j, s));
+          lm[0] += static_cast<double>(static_cast<float>(g[j]));
+        }
+        for (int64_t u = 0; u < 2 * kLanes; ++u) {
+          pa[c] += la[u];
+          pm[c] += lm[u];
         }
       });
     }
@@ -223,7 +233,7 @@ torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torc
   return RecipeFunction::apply(x, gx, a, shift, inner);
 }
 
-// t (G'(x) * g, in x's layout) becomes grad_x in place; returns (2, C) d_a, d_m in a's dtype
+// t (G'(x) * g, in x's layout) becomes grad_x in place (x >= 0 ? a*g : t); returns (2, C) d_a, d_m in a's dtype
 torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torch::Tensor& x,
                              const torch::Tensor& a, int64_t inner) {
   TORCH_CHECK(t.scalar_type() == x.scalar_type() && t.sizes() == x.sizes() &&

@@ -107,9 +107,33 @@ def environment(device: torch.device) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         rev = None
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return {"learnact": __version__, "torch": torch.__version__, "device": str(device),
-            "device_name": dev or platform.machine(), "python": platform.python_version(),
-            "git": rev}
+    env = {"learnact": __version__, "torch": torch.__version__, "device": str(device),
+           "device_name": dev or platform.machine(), "python": platform.python_version(),
+           "git": rev}
+    if device.type == "cpu":
+        env["cpu_kernels"] = _cpu_kernel_variant()
+    return env
+
+
+def _cpu_kernel_variant() -> str:
+    """Which fused CPU kernel variant this process uses, or why none (never builds)."""
+    import sys
+
+    cpu = sys.modules.get("learnact.kernels.cpu")
+    return (cpu.status() if cpu is not None else None) or "not loaded"
+
+
+def prepare_kernels(device: torch.device) -> None:
+    """Build (or load) the fused CPU kernels once in the driver, before any worker starts.
+
+    Workers (local ``--jobs`` and Ray on this machine) then load the cached
+    build instead of racing to compile it. A failure here is not an error: the
+    reference path runs, with the kernel's one warning.
+    """
+    from ..kernels import dispatch
+
+    if device.type == "cpu" and dispatch.get_mode() != "reference":
+        dispatch._load_cpu()
 
 
 def _seed_everything(seed: int) -> None:
@@ -324,6 +348,7 @@ def run_study(
     executor = executor or LocalExecutor(jobs)
     runs = expand_runs(cfg)
     device = resolve_device(cfg.device)
+    prepare_kernels(device)
     store = Store(db, lease_s=lease_s)
     try:
         store.add_runs(r.as_row() for r in runs)
