@@ -1,25 +1,24 @@
 """Forward+backward cost of learnable activations as a ratio to ReLU, side by side.
 
 Variants (per-tensor parameters unless noted), each timed as forward + backward
-of ``y.sum()``-style gradients with a fixed grad tensor:
+with a fixed grad tensor:
 
-- relu: ``torch.relu`` (the baseline);
-- copy: ``x.clone()`` forward + a copy backward, for an effective-bandwidth anchor;
-- dual_line (default): ``learnact.DualLine()`` in eager mode, as a user gets it
-  (the fused CPU kernel when it is available);
-- dual_line (reference): the pure-PyTorch ``torch.where`` form, as peer libraries
-  write it;
-- dual_line per-channel: ``DualLine(C)`` on an (N, C, H, W) tensor;
-- dp_relu;
-- prelu: native ``nn.PReLU()``;
-- dual_line compiled: ``torch.compile`` of the same module (compiled before timing).
+- relu: ``torch.relu`` (the baseline); copy: ``x.clone()`` (a bandwidth anchor);
+- for each CPU kernel variant ``[isa]`` this CPU can run (``baseline``,
+  ``avx2``, ``avx512``; forced with ``$LEARNACT_CPU_ISA`` per call, so all
+  variants are measured in the same run):
+  ``learnact.DualLine()``, ``DualLine(C)`` per-channel, ``DPReLU()`` and
+  ``Learnable(G)`` for each ``G`` of ``--bases``, in eager mode as a user gets them;
+- the pure-PyTorch ``torch.where`` forms (reference mode), as peer libraries
+  write them; native ``nn.PReLU``;
+- each ``G`` alone, and ``torch.compile`` of DualLine and of each ``Learnable(G)``.
 
-The first call builds the C++ kernel once per machine (cached across processes).
-
-Variants are interleaved over repeats; medians with min-max are printed.
+Every kernel variant is built before timing (``learnact kernels build --isa all``
+does the same ahead of time). Variants are interleaved over repeats; medians
+with min-max are printed.
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 \\
-        python benchmarks/activation_speed.py [--numel 33554432] [--reps 7]
+        python benchmarks/activation_speed.py [--numel 33554432] [--reps 7] [--isa avx2,baseline]
 """
 
 from __future__ import annotations
@@ -44,43 +43,72 @@ def timed(fn, x, grad):
     return time.perf_counter() - start
 
 
+def forced(isa, fn):
+    """``fn`` run with the CPU kernel variant ``isa``."""
+
+    def call(t):
+        old = os.environ.get("LEARNACT_CPU_ISA")
+        os.environ["LEARNACT_CPU_ISA"] = isa
+        try:
+            return fn(t)
+        finally:
+            if old is None:
+                del os.environ["LEARNACT_CPU_ISA"]
+            else:
+                os.environ["LEARNACT_CPU_ISA"] = old
+
+    return call
+
+
+def reference(fn):
+    def call(t):
+        with kernel_mode("reference"):
+            return fn(t)
+
+    return call
+
+
 def main() -> None:
+    from learnact.kernels import cpu
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--numel", type=int, default=32 * 1024 * 1024)
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--isa", default=",".join(cpu.cpu_isas()),
+                        help="kernel variants to time (default: all this CPU can run)")
+    parser.add_argument("--bases", default="gelu,elu,silu", help="G for Learnable(G)")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
     args = parser.parse_args()
+    isas = [i for i in args.isa.split(",") if i]
+    bases = [b for b in args.bases.split(",") if b]
+    for res in cpu.build(isas):
+        if not res.ok:
+            raise SystemExit(f"the {res.isa} kernels are unavailable: {res.detail}")
     c = args.channels
     hw = max(1, args.numel // (8 * c))
     side = int(hw**0.5)
     shape = (8, c, side, max(1, hw // side))
     x = torch.randn(shape)
     grad = torch.randn(shape)
-    dl, dlc, dp, pr = learnact.DualLine(), learnact.DualLine(c), learnact.DPReLU(), nn.PReLU()
-    def where_form(t):
-        with kernel_mode("reference"):
-            return dl(t)
-
-    gelu, lg = nn.GELU(), learnact.Learnable("gelu")
-
-    def lg_reference(t):
-        with kernel_mode("reference"):
-            return lg(t)
-
-    variants = {
-        "relu": torch.relu,
-        "copy": lambda t: t.clone(),
-        "dual_line (default, eager)": dl,
-        "dual_line (reference where form)": where_form,
-        "dual_line per-channel (default)": dlc,
-        "dp_relu (default)": dp,
-        "nn.PReLU (native)": pr,
-        "dual_line (torch.compile)": torch.compile(learnact.DualLine()),
-        "gelu (G alone)": gelu,
-        "Learnable(gelu) (default, eager)": lg,
-        "Learnable(gelu) (reference)": lg_reference,
-        "Learnable(gelu) (torch.compile)": torch.compile(learnact.Learnable("gelu")),
-    }
+    dl, dlc, dp = learnact.DualLine(), learnact.DualLine(c), learnact.DPReLU()
+    learn = {b: learnact.Learnable(b) for b in bases}
+    variants = {"relu": torch.relu, "copy": lambda t: t.clone()}
+    for isa in isas:
+        variants[f"dual_line [{isa}]"] = forced(isa, dl)
+        variants[f"dual_line per-channel [{isa}]"] = forced(isa, dlc)
+        variants[f"dp_relu [{isa}]"] = forced(isa, dp)
+    variants["dual_line (reference where form)"] = reference(dl)
+    variants["nn.PReLU (native)"] = nn.PReLU()
+    if not args.no_compile:
+        variants["dual_line (torch.compile)"] = torch.compile(learnact.DualLine())
+    for b in bases:
+        variants[f"{b} (G alone)"] = learnact.create_activation(b)
+        for isa in isas:
+            variants[f"Learnable({b}) [{isa}]"] = forced(isa, learn[b])
+        variants[f"Learnable({b}) (reference)"] = reference(learn[b])
+        if not args.no_compile:
+            variants[f"Learnable({b}) (torch.compile)"] = torch.compile(learnact.Learnable(b))
     times = {k: [] for k in variants}
     for fn in variants.values():  # warm-up, including the one-time compile
         timed(fn, x, grad)
@@ -91,17 +119,23 @@ def main() -> None:
     copy_med = statistics.median(times["copy"])
     nbytes = x.numel() * x.element_size()
     print(f"shape {tuple(shape)} = {x.numel():,} float32 elements, {args.reps} interleaved reps, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"ATen capability {torch.backends.cpu.get_cpu_capability()}")
     mmap_max = os.environ.get("MALLOC_MMAP_MAX_", "(unset)")
     trim = os.environ.get("MALLOC_TRIM_THRESHOLD_", "(unset)")
     print(f"allocator: MALLOC_MMAP_MAX_={mmap_max} MALLOC_TRIM_THRESHOLD_={trim}")
     print(f"{'variant':<36} {'median ms':>10} {'ratio to relu: median (min-max)':>34} "
-          f"{'vs copy':>8}")
+          f"{'vs G alone':>10}")
     for name, ts in times.items():
         ratios = [t / r for t, r in zip(ts, relu, strict=True)]
+        alone = next((f"{b} (G alone)" for b in bases if name.startswith(f"Learnable({b})")), None)
+        vs_g = ""
+        if alone:
+            rel = [t / g for t, g in zip(ts, times[alone], strict=True)]
+            vs_g = f"{statistics.median(rel):.2f}"
         print(f"{name:<36} {1e3 * statistics.median(ts):>10.2f} "
               f"{statistics.median(ratios):>14.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
-              f"{'':>8} {statistics.median(ts) / copy_med:>8.2f}")
+              f"{'':>8} {vs_g:>10}")
     print(f"copy fwd+bwd moves {4 * nbytes / 1e9:.2f} GB: "
           f"{4 * nbytes / copy_med / 1e9:.1f} GB/s effective")
 

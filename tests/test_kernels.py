@@ -195,17 +195,20 @@ def test_import_does_not_build_the_kernel():
 def _recipe_fused(y):
     """Either fused recipe path: around G's output, or with G's backward inside."""
     return y.grad_fn is not None and any(
-        name in y.grad_fn.name() for name in ("RecipeFunction", "_RecipeAroundG"))
+        name in y.grad_fn.name()
+        for name in ("RecipeFunction", "_RecipeAroundG", "RecipeInlineFunction"))
 
 
 @needs_kernel
 @pytest.mark.parametrize("dtype", list(TOL), ids=str)
-@pytest.mark.parametrize("base", ["gelu", "elu", "prelu", "tanh", "softplus"])
+@pytest.mark.parametrize("base", ["gelu", "elu", "silu", "elu_alpha", "prelu", "tanh",
+                                  "softplus"])
 @pytest.mark.parametrize("channels", [1, 7])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontiguous"])
 @pytest.mark.parametrize("mean_shift", [True, False])
 def test_fused_recipe_matches_reference(dtype, base, channels, layout, mean_shift):
-    module = learnact.Learnable(base, num_parameters=channels, mean_shift=mean_shift)
+    g = torch.nn.ELU(alpha=0.7) if base == "elu_alpha" else base
+    module = learnact.Learnable(g, num_parameters=channels, mean_shift=mean_shift)
     with torch.no_grad():  # distinct per-channel values, off the init
         for i, p in enumerate(module.parameters()):
             p.add_(0.05 * (i + 1) * torch.arange(p.numel(), dtype=torch.float32))
@@ -382,11 +385,90 @@ def test_training_recipe_with_a_random_g_uses_the_same_draw_in_backward():
 @needs_kernel
 def test_recipe_path_choice():
     x = torch.randn(3, 4, requires_grad=True)
-    assert "_RecipeAroundG" in learnact.Learnable("gelu")(x).grad_fn.name()
+    # GELU, ELU, SiLU: computed inside the kernel, one sweep each way (SIMD builds)
+    inline = "RecipeInlineFunction" if dispatch._load_cpu().SIMD else "_RecipeAroundG"
+    for name in ("gelu", "elu", "silu"):
+        assert inline in learnact.Learnable(name)(x).grad_fn.name()
+    # a G the kernel does not know, or gelu's tanh form, or a G with hooks: G runs itself
+    assert "_RecipeAroundG" in learnact.Learnable("mish")(x).grad_fn.name()
+    assert "_RecipeAroundG" in learnact.Learnable("gelu_tanh")(x).grad_fn.name()
+    hooked = torch.nn.GELU()
+    calls = []
+    hooked.register_forward_hook(lambda *a: calls.append(1))
+    assert "_RecipeAroundG" in learnact.Learnable(hooked)(x).grad_fn.name() and calls
     # G with its own trainable parameter: the recipe is fused around G's output
     assert "RecipeFunction" in learnact.Learnable("prelu")(x).grad_fn.name()
     with torch.no_grad():  # inference builds no graph at all
         assert learnact.Learnable("gelu")(x).grad_fn is None
+        assert learnact.Learnable("mish")(x).grad_fn is None
+
+
+@needs_kernel
+@pytest.mark.parametrize("base", ["gelu", "elu", "silu"])
+def test_inline_recipe_saves_only_x(base):
+    if not dispatch._load_cpu().SIMD:
+        pytest.skip("the baseline build runs G in ATen")
+    module = learnact.Learnable(base, num_parameters=4)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    with saved_tensors() as packed:
+        y = module(x)
+    assert "RecipeInlineFunction" in y.grad_fn.name()
+    big = [t for t in packed if t.numel() > 4]
+    assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()
+
+
+@needs_kernel
+@pytest.mark.parametrize("base", ["gelu", "elu", "silu"])
+def test_inline_recipe_kernels_alone_match_the_formula(base):
+    # the raw kernels on every variant (the baseline's scalar G included), in float64 terms
+    ext = dispatch._load_cpu()
+    kind, alpha = dispatch.inline_g(learnact.Learnable(base).base)
+    x = torch.randn(4099) * 4
+    g = torch.randn(4099)
+    a, m = torch.tensor([1.3]), torch.tensor([-0.2])
+    xd = x.double().requires_grad_()
+    gfun = {"gelu": torch.nn.functional.gelu, "elu": torch.nn.functional.elu,
+            "silu": torch.nn.functional.silu}[base]
+    want = torch.where(xd >= 0, 1.3 * xd, gfun(xd)) - 0.2
+    want.backward(g.double())
+    torch.testing.assert_close(ext.recipe_inline_forward(x, a, m, 1, kind, alpha),
+                               want.detach().float(), atol=2e-6, rtol=2e-6)
+    gx, sums = ext.recipe_inline_backward(g, x, a, 1, kind, alpha)
+    torch.testing.assert_close(gx, xd.grad.float(), atol=2e-6, rtol=2e-6)
+    torch.testing.assert_close(sums[1], g.double().sum().float().reshape(1))
+
+
+@needs_kernel
+@pytest.mark.parametrize("base", ["gelu", "elu", "silu"])
+def test_inline_recipe_on_extreme_inputs(base):
+    # lanes compute G on both sides and the select drops one: no inf or NaN leaks
+    module = learnact.Learnable(base, mean_shift=False)
+    x = torch.tensor([-1e4, -100.0, -30.0, -1e-30, -0.0, 0.0, 1e-30, 30.0, 100.0, 1e4,
+                      float("inf"), float("-inf")] + [-3.0] * 20)
+    results = {}
+    for mode in ("fused", "reference"):
+        xx = x.clone().requires_grad_()
+        with kernel_mode(mode):
+            y = module(xx)
+            y.backward(torch.ones_like(y))
+        results[mode] = (y.detach(), xx.grad)
+    torch.testing.assert_close(results["fused"][0], results["reference"][0], equal_nan=True)
+    finite = x.isfinite()  # at +-inf the reference's masked 0 * G'(inf) may be NaN
+    torch.testing.assert_close(results["fused"][1][finite], results["reference"][1][finite])
+    assert results["fused"][1][10].item() == 1.0  # +inf: the positive branch, d/dx = a
+
+
+@needs_kernel
+def test_channels_last_with_an_odd_pixel_count_across_threads():
+    # 3 * 101 * 101 pixels of 7 channels: the work splits between threads inside a
+    # pixel unless chunks are pixel-aligned (a heap overflow before this test)
+    x = torch.randn(3, 7, 101, 101).contiguous(memory_format=torch.channels_last)
+    for module in (learnact.DualLine(7), learnact.Learnable("gelu", num_parameters=7),
+                   learnact.Learnable("mish", num_parameters=7)):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(0.1 * torch.arange(p.numel()))
+        assert_matches(_run(module, x, "fused"), _run(module, x, "reference"), torch.float32)
 
 
 class _CountingUpcast(torch.nn.Module):

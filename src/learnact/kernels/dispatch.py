@@ -35,6 +35,7 @@ __all__ = [
     "dual_line",
     "fused_unavailable_reason",
     "get_mode",
+    "inline_g",
     "kernel_mode",
     "learnable",
     "learnable_recipe",
@@ -232,14 +233,42 @@ class _RecipeAroundG(torch.autograd.Function):
         return t, sums[0].view_as(pos), dshift, None, None
 
 
+# G modules the CPU kernel computes inline (kind numbers as in recipe_cpu.cpp's GKind)
+_INLINE_KINDS = {torch.nn.GELU: 0, torch.nn.ELU: 1, torch.nn.SiLU: 2}
+
+
+def inline_g(base) -> tuple[int, float] | None:
+    """``(kind, alpha)`` when the CPU kernel can compute ``base`` itself, else ``None``.
+
+    Exactly ``nn.GELU(approximate="none")``, ``nn.ELU(alpha)`` and ``nn.SiLU``
+    (not subclasses, which may change ``forward``), with no hooks on them (an
+    inline ``G`` is never called, so its hooks would silently not run).
+    """
+    kind = _INLINE_KINDS.get(type(base))
+    if kind is None or base._forward_hooks or base._forward_pre_hooks:
+        return None
+    if kind == 0 and base.approximate != "none":
+        return None
+    return kind, float(base.alpha) if kind == 1 else 1.0
+
+
 def learnable(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
     """``Learnable``'s forward: ``base`` (:math:`G`) and the recipe around it, by the mode.
 
-    When training on the CPU with a ``G`` that has no trainable parameters, the
-    fused backward runs ``G``'s backward on the whole gradient and then one
+    On the CPU, for ``G`` in GELU, ELU and SiLU (see :func:`inline_g`), one C++
+    sweep each way computes ``G`` and ``G'`` inline and saves only ``x`` (AVX2
+    and AVX-512 builds; the baseline build's scalar ``exp``/``erf`` are slower
+    than ATen's own ``G``, so it takes the next path). For
+    other ``G`` when training on the CPU with no trainable parameters in ``G``,
+    the fused backward runs ``G``'s backward on the whole gradient and then one
     in-place select (see :class:`_RecipeAroundG`); otherwise ``G`` runs as
     itself and :func:`learnable_recipe` fuses the recipe around its output.
     """
+    if (not torch.compiler.is_compiling() and x.device.type == "cpu"
+            and get_mode() != "reference" and (g := inline_g(base)) is not None
+            and fused_unavailable_reason(x) is None and _load_cpu().SIMD):
+        xk, inner = _layout(x, pos.shape[-1])
+        return _load_cpu().recipe_inline(xk, pos, shift, inner, g[0], g[1])
     if (_HAS_GRADIENT_EDGE and not torch.compiler.is_compiling() and torch.is_grad_enabled()
             and x.requires_grad and x.device.type == "cpu" and get_mode() != "reference"
             and not any(p.requires_grad for p in base.parameters())

@@ -44,8 +44,7 @@ template <typename scalar_t>
 void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, const float* pos,
                   const float* neg, const float* shift, int64_t n, int64_t C, int64_t inner) {
   // channel-of-element: C == 1 -> 0; inner > 1 (NCHW) -> runs of `inner`; inner == 1 -> i % C
-  const int64_t grain = learnact::chunk_size(C, inner);
-  at::parallel_for(0, n, grain, [=](int64_t begin, int64_t end) {
+  learnact::parallel_chunks(n, C, inner, [=](int64_t, int64_t begin, int64_t end) {
     if (C > 1 && inner == 1) {  // channels-last: vectorize across channels
       for (int64_t base = begin; base < end; base += C) {
 #pragma omp simd
@@ -125,13 +124,11 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
                    int64_t C, int64_t inner, double* sums) {
   // sums: 3 * C doubles, d_pos then d_neg then d_shift
   const bool last = C > 1 && inner == 1;
-  const int64_t chunk = learnact::chunk_size(C, inner);
-  const int64_t chunks = (n + chunk - 1) / chunk;
+  const int64_t chunks = learnact::num_chunks(n, C, inner);
   std::vector<double> part(static_cast<size_t>(chunks * C * 3), 0.0);
   double* part_ = part.data();
-  at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
-    for (int64_t k0 = cb; k0 < ce; ++k0) {
-      const int64_t begin = k0 * chunk, end = std::min(n, begin + chunk);
+  learnact::parallel_chunks(n, C, inner, [=](int64_t k0, int64_t begin, int64_t end) {
+    {
       double* ap = part_ + k0 * C * 3;
       double* aq = ap + C;
       double* am = aq + C;
@@ -148,7 +145,7 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
             am[c] += static_cast<double>(gv);
           }
         }
-        continue;
+        return;
       }
       for (int64_t i = begin; i < end;) {
         const int64_t c = C == 1 ? 0 : (i / inner) % C;
@@ -282,8 +279,25 @@ std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const 
                                                   const torch::Tensor& a, int64_t inner);
 torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torch::Tensor& x,
                              const torch::Tensor& a, int64_t inner);
+torch::Tensor recipe_inline(const torch::Tensor& x, const torch::Tensor& a,
+                            const c10::optional<torch::Tensor>& shift, int64_t inner,
+                            int64_t kind, double alpha);
+torch::Tensor recipe_inline_forward_kernel(const torch::Tensor& x, const torch::Tensor& a,
+                                           const c10::optional<torch::Tensor>& shift,
+                                           int64_t inner, int64_t kind, double alpha);
+std::vector<torch::Tensor> recipe_inline_backward_kernel(const torch::Tensor& g,
+                                                         const torch::Tensor& x,
+                                                         const torch::Tensor& a, int64_t inner,
+                                                         int64_t kind, double alpha);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  // whether this build has explicit SIMD (an AVX2 or AVX-512 variant); the inline-G
+  // recipe is only faster than running G in ATen when it does
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+  m.attr("SIMD") = true;
+#else
+  m.attr("SIMD") = false;
+#endif
   m.def("dual_line", &dual_line,
         "Dual Line (or DP ReLU with shift=None), differentiable, saving only x");
   m.def("forward", &forward_kernel, "forward kernel alone (no autograd)");
@@ -294,6 +308,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("recipe_forward", &recipe_forward_kernel, "recipe forward kernel alone");
   m.def("recipe_backward", &recipe_backward_kernel,
         "recipe backward kernel alone: direct grad_x, grad of G(x), and (2, C) d_a, d_m");
+  m.def("recipe_inline", &recipe_inline,
+        "the recipe with G (0 GELU, 1 ELU(alpha), 2 SiLU) computed inline, differentiable to "
+        "x, a and m, saving only x");
+  m.def("recipe_inline_forward", &recipe_inline_forward_kernel, "inline recipe forward alone");
+  m.def("recipe_inline_backward", &recipe_inline_backward_kernel,
+        "inline recipe backward alone: grad_x and (2, C) d_a, d_m");
   m.def("recipe_select_", &recipe_select_,
         "in place: t = x > 0 ? a*g : t (t = G'(x)*g), returning (2, C) d_a, d_m");
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <torch/extension.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -20,6 +21,25 @@ constexpr int64_t kChunk = 1 << 16;  // elements per reduction chunk (and parall
 // The chunk size for C channels: whole pixels for channels-last, kChunk otherwise.
 inline int64_t chunk_size(int64_t C, int64_t inner) {
   return (C > 1 && inner == 1) ? ((kChunk + C - 1) / C) * C : kChunk;
+}
+
+// f(k, begin, end) for each fixed-size chunk k of [0, n), chunks spread over threads.
+// Chunk boundaries depend only on n, C and inner (never on the thread count), and
+// for channels-last they fall on whole pixels: at::parallel_for's own split of
+// [0, n) does not, which is why no kernel walks elements with it directly.
+template <typename F>
+inline void parallel_chunks(int64_t n, int64_t C, int64_t inner, const F& f) {
+  const int64_t chunk = chunk_size(C, inner);
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t k = cb; k < ce; ++k) f(k, k * chunk, std::min(n, (k + 1) * chunk));
+  });
+}
+
+// the number of chunks parallel_chunks makes (for per-chunk partial sums)
+inline int64_t num_chunks(int64_t n, int64_t C, int64_t inner) {
+  const int64_t chunk = chunk_size(C, inner);
+  return (n + chunk - 1) / chunk;
 }
 
 // f(c, j0, j1) for each single-channel run [j0, j1) within [begin, end) (C == 1 or NCHW).

@@ -14,6 +14,12 @@
 // what G needs). Selects are real selects (blendv), not 0/1 blends, so an
 // infinite G(x) on the positive side cannot leak into y.
 //
+// Two ways to get G:
+// - precomputed: G ran as itself (any G, autograd carries the gradient through it);
+// - inline, for G in {GELU (erf form), ELU(alpha), SiLU}: G and G' are computed in
+//   the sweep itself, so each direction is one read of x (and g) and one write,
+//   G(x) is never stored, and Learnable(G) costs about what G alone costs.
+//
 // Layouts, as in dual_line_cpu.cpp: the channel of flat index i is 0 for C == 1,
 // (i / inner) % C for NCHW, i % C for channels-last (inner == 1, C > 1).
 // Reductions: every float32 term is added in double (per lane, per fixed-size
@@ -24,6 +30,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -33,20 +40,79 @@
 namespace {
 
 using learnact::channel_runs;
+using Vec = at::vec::Vectorized<float>;
+
+// ---------------------------------------------------------------- G for the inline form
+// Only x < 0 uses G (x >= 0 takes a*x), but vector lanes compute it everywhere and
+// the select drops it, so every G here must be finite-or-dropped for any input.
+
+constexpr float kSqrtHalf = 0.70710678118654752f;     // 1/sqrt(2)
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;   // 1/sqrt(2*pi)
+
+struct GeluG {  // x * Phi(x) = x/2 (1 + erf(x/sqrt2)); G' = Phi(x) + x phi(x)
+  static float f(float v, float) { return 0.5f * v * (1.f + std::erf(v * kSqrtHalf)); }
+  static float df(float v, float) {
+    return 0.5f * (1.f + std::erf(v * kSqrtHalf)) + v * kInvSqrt2Pi * std::exp(-0.5f * v * v);
+  }
+  static Vec f(const Vec& v, const Vec&) {
+    return Vec(0.5f) * v * (Vec(1.f) + (v * Vec(kSqrtHalf)).erf());
+  }
+  static Vec df(const Vec& v, const Vec&) {
+    const Vec cdf = Vec(0.5f) * (Vec(1.f) + (v * Vec(kSqrtHalf)).erf());
+    return cdf + v * Vec(kInvSqrt2Pi) * (Vec(-0.5f) * v * v).exp();
+  }
+};
+
+struct EluG {  // alpha (e^x - 1) for x < 0; G' = alpha e^x
+  static float f(float v, float alpha) { return alpha * std::expm1(v); }
+  static float df(float v, float alpha) { return alpha * std::exp(v); }
+  static Vec f(const Vec& v, const Vec& alpha) { return alpha * v.expm1(); }
+  static Vec df(const Vec& v, const Vec& alpha) { return alpha * v.exp(); }
+};
+
+struct SiluG {  // x sigmoid(x); G' = s (1 + x (1 - s))
+  static float sig(float v) { return 1.f / (1.f + std::exp(-v)); }
+  static float f(float v, float) { return v * sig(v); }
+  static float df(float v, float) {
+    const float s = sig(v);
+    return s * (1.f + v * (1.f - s));
+  }
+  static Vec sig(const Vec& v) { return (Vec(1.f) + v.neg().exp()).reciprocal(); }
+  static Vec f(const Vec& v, const Vec&) { return v * sig(v); }
+  static Vec df(const Vec& v, const Vec&) {
+    const Vec s = sig(v);
+    return s * (Vec(1.f) + v * (Vec(1.f) - s));
+  }
+};
+
+// ---------------------------------------------------------------- negative-branch values
+// The forward's value for x < 0: read from a precomputed G(x), or computed inline.
 
 template <typename scalar_t>
-void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restrict__ gx,
-                         scalar_t* __restrict__ y, const float* a, const float* m, int64_t n,
-                         int64_t C, int64_t inner) {
+struct FromTensor {
+  const scalar_t* gx;
+  float at(int64_t j, float) const { return static_cast<float>(gx[j]); }
+  Vec vec(int64_t j, const Vec&) const { return Vec::loadu(gx + j); }  // float only
+};
+
+template <typename G>
+struct Inline {
+  float alpha;
+  float at(int64_t, float v) const { return G::f(v, alpha); }
+  Vec vec(int64_t, const Vec& v) const { return G::f(v, Vec(alpha)); }
+};
+
+// y = (x >= 0 ? a x : neg(x)) + m, one sweep
+template <typename scalar_t, typename Neg>
+void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, Neg neg,
+                  const float* a, const float* m, int64_t n, int64_t C, int64_t inner) {
   const bool last = C > 1 && inner == 1;
-  const int64_t grain = learnact::chunk_size(C, inner);
-  at::parallel_for(0, n, grain, [=](int64_t begin, int64_t end) {
-    if (last) {  // channels-last: whole pixels, vectorized across channels
+  learnact::parallel_chunks(n, C, inner, [=](int64_t, int64_t begin, int64_t end) {
+    if (last) {  // channels-last: whole pixels, across channels
       for (int64_t base = begin; base < end; base += C) {
-#pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
           const float v = static_cast<float>(x[base + c]);
-          const float b = v >= 0.f ? a[c] * v : static_cast<float>(gx[base + c]);
+          const float b = v >= 0.f ? a[c] * v : neg.at(base + c, v);
           y[base + c] = static_cast<scalar_t>(b + (m ? m[c] : 0.f));
         }
       }
@@ -57,116 +123,171 @@ void recipe_forward_impl(const scalar_t* __restrict__ x, const scalar_t* __restr
       int64_t j = j0;
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
       if constexpr (std::is_same_v<scalar_t, float>) {
-        using Vec = at::vec::Vectorized<float>;
         const Vec vs(s), vsh(sh), zero(0.f);
         for (; j + Vec::size() <= j1; j += Vec::size()) {
           const Vec v = Vec::loadu(x + j);
-          (Vec::blendv(Vec::loadu(gx + j), vs * v, v >= zero) + vsh).store(y + j);
+          (Vec::blendv(neg.vec(j, v), vs * v, v >= zero) + vsh).store(y + j);
         }
       }
 #endif
       for (; j < j1; ++j) {
         const float v = static_cast<float>(x[j]);
-        const float base = v >= 0.f ? s * v : static_cast<float>(gx[j]);
+        const float base = v >= 0.f ? s * v : neg.at(j, v);
         y[j] = static_cast<scalar_t>(base + sh);
       }
     });
   });
 }
 
-// Backward, in one of two forms (kSelect):
-// - false: writes the direct grad_x (gxd = x >= 0 ? a*g : 0) and the gradient for
-//   G(x) (gg = x >= 0 ? 0 : g), for autograd to carry through G and add;
-// - true: G's backward has already run on the whole of g and gg holds G'(x) * g;
-//   it becomes grad_x in place, gg = x >= 0 ? a*g : gg. One read of x, g and gg
-//   and one write, instead of two masked writes and autograd's addition.
-// Both reduce d_a = sum g*x [x >= 0] and d_m = sum g into sums (2 * C doubles).
-template <typename scalar_t, bool kSelect>
-void recipe_grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x,
-                      scalar_t* __restrict__ gxd, scalar_t* __restrict__ gg, const float* a,
-                      int64_t n, int64_t C, int64_t inner, double* sums) {
+// ---------------------------------------------------------------- gradient writers
+// Each backward form writes its gradients for one element (scalar) or W (vector);
+// the reductions (d_a = sum g*x [x >= 0], d_m = sum g) are shared.
+
+// precomputed G, split: grad_x (direct) = x >= 0 ? a g : 0, grad of G(x) = x >= 0 ? 0 : g
+template <typename scalar_t>
+struct Split {
+  scalar_t* gxd;
+  scalar_t* gg;
+  void at(int64_t j, bool pos, float s, float gv, float) const {
+    gxd[j] = static_cast<scalar_t>(pos ? s * gv : 0.f);
+    gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
+  }
+  void vec(int64_t j, const Vec& pos, const Vec& vs, const Vec& gv, const Vec&) const {
+    Vec::blendv(Vec(0.f), vs * gv, pos).store(gxd + j);
+    Vec::blendv(gv, Vec(0.f), pos).store(gg + j);
+  }
+};
+
+// precomputed G, select: t holds G'(x) g already; t = x >= 0 ? a g : t, in place
+template <typename scalar_t>
+struct Select {
+  scalar_t* t;
+  void at(int64_t j, bool pos, float s, float gv, float) const {
+    t[j] = static_cast<scalar_t>(pos ? s * gv : static_cast<float>(t[j]));
+  }
+  void vec(int64_t j, const Vec& pos, const Vec& vs, const Vec& gv, const Vec&) const {
+    Vec::blendv(Vec::loadu(t + j), vs * gv, pos).store(t + j);
+  }
+};
+
+// inline G: grad_x = x >= 0 ? a g : G'(x) g
+template <typename scalar_t, typename G>
+struct InlineGrad {
+  scalar_t* gx;
+  float alpha;
+  void at(int64_t j, bool pos, float s, float gv, float v) const {
+    gx[j] = static_cast<scalar_t>(pos ? s * gv : gv * G::df(v, alpha));
+  }
+  void vec(int64_t j, const Vec& pos, const Vec& vs, const Vec& gv, const Vec& v) const {
+    Vec::blendv(gv * G::df(v, Vec(alpha)), vs * gv, pos).store(gx + j);
+  }
+};
+
+// One backward sweep: out writes the gradients; d_a and d_m go into sums (2 * C
+// doubles), every float32 term added in double.
+template <typename scalar_t, typename Out>
+void grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, Out out,
+               const float* a, int64_t n, int64_t C, int64_t inner, double* sums) {
   constexpr int64_t kLanes = 16;
   const bool last = C > 1 && inner == 1;
-  const int64_t chunk = learnact::chunk_size(C, inner);
-  const int64_t chunks = (n + chunk - 1) / chunk;
+  const int64_t chunks = learnact::num_chunks(n, C, inner);
   std::vector<double> part(static_cast<size_t>(chunks * C * 2), 0.0);
   double* part_ = part.data();
-  // one element of either form; returns the d_a term (a select, so inf*0 cannot leak)
+  // one element; returns the d_a term (a select, so inf*0 cannot leak)
   auto step = [=](int64_t j, float s) {
     const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
     const bool pos = v >= 0.f;
-    if constexpr (kSelect) {
-      gg[j] = static_cast<scalar_t>(pos ? s * gv : static_cast<float>(gg[j]));
-    } else {
-      gxd[j] = static_cast<scalar_t>(pos ? s * gv : 0.f);
-      gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
-    }
+    out.at(j, pos, s, gv, v);
     return pos ? gv * v : 0.f;
   };
-  at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
-    for (int64_t k0 = cb; k0 < ce; ++k0) {
-      const int64_t begin = k0 * chunk, end = std::min(n, begin + chunk);
-      double* pa = part_ + k0 * C * 2;
-      double* pm = pa + C;
-      if (last) {  // channels-last: whole pixels, each channel's terms into its double
-        for (int64_t base = begin; base < end; base += C) {
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) {
-            pa[c] += static_cast<double>(step(base + c, a[c]));
-            pm[c] += static_cast<double>(static_cast<float>(g[base + c]));
-          }
+  learnact::parallel_chunks(n, C, inner, [=](int64_t k0, int64_t begin, int64_t end) {
+    double* pa = part_ + k0 * C * 2;
+    double* pm = pa + C;
+    if (last) {  // channels-last: whole pixels, each channel's terms into its double
+      for (int64_t base = begin; base < end; base += C) {
+        for (int64_t c = 0; c < C; ++c) {
+          pa[c] += static_cast<double>(step(base + c, a[c]));
+          pm[c] += static_cast<double>(static_cast<float>(g[base + c]));
         }
-        continue;
       }
-      channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
-        const float s = a[c];
-        double la[2 * kLanes] = {}, lm[2 * kLanes] = {};  // per-lane double sums
-        int64_t j = j0;
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-        if constexpr (std::is_same_v<scalar_t, float>) {
-          using Vec = at::vec::Vectorized<float>;
-          constexpr int64_t W = Vec::size();
-          static_assert(W <= 2 * kLanes);
-          const Vec vs(s), zero(0.f);
-          alignas(64) float buf[2][W];
-          for (; j + W <= j1; j += W) {
-            const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
-            const Vec pos = v >= zero;
-            if constexpr (kSelect) {
-              Vec::blendv(Vec::loadu(gg + j), vs * gv, pos).store(gg + j);
-            } else {
-              Vec::blendv(zero, vs * gv, pos).store(gxd + j);
-              Vec::blendv(gv, zero, pos).store(gg + j);
-            }
-            Vec::blendv(zero, gv * v, pos).store(buf[0]);
-            gv.store(buf[1]);
-#pragma omp simd
-            for (int64_t k = 0; k < W; ++k) {  // lane-wise in double: deterministic
-              la[k] += buf[0][k];
-              lm[k] += buf[1][k];
-            }
-          }
-        }
-#endif
-        for (; j + kLanes <= j1; j += kLanes) {
-#pragma omp simd
-          for (int64_t u = 0; u < kLanes; ++u) {
-            la[u] += static_cast<double>(step(j + u, s));
-            lm[u] += static_cast<double>(static_cast<float>(g[j + u]));
-          }
-        }
-        for (; j < j1; ++j) {
-          la[0] += static_cast<double>(step(j, s));
-          lm[0] += static_cast<double>(static_cast<float>(g[j]));
-        }
-        for (int64_t u = 0; u < 2 * kLanes; ++u) {
-          pa[c] += la[u];
-          pm[c] += lm[u];
-        }
-      });
+      return;
     }
+    channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
+      const float s = a[c];
+      double la[2 * kLanes] = {}, lm[2 * kLanes] = {};  // per-lane double sums
+      int64_t j = j0;
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        constexpr int64_t W = Vec::size();
+        static_assert(W <= 2 * kLanes);
+        const Vec vs(s), zero(0.f);
+        alignas(64) float buf[2][W];
+        for (; j + W <= j1; j += W) {
+          const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
+          const Vec pos = v >= zero;
+          out.vec(j, pos, vs, gv, v);
+          Vec::blendv(zero, gv * v, pos).store(buf[0]);
+          gv.store(buf[1]);
+#pragma omp simd
+          for (int64_t k = 0; k < W; ++k) {  // lane-wise in double: deterministic
+            la[k] += buf[0][k];
+            lm[k] += buf[1][k];
+          }
+        }
+      }
+#endif
+      for (; j + kLanes <= j1; j += kLanes) {
+        for (int64_t u = 0; u < kLanes; ++u) {
+          la[u] += static_cast<double>(step(j + u, s));
+          lm[u] += static_cast<double>(static_cast<float>(g[j + u]));
+        }
+      }
+      for (; j < j1; ++j) {
+        la[0] += static_cast<double>(step(j, s));
+        lm[0] += static_cast<double>(static_cast<float>(g[j]));
+      }
+      for (int64_t u = 0; u < 2 * kLanes; ++u) {
+        pa[c] += la[u];
+        pm[c] += lm[u];
+      }
+    });
   });
   learnact::add_partials(part, chunks, 2 * C, sums);
+}
+
+// G's kind for the inline kernels (must match dispatch.py's _INLINE_KINDS)
+enum GKind : int64_t { kGelu = 0, kElu = 1, kSilu = 2 };
+
+template <typename F>
+void with_g(int64_t kind, F&& f) {
+  switch (kind) {
+    case kGelu: f(GeluG{}); break;
+    case kElu: f(EluG{}); break;
+    case kSilu: f(SiluG{}); break;
+    default: TORCH_CHECK(false, "learnact: unknown inline G kind ", kind);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- entry points
+
+namespace {
+
+struct Params {  // the float32 copies of a and m that the kernels read
+  torch::Tensor a, m;
+  Params(const torch::Tensor& a_, const c10::optional<torch::Tensor>& shift)
+      : a(a_.to(torch::kFloat).contiguous()) {
+    if (shift.has_value()) m = shift->to(torch::kFloat).contiguous();
+  }
+  const float* ap() const { return a.data_ptr<float>(); }
+  const float* mp() const { return m.defined() ? m.data_ptr<float>() : nullptr; }
+  int64_t C() const { return a.numel(); }
+};
+
+// the gradient's layout must be x's (standard or channels-last) for the kernels' walk
+torch::Tensor like_x(const torch::Tensor& g, const torch::Tensor& x) {
+  return x.is_contiguous() ? g.contiguous() : g.contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 }  // namespace
@@ -175,14 +296,11 @@ torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor&
                                     const torch::Tensor& a,
                                     const c10::optional<torch::Tensor>& shift, int64_t inner) {
   auto y = torch::empty_like(x);
-  auto af = a.to(torch::kFloat).contiguous();
-  torch::Tensor m;
-  if (shift.has_value()) m = shift->to(torch::kFloat).contiguous();
+  const Params p(a, shift);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_fwd", [&] {
-    recipe_forward_impl<scalar_t>(x.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(),
-                                  y.data_ptr<scalar_t>(), af.data_ptr<float>(),
-                                  shift.has_value() ? m.data_ptr<float>() : nullptr, x.numel(),
-                                  af.numel(), inner);
+    forward_impl<scalar_t>(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                           FromTensor<scalar_t>{gx.data_ptr<scalar_t>()}, p.ap(), p.mp(),
+                           x.numel(), p.C(), inner);
   });
   return y;
 }
@@ -190,16 +308,21 @@ torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor&
 std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
                                                   const torch::Tensor& a, int64_t inner) {
   auto gxd = torch::empty_like(x), gg = torch::empty_like(x);
-  auto af = a.to(torch::kFloat).contiguous();
-  const int64_t C = af.numel();
-  std::vector<double> acc(static_cast<size_t>(2 * C), 0.0);
+  const Params p(a, c10::nullopt);
+  std::vector<double> acc(static_cast<size_t>(2 * p.C()), 0.0);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_bwd", [&] {
-    recipe_grad_impl<scalar_t, false>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-                                      gxd.data_ptr<scalar_t>(), gg.data_ptr<scalar_t>(),
-                                      af.data_ptr<float>(), x.numel(), C, inner, acc.data());
+    grad_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                        Split<scalar_t>{gxd.data_ptr<scalar_t>(), gg.data_ptr<scalar_t>()},
+                        p.ap(), x.numel(), p.C(), inner, acc.data());
   });
-  return {gxd, gg, learnact::sums_tensor(acc, 2, C, a)};
+  return {gxd, gg, learnact::sums_tensor(acc, 2, p.C(), a)};
 }
+
+// first-order only: a double backward would silently get a gradient with no graph
+#define LEARNACT_FIRST_ORDER_ONLY()                                                            \
+  TORCH_CHECK(!torch::GradMode::is_enabled(),                                                  \
+              "learnact's fused recipe kernel is first-order only; for double backward "      \
+              "(create_graph=True) use LEARNACT_KERNELS=reference or float64")
 
 struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
@@ -213,15 +336,11 @@ struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    TORCH_CHECK(!torch::GradMode::is_enabled(),
-                "learnact's fused recipe kernel is first-order only; for double backward "
-                "(create_graph=True) use LEARNACT_KERNELS=reference or float64");
+    LEARNACT_FIRST_ORDER_ONLY();
     auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& a = saved[1];
-    auto g = x.is_contiguous() ? grads[0].contiguous()
-                               : grads[0].contiguous(at::MemoryFormat::ChannelsLast);
-    auto out = recipe_backward_kernel(g, x, a, ctx->saved_data["inner"].toInt());
+    auto out = recipe_backward_kernel(like_x(grads[0], x), x, a, ctx->saved_data["inner"].toInt());
     torch::Tensor dshift;
     if (ctx->saved_data["has_shift"].toBool()) dshift = out[2][1].view(a.sizes());
     return {out[0], out[1], out[2][0].view(a.sizes()), dshift, torch::Tensor()};
@@ -233,19 +352,90 @@ torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torc
   return RecipeFunction::apply(x, gx, a, shift, inner);
 }
 
-// t (G'(x) * g, in x's layout) becomes grad_x in place (x >= 0 ? a*g : t); returns (2, C) d_a, d_m in a's dtype
+// t (G'(x) * g, in x's layout) becomes grad_x in place (x >= 0 ? a*g : t); returns (2, C)
+// d_a, d_m in a's dtype
 torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torch::Tensor& x,
                              const torch::Tensor& a, int64_t inner) {
   TORCH_CHECK(t.scalar_type() == x.scalar_type() && t.sizes() == x.sizes() &&
                   t.strides() == x.strides() && g.strides() == x.strides(),
               "recipe_select_: t, g and x must share dtype, shape and layout");
-  auto af = a.to(torch::kFloat).contiguous();
-  const int64_t C = af.numel();
-  std::vector<double> acc(static_cast<size_t>(2 * C), 0.0);
+  const Params p(a, c10::nullopt);
+  std::vector<double> acc(static_cast<size_t>(2 * p.C()), 0.0);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_select", [&] {
-    recipe_grad_impl<scalar_t, true>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), nullptr,
-                                     t.data_ptr<scalar_t>(), af.data_ptr<float>(), x.numel(), C,
-                                     inner, acc.data());
+    grad_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                        Select<scalar_t>{t.data_ptr<scalar_t>()}, p.ap(), x.numel(), p.C(),
+                        inner, acc.data());
   });
-  return learnact::sums_tensor(acc, 2, C, a);
+  return learnact::sums_tensor(acc, 2, p.C(), a);
+}
+
+// ---- the recipe with G inline (kind: 0 GELU, 1 ELU(alpha), 2 SiLU)
+
+torch::Tensor recipe_inline_forward_kernel(const torch::Tensor& x, const torch::Tensor& a,
+                                           const c10::optional<torch::Tensor>& shift,
+                                           int64_t inner, int64_t kind, double alpha) {
+  auto y = torch::empty_like(x);
+  const Params p(a, shift);
+  with_g(kind, [&](auto gfun) {
+    using G = decltype(gfun);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_ifwd", [&] {
+      forward_impl<scalar_t>(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                             Inline<G>{static_cast<float>(alpha)}, p.ap(), p.mp(), x.numel(),
+                             p.C(), inner);
+    });
+  });
+  return y;
+}
+
+std::vector<torch::Tensor> recipe_inline_backward_kernel(const torch::Tensor& g,
+                                                         const torch::Tensor& x,
+                                                         const torch::Tensor& a, int64_t inner,
+                                                         int64_t kind, double alpha) {
+  auto gx = torch::empty_like(x);
+  const Params p(a, c10::nullopt);
+  std::vector<double> acc(static_cast<size_t>(2 * p.C()), 0.0);
+  with_g(kind, [&](auto gfun) {
+    using G = decltype(gfun);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_ibwd", [&] {
+      grad_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                          InlineGrad<scalar_t, G>{gx.data_ptr<scalar_t>(),
+                                                  static_cast<float>(alpha)},
+                          p.ap(), x.numel(), p.C(), inner, acc.data());
+    });
+  });
+  return {gx, learnact::sums_tensor(acc, 2, p.C(), a)};
+}
+
+struct RecipeInlineFunction : public torch::autograd::Function<RecipeInlineFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& a, const c10::optional<torch::Tensor>& shift,
+                               int64_t inner, int64_t kind, double alpha) {
+    ctx->save_for_backward({x, a});
+    ctx->saved_data["inner"] = inner;
+    ctx->saved_data["kind"] = kind;
+    ctx->saved_data["alpha"] = alpha;
+    ctx->saved_data["has_shift"] = shift.has_value();
+    return recipe_inline_forward_kernel(x, a, shift, inner, kind, alpha);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    LEARNACT_FIRST_ORDER_ONLY();
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& a = saved[1];
+    auto out = recipe_inline_backward_kernel(
+        like_x(grads[0], x), x, a, ctx->saved_data["inner"].toInt(),
+        ctx->saved_data["kind"].toInt(), ctx->saved_data["alpha"].toDouble());
+    torch::Tensor dshift;
+    if (ctx->saved_data["has_shift"].toBool()) dshift = out[1][1].view(a.sizes());
+    return {out[0], out[1][0].view(a.sizes()), dshift, torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+torch::Tensor recipe_inline(const torch::Tensor& x, const torch::Tensor& a,
+                            const c10::optional<torch::Tensor>& shift, int64_t inner,
+                            int64_t kind, double alpha) {
+  return RecipeInlineFunction::apply(x, a, shift, inner, kind, alpha);
 }
