@@ -85,37 +85,36 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 
 // Explicit SIMD for the float32 backward block (the compiler's own vectorization
 // of the lane loop below spends most of its time shuffling). The per-element
-// terms are float32 products, as the reference's are; every term is added into
-// double lanes (sp/sq/sm, each 2 * width long) at once, so the parameter sums
-// are as accurate as a float64 sum of the same terms (issue: float partial sums
-// that cancel lost up to 0.15 on 65K elements). Handles [b0, b0 + k * 2 * width)
-// and returns where it stopped.
+// terms are float32 products, as the reference's are; every term is added in
+// double at once (DoubleLanes), so the parameter sums are as accurate as a float64
+// sum of the same terms (float partial sums that cancel lost up to 0.15 on 65K
+// elements). Handles [b0, b0 + k * width) and returns where it stopped; adds its
+// sums into *sp, *sq, *sm.
 [[maybe_unused]] inline int64_t float_block(const float* __restrict__ g, const float* __restrict__ x,
                            float* __restrict__ gx, float p, float q, int64_t b0, int64_t b1,
                            double* sp, double* sq, double* sm) {
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
   using Vec = at::vec::Vectorized<float>;
   constexpr int64_t W = Vec::size();
   const Vec vp(p), vq(q), zero(0.f);
+  learnact::DoubleLanes ap, aq, am;
   int64_t j = b0;
-  alignas(64) float buf[3][2 * W];
-  for (; j + 2 * W <= b1; j += 2 * W) {
-    for (int u = 0; u < 2; ++u) {
-      const Vec v = Vec::loadu(x + j + u * W), gv = Vec::loadu(g + j + u * W);
-      const Vec is_neg = v < zero;  // -0.0 is not negative, as in the reference's x >= 0
-      const Vec t = gv * v;
-      (gv * Vec::blendv(vp, vq, is_neg)).store(gx + j + u * W);
-      Vec::blendv(t, zero, is_neg).store(buf[0] + u * W);
-      Vec::blendv(zero, t, is_neg).store(buf[1] + u * W);
-      gv.store(buf[2] + u * W);
-    }
-#pragma omp simd
-    for (int64_t k = 0; k < 2 * W; ++k) {  // lane-wise in double: deterministic order
-      sp[k] += buf[0][k];
-      sq[k] += buf[1][k];
-      sm[k] += buf[2][k];
-    }
+  for (; j + W <= b1; j += W) {
+    const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
+    const Vec is_neg = v < zero;  // -0.0 is not negative, as in the reference's x >= 0
+    const Vec t = gv * v;
+    (gv * Vec::blendv(vp, vq, is_neg)).store(gx + j);
+    ap.add(Vec::blendv(t, zero, is_neg));
+    aq.add(Vec::blendv(zero, t, is_neg));
+    am.add(gv);
   }
+  *sp += ap.sum();
+  *sq += aq.sum();
+  *sm += am.sum();
   return j;
+#else
+  return b0;
+#endif
 }
 
 template <typename scalar_t>
@@ -159,7 +158,6 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
         // (the portable Vectorized fallback of a baseline build is far slower
         // than the lane loop, so only ISA builds take this path)
         if constexpr (std::is_same_v<scalar_t, float>) {
-          static_assert(2 * at::vec::Vectorized<float>::size() <= 2 * kLanes);
           j = float_block(g, x, gx, p, q, i, stop, sp, sq, sm);
         }
 #endif
