@@ -131,3 +131,4 @@ def test_onnx_export_matches(name, learnable, tmp_path):
     with torch.no_grad():
         ref = m(x)
     torch.testing.assert_close(torch.from_numpy(out), ref, atol=1e-5, rtol=1e-4)
+

@@ -94,7 +94,27 @@ FORMULAS = {
     "weighted_tanh": [({}, lambda x: math.tanh(0.5 * x)),
                       ({"weight": 2.0}, lambda x: math.tanh(2 * x))],
     "ftswish_plus": [({}, lambda x: (x * sig(x) if x > 0 else 0.0) - 0.25 + 0.1)],
-    "trelu": [({}, lambda x: max(x, -0.25) + 0.03)],
+    # from lessw2020/TRelu's code: relu(x) + threshold - mean_shift
+    "trelu": [({}, lambda x: max(0.0, x) + (-0.25) - (-0.03)),
+              ({"threshold": -0.5, "mean_shift": 0.1}, lambda x: max(0.0, x) - 0.5 - 0.1)],
+    # Liu et al. 2019, eq. (1): ln(beta * max(0, x) + 1)
+    "nlrelu": [({}, lambda x: math.log(max(0.0, x) + 1)),
+               ({"beta": 2.0}, lambda x: math.log(2 * max(0.0, x) + 1))],
+    # Xu et al. 2016 / Eger et al. 2018: tanh(x) for x > 0, a tanh(x) otherwise
+    "penalized_tanh": [({}, lambda x: math.tanh(x) if x > 0 else 0.25 * math.tanh(x)),
+                       ({"a": 0.5}, lambda x: math.tanh(x) if x > 0 else 0.5 * math.tanh(x))],
+    # the authors' Lua code: PReLU_alpha(ELU(PReLU_beta(x)))
+    "mpelu": [({}, lambda x: x if x > 0 else math.exp(x) - 1),
+              ({"alpha_init": 0.25, "beta_init": 2.0},
+               lambda x: x if x > 0 else 0.25 * (math.exp(2 * x) - 1))],
+    # Goyal et al. 2019: sum_i a_i x^i
+    "slaf": [({}, lambda x: 1 + x + x * x),
+             ({"degree": 3, "coeffs_init": (0.5, -1.0, 0.25, 0.1)},
+              lambda x: 0.5 - x + 0.25 * x**2 + 0.1 * x**3)],
+    # the authors' code: relu(x) + sigma * eps; in eval mode (as here) the mean, relu
+    "probact": [({}, lambda x: max(0.0, x)), ({"sigma": 0.3}, lambda x: max(0.0, x))],
+    "probact_learnable": [({}, lambda x: max(0.0, x)),
+                          ({"sigma_init": 0.2}, lambda x: max(0.0, x))],
     "general_relu": [({}, lambda x: min((x if x >= 0 else 0.1 * x) - 0.4, 6.0)),
                      ({"maxv": 1.0, "sub": 0.0}, lambda x: min(x if x >= 0 else 0.1 * x, 1.0))],
     "soft_exponential": [({}, soft_exp(0.0)), ({"alpha_init": 0.5}, soft_exp(0.5))],
@@ -123,6 +143,25 @@ CASES = [(name, i) for name in NAMES for i in range(len(FORMULAS.get(name, [None
 
 def test_every_registered_activation_has_a_formula():
     assert sorted(FORMULAS) == NAMES
+
+
+# Where each formula above comes from. CODE: written from the cited source's published
+# code (repository and file or function named). Every other entry is written from the
+# citation's formula (paper or torch.nn documentation); none is written from learnact.
+CODE = {
+    "trelu": "github.com/lessw2020/TRelu (TRelu.forward)",
+    "ftswish_plus": "github.com/lessw2020/FTSwishPlus (FTSwishPlus.forward)",
+    "general_relu": "fast.ai course v3 part 2, 06_cuda_cnn_hooks_init (GeneralRelu)",
+    "sine_relu": "keras-contrib, keras_contrib/layers/advanced_activations/sinerelu.py",
+    "mpelu": "github.com/Coldmooon/Code-for-MPELU, naive-mpelu.lua",
+    "probact": "github.com/kumar-shridhar/ProbAct-Probabilistic-Activation-Function, "
+               "vgg_probact_non-trainable.py (non_trainable_sigma)",
+    "probact_learnable": "same repository, models/ProbAct.py (TrainableSigma)",
+}
+
+
+def test_every_source_named_is_a_registered_activation():
+    assert set(CODE) <= set(NAMES)
 
 
 def _check(module, formula, points):

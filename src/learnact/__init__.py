@@ -3,7 +3,7 @@
 Implements "Learn-able parameter guided Activation Functions" (arXiv
 1912.10752): DP ReLU, Dual Line and the general recipe that gives any
 activation a learnable positive slope and mean shift, plus a registry of
-47 activation functions and helpers to put them into real models.
+53 activation functions and helpers to put them into real models.
 
 Example::
 

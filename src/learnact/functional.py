@@ -35,8 +35,13 @@ __all__ = [
     "learnable_recipe",
     "lecun_tanh",
     "lisht",
+    "mpelu",
+    "nlrelu",
     "pelu",
+    "penalized_tanh",
+    "probact",
     "sine_relu",
+    "slaf",
     "soft_clipping",
     "soft_exponential",
     "sqnl",
@@ -206,9 +211,12 @@ def ftswish_plus(x: Tensor, threshold: float = -0.25, mean_shift: float = -0.1) 
 
 
 def trelu(x: Tensor, threshold: float = -0.25, mean_shift: float = -0.03) -> Tensor:
-    r"""TReLU: :math:`\max(x, T) - m` (negatives capped at ``T``, then mean-shifted)."""
-    return x.clamp(min=threshold) - mean_shift
+    r"""TReLU as its source computes it: :math:`\max(0, x) + T - m`.
 
+    With the defaults :math:`T = -0.25, m = -0.03` this is :math:`\max(0, x) - 0.22`,
+    whose constant is Dual Line's initial mean shift.
+    """
+    return F.relu(x) + (threshold - mean_shift)
 
 def general_relu(x: Tensor, leak: float = 0.1, sub: float = 0.4, maxv: float = 6.0) -> Tensor:
     r"""fastai's General ReLU: :math:`\min(\mathrm{LeakyReLU}_{leak}(x) - sub,\ maxv)`."""
@@ -290,3 +298,45 @@ def pelu(x: Tensor, a: Tensor, b: Tensor, min_value: float = 0.1) -> Tensor:
 def swish_beta(x: Tensor, beta: Tensor) -> Tensor:
     r"""Swish with a learnable :math:`\beta`: :math:`x\,\sigma(\beta x)`."""
     return x * torch.sigmoid(beta * x)
+
+
+def nlrelu(x: Tensor, beta: float = 1.0) -> Tensor:
+    r"""Natural-logarithm ReLU: :math:`\ln(\beta \max(0, x) + 1)`."""
+    return torch.log1p(beta * F.relu(x))
+
+
+def penalized_tanh(x: Tensor, a: float = 0.25) -> Tensor:
+    r"""Penalized tanh: :math:`\tanh(x)` for :math:`x > 0`, :math:`a \tanh(x)` otherwise."""
+    t = torch.tanh(x)
+    return torch.where(x > 0, t, a * t)
+
+
+def mpelu(x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+    r"""MPELU: :math:`x` for :math:`x > 0`, :math:`\alpha(e^{\beta x} - 1)` otherwise."""
+    return torch.where(x > 0, x, alpha * expm1(beta * x.clamp(max=0)))
+
+
+def slaf(x: Tensor, coeffs: Tensor) -> Tensor:
+    r"""SLAF polynomial: :math:`\sum_{i=0}^{k} a_i x^i`, by Horner's rule.
+
+    ``coeffs`` carries the power index as its leading dimension (``a_0`` first)
+    and holds at least two rows (degree >= 1).
+    """
+    out = coeffs[-1] * x + coeffs[-2]
+    for i in range(coeffs.shape[0] - 3, -1, -1):
+        out = out * x + coeffs[i]
+    return out
+
+
+def probact(x: Tensor, sigma: Tensor | float, training: bool,
+            generator: torch.Generator | None = None) -> Tensor:
+    r"""ProbAct: :math:`\max(0, x) + \sigma \epsilon`, :math:`\epsilon \sim N(0, 1)` per element.
+
+    The noise is drawn only when ``training``; otherwise this is ReLU (the mean),
+    and a tensor ``sigma`` still gets its (zero) gradient rather than none.
+    """
+    out = F.relu(x)
+    if not training:
+        return out + sigma * 0.0 if isinstance(sigma, Tensor) else out
+    eps = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+    return out + sigma * eps

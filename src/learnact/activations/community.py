@@ -19,7 +19,9 @@ __all__ = [
     "APL",
     "ISRLU",
     "ISRU",
+    "MPELU",
     "PELU",
+    "SLAF",
     "SQNL",
     "Aria2",
     "BentIdentity",
@@ -31,6 +33,10 @@ __all__ = [
     "HardELiSH",
     "LeCunTanh",
     "LiSHT",
+    "NLReLU",
+    "PenalizedTanh",
+    "ProbAct",
+    "ProbActLearnable",
     "SReLU",
     "SineReLU",
     "SoftClipping",
@@ -314,20 +320,20 @@ class FTSwishPlus(FixedActivation):
 
 
 class TReLU(FixedActivation):
-    r"""Threshold ReLU with a mean shift (TReLU).
+    r"""Threshold ReLU with a mean shift (TReLU), as its source code computes it.
 
     .. math::
-        f(x) = \max(x, T) - m
+        f(x) = \max(0, x) + T - m
 
-    Negative values are allowed down to the threshold :math:`T`, then the
-    output is shifted by :math:`-m`.
+    ReLU moved down by the threshold :math:`T` and then re-centred by the mean
+    shift :math:`m`: with the defaults, :math:`\max(0, x) - 0.22`.
 
     Args:
-        threshold: :math:`T`. Default: -0.25.
-        mean_shift: :math:`m`. Default: -0.03.
+        threshold: :math:`T`. Default: -0.25 (the source's).
+        mean_shift: :math:`m`. Default: -0.03 (the source's).
 
     Citation: Less Wright, TRelu (2019), github.com/lessw2020/TRelu; the
-    paper's Dual Line init -0.22 is these two constants combined.
+    paper's Dual Line init -0.22 is :math:`T - m` with these constants.
     """
 
     constants = ("threshold", "mean_shift")
@@ -610,3 +616,194 @@ class SwishBeta(ParametricActivation):
 
     def forward(self, x: Tensor) -> Tensor:
         return LF.swish_beta(x, self.param("beta", x))
+
+
+class NLReLU(FixedActivation):
+    r"""Natural-logarithm ReLU.
+
+    .. math::
+        f(x) = \ln(\beta \max(0, x) + 1)
+
+    Args:
+        beta: :math:`\beta`. Default: 1.0 (the paper's).
+
+    Citation: Liu, Liu, Cheng, Lin, "Natural-Logarithm-Rectified Activation
+    Function in Convolutional Neural Networks", arXiv:1908.03682 (2019).
+    """
+
+    constants = ("beta",)
+
+    def __init__(self, beta: float = 1.0) -> None:
+        super().__init__(beta=beta)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.nlrelu(x, self.beta)
+
+
+class PenalizedTanh(FixedActivation):
+    r"""Penalized tanh: tanh with its negative side scaled down.
+
+    .. math::
+        f(x) = \begin{cases} \tanh(x) & x > 0 \\ a \tanh(x) & x \le 0 \end{cases}
+
+    Args:
+        a: the penalty on the negative side. Default: 0.25 (the papers').
+
+    Citation: Xu, Huang, Li, "Revise Saturated Activation Functions",
+    arXiv:1602.05980 (2016); Eger, Youssef, Gurevych, "Is it Time to Swish?",
+    EMNLP 2018.
+    """
+
+    constants = ("a",)
+
+    def __init__(self, a: float = 0.25) -> None:
+        super().__init__(a=a)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.penalized_tanh(x, self.a)
+
+
+class MPELU(ParametricActivation):
+    r"""Multiple parametric exponential linear unit.
+
+    .. math::
+        f(x) = \begin{cases} x & x > 0 \\ \alpha\,(e^{\beta x} - 1) & x \le 0 \end{cases}
+
+    It covers ReLU (:math:`\alpha = 0`), PReLU (small :math:`\beta`, slope
+    :math:`\alpha\beta`) and ELU (:math:`\alpha = \beta = 1`).
+
+    Args:
+        num_parameters: 1 or the number of channels ``C``.
+        alpha_init: Default: 1.0 (the authors' code; their best CIFAR runs
+            also used 0.25).
+        beta_init: Default: 1.0 (the authors' code).
+        device: device of the parameters.
+        dtype: dtype of the parameters.
+
+    Attributes:
+        alpha, beta (Tensor): shape ``(num_parameters,)``.
+
+    Citation: Li, Fan, Zhang, "Improving deep neural network with Multiple
+    Parametric Exponential Linear Units", arXiv:1606.00305 (2016); code at
+    github.com/Coldmooon/Code-for-MPELU.
+    """
+
+    def __init__(
+        self, num_parameters: int = 1, alpha_init: float = 1.0, beta_init: float = 1.0, *,
+        device: Device = None, dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(num_parameters, {"alpha": alpha_init, "beta": beta_init},
+                         device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.mpelu(x, self.param("alpha", x), self.param("beta", x))
+
+
+class SLAF(ParametricActivation):
+    r"""Self-learnable activation function: a learnable polynomial.
+
+    .. math::
+        f(x) = \sum_{i=0}^{k} a_i x^i
+
+    Args:
+        num_parameters: 1 or the number of channels ``C``.
+        degree: :math:`k`, at least 1. Default: 2.
+        coeffs_init: :math:`a_0, \dots, a_k`, one number for all or one per
+            power. Default: 1.0 for every power (the paper fixes no init; 1 is
+            what the widely used PyTorch port starts from).
+        device: device of the parameters.
+        dtype: dtype of the parameters.
+
+    Attributes:
+        coeffs (Tensor): shape ``(k + 1, num_parameters)``, :math:`a_0` first.
+
+    A polynomial grows as :math:`|x|^k`: in float16 it overflows for
+    :math:`|x|` beyond about :math:`65504^{1/k}`.
+
+    Citation: Goyal, Goyal, Leigh, "Learning Activation Functions: A new
+    paradigm for understanding Neural Networks", arXiv:1906.09529 (2019).
+    """
+
+    def __init__(
+        self, num_parameters: int = 1, degree: int = 2,
+        coeffs_init: float | Sequence[float] = 1.0, *, device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
+            raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
+        init = (tuple(coeffs_init) if isinstance(coeffs_init, Sequence)
+                else (coeffs_init,) * (degree + 1))
+        if len(init) != degree + 1:
+            raise ValueError(f"coeffs_init needs {degree + 1} values (degree + 1), "
+                             f"got {len(init)}")
+        self.degree = degree
+        super().__init__(num_parameters, {"coeffs": init}, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.slaf(x, self.param("coeffs", x))
+
+    def extra_repr(self) -> str:
+        return f"degree={self.degree}, " + super().extra_repr()
+
+
+class ProbAct(FixedActivation):
+    r"""ProbAct with a fixed :math:`\sigma`: ReLU plus Gaussian noise while training.
+
+    .. math::
+        f(x) = \max(0, x) + \sigma \epsilon, \quad \epsilon \sim N(0, 1)
+
+    In training mode each element draws its own :math:`\epsilon` (from torch's
+    global generator, so a seeded run repeats); in eval mode :math:`f` is its
+    mean, ReLU. ``inplace``-free and shape-preserving.
+
+    Args:
+        sigma: :math:`\sigma \ge 0`. Default: 0.05, the smallest of the fixed
+            values (0.05-0.3) the authors report.
+
+    Citation: Lee, Shridhar, Hayashi, Iwana, Kang, Uchida, "ProbAct: A
+    Probabilistic Activation Function for Deep Neural Networks",
+    arXiv:1905.10761 (2019); code at
+    github.com/kumar-shridhar/ProbAct-Probabilistic-Activation-Function.
+    """
+
+    constants = ("sigma",)
+
+    def __init__(self, sigma: float = 0.05) -> None:
+        super().__init__(sigma=sigma)
+        if self.sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.probact(x, self.sigma, self.training)
+
+
+class ProbActLearnable(ParametricActivation):
+    r"""ProbAct with a learnable :math:`\sigma` (one per instance, or per channel).
+
+    .. math::
+        f(x) = \max(0, x) + \sigma \epsilon, \quad \epsilon \sim N(0, 1)
+
+    Noise in training mode only; ReLU in eval mode, where :math:`\sigma` gets
+    no gradient.
+
+    Args:
+        num_parameters: 1 (the paper's single trainable sigma) or the number of
+            channels ``C``.
+        sigma_init: Default: 0.0, as the authors' ``TrainableSigma``.
+        device: device of the parameters.
+        dtype: dtype of the parameters.
+
+    Attributes:
+        sigma (Tensor): shape ``(num_parameters,)``.
+
+    Citation: Lee et al., "ProbAct", arXiv:1905.10761 (2019).
+    """
+
+    def __init__(
+        self, num_parameters: int = 1, sigma_init: float = 0.0, *, device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(num_parameters, {"sigma": sigma_init}, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.probact(x, self.param("sigma", x), self.training)
