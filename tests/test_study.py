@@ -259,3 +259,67 @@ def test_lease_expiry_lets_another_process_reclaim(tmp_path):
     assert b.finish(run.run_id, "done", lr=0.1, env={})
     a.close()
     b.close()
+
+
+def test_kill_9_of_the_driver_takes_its_jobs_workers_down(slow_npz, tmp_path):
+    db = tmp_path / "r.db"
+    proc = subprocess.Popen([sys.executable, "-m", "learnact.cli",
+                             *study_args(slow_npz, db, epochs=3, extra=("--jobs", "2"))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    workers: set[int] = set()
+    while time.time() < deadline and proc.poll() is None and len(workers) < 2:
+        if db.exists():
+            try:
+                con = sqlite3.connect(db)
+                workers = {r[0] for r in con.execute(
+                    "SELECT pid FROM runs WHERE status = 'running' AND pid IS NOT NULL")}
+                con.close()
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    assert len(workers) == 2, "both workers should be training"
+    assert proc.pid not in workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "orphaned workers kept training"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by init) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_rerun_retries_failed_runs_and_counts_the_attempt(npz, tmp_path, capsys):
+    db = tmp_path / "r.db"
+    args = study_args(npz, db, acts="relu,dual_line", epochs=1)
+    assert main(args) == 0
+    con = sqlite3.connect(db)
+    failed_id = con.execute("SELECT run_id FROM runs WHERE activation = 'relu'").fetchone()[0]
+    # as a run that failed (bad data, since fixed) leaves it
+    con.execute("UPDATE runs SET status = 'failed', error = 'RuntimeError()' WHERE run_id = ?",
+                (failed_id,))
+    con.execute("DELETE FROM epochs WHERE run_id = ?", (failed_id,))
+    con.commit()
+    con.close()
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 failed before, retried" in out
+    runs, epochs = rows(db)
+    status = {r[0]: (r[3], r[4]) for r in runs}
+    assert status[failed_id] == ("done", 2)  # attempted twice
+    assert all(s == "done" for s, _ in status.values())
+    assert len(epochs) == 2

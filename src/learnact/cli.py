@@ -22,6 +22,17 @@ class CLIError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message and where to read more, exit code 2.
+
+    argparse's own errors print the whole usage block first (a dozen lines for
+    ``study``); a user needs the one line that says what is wrong.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def zoo_table(names: Sequence[str], *, markdown: bool = False) -> str:
     """The zoo as a text or Markdown table: name, learnable, parameters, formula."""
     rows = []
@@ -155,7 +166,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from .study.store import Store, StoreError
 
     cfg = load_preset(args.preset)
-    activations = tuple(a for a in args.activations.split(",")) if args.activations else None
+    activations = None
+    if args.activations is not None:
+        activations = tuple(a.strip() for a in args.activations.split(",") if a.strip())
+        if not activations:
+            raise CLIError("--activations is empty; give names or patterns, e.g. "
+                           "'relu,dual_line' or 'all'")
     lr = None
     if args.lr is not None:
         try:
@@ -175,6 +191,13 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise CLIError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
     if args.executor == "local" and (args.address or args.gpus_per_run):
         raise CLIError("--address and --gpus-per-run need --executor ray")
+    # the device and precision are checked before anything touches the database
+    from .study.runner import resolve_device
+
+    device = resolve_device(cfg.device)
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise CLIError("--precision fp16 needs CUDA (its gradient scaler is CUDA-only); "
+                       "use bf16 or fp32 on the CPU")
     if args.executor == "ray":
         from .study.executors import RayExecutor, RayMissing
 
@@ -194,7 +217,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     # dataset is a one-line error (exit 2), not a study full of failed runs
     from .data import load_dataset
 
-    load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit)
+    data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit)
+    _check_model_fits(cfg.model, data)
     try:
         store = Store(db, create=True)
         already = len(store.finished([r.run_id for r in runs]))
@@ -208,7 +232,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     counts = run_study(cfg, db, data_dir=args.data_dir, emit=progress, poll=progress.poll,
                        executor=executor)
-    store = Store(db, create=False)
+    store = Store(db, readonly=True)
     ids = {r.run_id for r in runs}
     rows = [r for r in store.results() if r["run_id"] in ids]
     store.close()
@@ -255,6 +279,24 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_model_fits(model_name: str, data) -> None:
+    """A dry forward of the study's model on two test images, before the database exists."""
+    import torch
+
+    from .models import build_model
+
+    c, h, w = data.image_shape
+    try:
+        model = build_model(model_name, torch.nn.ReLU, in_channels=c,
+                            num_classes=data.num_classes, image_size=h).eval()
+        with torch.no_grad():
+            model(data.x_test[:2])
+    except (RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CLIError(f"{data.name}: {model_name} cannot take {c}x{h}x{w} images ({reason})"
+                       ) from None
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
         from .report import ReportError, make_report
@@ -281,7 +323,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
     from .study.store import Store, StoreError
 
     try:
-        store = Store(args.db, create=False)
+        store = Store(args.db, readonly=True)
         rows = store.results()
         store.close()
     except StoreError as exc:
@@ -300,7 +342,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``learnact``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="learnact",
         description="Learnable-parameter activation functions: list, plot and study them.",
     )

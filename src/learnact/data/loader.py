@@ -70,6 +70,50 @@ def _digits() -> tuple[np.ndarray, ...]:
     return x[train], y[train], x[test], y[test]
 
 
+# more classes than this is not an image-classification label set but a corrupt file
+MAX_CLASSES = 100_000
+
+
+def check_arrays(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray,
+                 yte: np.ndarray) -> int:
+    """Refuse data that would crash or mislead training; returns the number of classes.
+
+    Checked for both splits: not empty, one label per image, real-valued finite
+    pixels, at least 1x1 images with at least one channel, integer labels in
+    ``0..K-1`` with every training class present (``K`` at most ``MAX_CLASSES``),
+    and no test label the training set lacks. Raises :class:`DatasetError`
+    naming the dataset and the split.
+    """
+    for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        x, y = np.asarray(x), np.asarray(y)
+        if len(x) == 0:
+            raise DatasetError(f"{name}: the {split} split is empty")
+        if len(x) != len(y):
+            raise DatasetError(f"{name}: {len(x)} {split} images but {len(y)} labels")
+        if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.integer)
+                                      or np.issubdtype(x.dtype, np.floating)):
+            raise DatasetError(f"{name}: {split} pixels must be real numbers, got {x.dtype}")
+        if x.ndim not in (3, 4) or min(x.shape[1:]) < 1:
+            raise DatasetError(f"{name}: {split} images must be (N,H,W) or (N,H,W,C) with "
+                               f"H, W, C >= 1, got {x.shape}")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            bad = int((~np.isfinite(x)).sum())
+            raise DatasetError(f"{name}: {bad} {split} pixel(s) are NaN or infinite")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DatasetError(f"{name}: {split} labels must be integers, got {y.dtype}")
+        lo, hi = int(y.min()), int(y.max())  # Python ints: no uint64 wrap-around
+        if lo < 0 or hi >= MAX_CLASSES:
+            raise DatasetError(f"{name}: {split} label {lo if lo < 0 else hi} is out of range "
+                               f"(labels are 0..K-1 with K <= {MAX_CLASSES})")
+    classes = int(max(ytr.max(), yte.max())) + 1
+    missing = sorted(set(range(classes)) - {int(v) for v in np.unique(ytr)})
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise DatasetError(f"{name}: class(es) {shown} of 0..{classes - 1} have no training "
+                           "examples (labels must be 0..K-1, each present)")
+    return classes
+
+
 def _to_nchw(x: np.ndarray) -> Tensor:
     t = torch.from_numpy(np.ascontiguousarray(x))
     if t.dim() == 3:
@@ -78,7 +122,7 @@ def _to_nchw(x: np.ndarray) -> Tensor:
         t = t.permute(0, 3, 1, 2)
     if t.dtype == torch.uint8:
         return t.float().div_(255.0)
-    return t.float()
+    return t.float()  # float64 pixels beyond float32's range are caught by the finite check
 
 
 def load_dataset(
@@ -125,14 +169,17 @@ def load_dataset(
         if train_limit < 1:
             raise ValueError(f"train_limit must be >= 1, got {train_limit}")
         xtr, ytr = xtr[:train_limit], ytr[:train_limit]
+    num_classes = check_arrays(str(name), xtr, ytr, xte, yte)
     x_train, x_test = _to_nchw(xtr), _to_nchw(xte)
+    for split, x in (("train", x_train), ("test", x_test)):
+        if not torch.isfinite(x).all():
+            raise DatasetError(f"{name}: {split} pixels exceed float32's range")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DatasetError(f"{name}: train images {x_train.shape[1:]} vs test {x_test.shape[1:]}")
     mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
     std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp(min=1e-6)
     y_train = torch.from_numpy(np.asarray(ytr, dtype=np.int64))
     y_test = torch.from_numpy(np.asarray(yte, dtype=np.int64))
-    num_classes = int(max(y_train.max().item(), y_test.max().item())) + 1
     data = TensorData(str(name), (x_train - mean) / std, y_train, (x_test - mean) / std,
                       y_test, num_classes)
     return data.to(device)

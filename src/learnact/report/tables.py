@@ -67,11 +67,14 @@ def load_frames(db: str | Path) -> Frames:
     Raises:
         ReportError: the file is missing, unreadable, or holds no runs.
     """
+    from ..study.store import StoreError, open_readonly
+
     path = Path(db)
-    if not path.is_file():
-        raise ReportError(f"no results database at {path}")
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = open_readonly(path)  # never writes, leaves no -wal/-shm behind
+    except StoreError as exc:
+        raise ReportError(str(exc)) from exc
+    try:
         try:
             runs = pd.read_sql_query("SELECT * FROM runs", con)
             epochs = pd.read_sql_query("SELECT * FROM epochs", con)

@@ -8,6 +8,7 @@ configuration is stored with every run in the results database.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from typing import Any
@@ -65,8 +66,8 @@ class StudyConfig:
         if isinstance(self.lr, str):
             if self.lr != "find":
                 raise ValueError(f"lr must be a positive number or 'find', got {self.lr!r}")
-        elif not self.lr > 0:
-            raise ValueError(f"lr must be a positive number or 'find', got {self.lr!r}")
+        elif not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive finite number or 'find', got {self.lr!r}")
         if self.lr_method not in SUGGESTIONS:
             raise ValueError(f"unknown lr-method {self.lr_method!r}; choose one of "
                              f"{', '.join(SUGGESTIONS)}")

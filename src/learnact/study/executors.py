@@ -64,8 +64,10 @@ class LocalExecutor:
             return
         ids = [r.run_id for r in ctx.runs]
         spawn = mp.get_context("spawn")
+        # workers die with this process (kill -9 included): see runner._die_with_parent
         procs = [spawn.Process(target=_worker_main,
-                               args=(ctx.runs, str(ctx.db), ctx.data_dir, ctx.device, ctx.lease_s))
+                               args=(ctx.runs, str(ctx.db), ctx.data_dir, ctx.device, ctx.lease_s,
+                                     os.getpid()))
                  for _ in range(self.jobs)]
         for p in procs:
             p.start()

@@ -16,6 +16,7 @@ import platform
 import random
 import subprocess
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -311,8 +312,42 @@ def _work(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: str,
         store.close()
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker exit when the study's driver dies, even by ``kill -9``.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; then, for the race where the
+    parent died before that call, a check that the parent is still ours.
+    Elsewhere a watcher thread polls the parent pid. The runs this worker held
+    are then reclaimed by the next study as for any dead process.
+    """
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="learnact-parent-watch").start()
+
+
 def _worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
-                 lease_s: float) -> None:
+                 lease_s: float, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     torch.set_num_threads(1)
     _work(runs, Path(db), data_dir, device, lambda e: None, lease_s)
 
@@ -354,11 +389,15 @@ def run_study(
         store.add_runs(r.as_row() for r in runs)
         store.set_meta({"last_study": cfg.to_dict(), "environment": environment(device)})
         ids = [r.run_id for r in runs]
+        retried = store.retry_failed(ids)  # a rerun after fixing the cause tries again
         executor.run(ExecutorContext(runs, Path(db), data_dir, cfg.device, emit, poll, lease_s))
         marks = ",".join("?" * len(ids))
         counts = dict(store.conn.execute(
             f"SELECT status, COUNT(*) FROM runs WHERE run_id IN ({marks}) GROUP BY status",
             ids).fetchall())
-        return {"total": len(ids), **counts}
+        out = {"total": len(ids), **counts}
+        if retried:
+            out["failed before, retried"] = retried
+        return out
     finally:
         store.close()

@@ -22,9 +22,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FINISHED", "Store", "StoreError"]
+__all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "Store", "StoreError",
+           "open_readonly"]
 
 FINISHED = ("done", "diverged")
+# PRAGMA application_id of learnact's databases ("LACT"); files without it are not ours
+APPLICATION_ID = 0x4C414354
+# meta.schema_version; databases of the first release carry neither mark (version 0)
+SCHEMA_VERSION = 1
+_TABLES = {"meta", "runs", "epochs", "lr_find", "act_params"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,6 +73,66 @@ class StoreError(Exception):
     """The database cannot be opened or is not a learnact results database."""
 
 
+def _identify(conn: sqlite3.Connection, path: Path) -> int | None:
+    """The schema version of a learnact database, ``None`` for one with no tables yet,
+    and ``StoreError`` for anything else.
+
+    Version 0 is a first-release database (learnact's tables, no marks); a file
+    with other tables, another program's ``application_id`` or a newer schema is
+    refused, so learnact never changes a file it did not create. A file with no
+    tables at all (a database being created this instant by another learnact, or
+    an empty SQLite file) holds nothing to protect.
+    """
+    app = conn.execute("PRAGMA application_id").fetchone()[0]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if app == APPLICATION_ID:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} was written by a newer learnact (schema {version}; this "
+                             f"learnact reads schema {SCHEMA_VERSION} and older): upgrade learnact")
+        return version
+    if app != 0:
+        raise StoreError(f"{path} belongs to another program (SQLite application_id "
+                         f"{app:#x}); learnact will not touch it")
+    if not tables:
+        return None
+    if {"runs", "meta", "epochs"} <= tables and tables <= _TABLES | {"sqlite_sequence"}:
+        return 0
+    foreign = ", ".join(sorted(tables - _TABLES)[:5]) or ", ".join(sorted(tables)[:5])
+    raise StoreError(f"{path} is not a learnact results database (it holds other tables: "
+                     f"{foreign}); learnact will not touch it")
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection that never writes, never changes the journal mode,
+    and leaves no ``-wal``/``-shm`` files behind; ``StoreError`` if it is not ours.
+
+    A database with a live ``-wal`` file (a study is writing) is opened with
+    ``mode=ro`` to see its latest commits; a closed one with ``immutable=1``,
+    which also works in a read-only folder or on a read-only file.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise StoreError(f"no results database at {path}")
+    live = Path(str(path) + "-wal").exists()
+    uri = path.resolve().as_uri() + ("?mode=ro" if live else "?immutable=1")
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
+    try:
+        if _identify(conn, path) is None:
+            raise StoreError(f"{path} holds no learnact results")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"{path}: not a readable SQLite database ({exc})") from exc
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -87,27 +153,72 @@ class Store:
         lease_s: how long a claim is valid without a heartbeat.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True, lease_s: float = 300.0) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False,
+                 lease_s: float = 300.0) -> None:
         self.path = Path(path)
         self.lease_s = lease_s
+        self.readonly = readonly
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.host = socket.gethostname()
-        if not create and not self.path.is_file():
+        if readonly:
+            self.conn = open_readonly(self.path)
+            return
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        if not create and not exists:
             raise StoreError(f"no results database at {self.path}")
-        if create:
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path} is not a file")
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for {self.path}: "
+                             f"{exc.strerror or exc}") from exc
         try:
             self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
             self.conn.execute("PRAGMA busy_timeout = 60000")
+            version = _identify(self.conn, self.path) if exists else None
+            if exists:
+                problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
+                if problems != ["ok"]:
+                    first = problems[0].splitlines()[0]
+                    raise StoreError(f"{self.path} is corrupt (SQLite quick_check: {first}"
+                                     f"{' ...' if len(problems) > 1 else ''}); learnact will "
+                                     "not write into it")
+            if version == 0:
+                self._migrate_from_v0()
             self.conn.execute("PRAGMA journal_mode = WAL")
-            if create:
-                self.conn.executescript(SCHEMA)
-            tables = {r[0] for r in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if version is None and not create:
+                raise StoreError(f"{self.path} holds no learnact results")
+            if version is None:
+                with self.transaction() as conn:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                                 (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
+            self.conn.close()
             raise StoreError(f"{self.path}: not a readable SQLite database ({exc})") from exc
-        if "runs" not in tables:
-            raise StoreError(f"{self.path}: not a learnact results database (no runs table)")
+        except StoreError:
+            self.conn.close()
+            raise
+
+    def _migrate_from_v0(self) -> None:
+        """Mark a first-release database as learnact's (schema 1), after a backup copy."""
+        backup = self.path.with_name(self.path.name + ".schema0.bak")
+        dest = sqlite3.connect(backup)
+        try:
+            self.conn.backup(dest)
+        finally:
+            dest.close()
+        with self.transaction() as conn:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         """Close the connection."""
@@ -175,6 +286,25 @@ class Store:
                     (self.owner, self.host, os.getpid(), now + self.lease_s, now, run_id))
                 return run_id
         return None
+
+    def retry_failed(self, run_ids: list[str]) -> int:
+        """Put the ``failed`` runs among ``run_ids`` back to ``pending``; returns how many.
+
+        ``done`` and ``diverged`` runs are results and stay; ``attempts`` keeps
+        counting, so a run that failed twice before and succeeds shows 3.
+        """
+        if not run_ids:
+            return 0
+        marks = ",".join("?" * len(run_ids))
+        with self.transaction() as c:
+            failed = [r[0] for r in c.execute(
+                f"SELECT run_id FROM runs WHERE run_id IN ({marks}) AND status = 'failed'",
+                run_ids)]
+            for run_id in failed:
+                self._clear_partial(c, run_id)
+                c.execute("UPDATE runs SET status = 'pending', owner = NULL, pid = NULL, "
+                          "lease_until = NULL WHERE run_id = ?", (run_id,))
+        return len(failed)
 
     @staticmethod
     def _clear_partial(c: sqlite3.Connection, run_id: str) -> None:
