@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import DatasetError, read_cifar10_batch, read_idx
+from .formats import CIFAR_BATCH, DatasetError, read_cifar10_batch, read_idx
 
 __all__ = ["DEBIAN_FASHION", "IdxDataset", "cache_dir", "find_cifar10", "find_idx", "search_dirs"]
 
@@ -202,8 +202,10 @@ def find_cifar10(data_dir: str | Path | None = None, *, download: bool = True
         _download(CIFAR10_URL, archive, timeout=120)
         _safe_extract(archive, staging / "x")
         src = staging / "x" / "cifar-10-batches-bin"
-        for n in CIFAR10_BIN:
-            read_cifar10_batch(src / n)  # verify before anything enters the cache
+        for n in CIFAR10_BIN:  # verify before anything enters the cache: exact counts
+            images, _ = read_cifar10_batch(src / n)
+            if len(images) != CIFAR_BATCH:
+                raise DatasetError(f"{src / n}: {len(images)} images, expected {CIFAR_BATCH}")
         if target.exists():
             shutil.rmtree(target)
         os.replace(src, target)
