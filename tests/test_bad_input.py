@@ -272,3 +272,61 @@ def test_data_that_would_crash_training_is_refused_before_the_database(
     db.parent.mkdir()
     _refused(capsys, tmp_path, _study(path, db), match)
     assert not db.exists()
+
+
+# ---------------------------------------------------------------- corrupt databases
+
+
+def _corrupt(data: bytearray, how: str) -> bytes:
+    page = 4096
+    if how == "magic":
+        data[0:16] = b"Not SQLite fmt\0\0"
+    elif how == "page-size":
+        data[16:18] = b"\x03\x03"
+    elif how == "zero-page-2":
+        data[page:2 * page] = bytes(page)
+    elif how == "cells-page-3":
+        data[2 * page + 8:2 * page + 400] = b"\x5a" * 392
+    elif how == "half":
+        data = data[:len(data) // 2]
+    elif how == "100-bytes":
+        data = data[:100]
+    elif how == "zero-page-1":
+        data[0:page] = bytes(page)
+    elif how == "schema-record":
+        data[page - 600:page] = b"\xff" * 600  # sqlite_master's cells sit at page 1's end
+    return bytes(data)
+
+
+CORRUPTIONS = ["magic", "page-size", "zero-page-2", "cells-page-3", "half", "100-bytes",
+               "zero-page-1", "schema-record"]
+
+
+@pytest.mark.parametrize("how", CORRUPTIONS)
+def test_every_command_gives_one_line_on_a_corrupt_database(capsys, tmp_path, npz, made_db, how):
+    db = tmp_path / "results.db"
+    db.write_bytes(_corrupt(bytearray(made_db.read_bytes()), how))
+    for argv in (["results", "--db", str(db)],
+                 ["report", "--db", str(db), "--out", str(tmp_path / "rep")],
+                 _study(npz, db)):
+        _refused(capsys, tmp_path, argv, str(db))
+
+
+# ---------------------------------------------------------------- Ray addresses
+
+
+@pytest.mark.parametrize(("address", "match"), [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
+    ("ray://127.0.0.1:1", "cannot reach the Ray cluster at ray://127.0.0.1:1"),
+    ("nonsense", "--address must be auto, HOST:PORT or ray://HOST:PORT"),
+    ("127.0.0.1:99999", "--address must be auto"),
+])
+def test_a_bad_ray_address_fails_fast_before_the_database(capsys, tmp_path, npz, address, match):
+    pytest.importorskip("ray")
+    import time
+
+    start = time.monotonic()
+    _refused(capsys, tmp_path,
+             [*_study(npz, tmp_path / "x.db"), "--executor", "ray", "--address", address], match)
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "x.db").exists()

@@ -6,6 +6,7 @@ Errors are one line on stderr with exit code 2.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -207,6 +208,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
             raise CLIError(str(exc)) from None
         executor = RayExecutor(address=args.address, num_cpus=args.jobs if args.jobs > 1 else None,
                                cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+        executor.check_address()  # before the database: a bad address leaves no trace
     else:
         from .study.executors import LocalExecutor
 
@@ -324,10 +326,14 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
     try:
         store = Store(args.db, readonly=True)
-        rows = store.results()
-        store.close()
+        try:
+            rows = store.results()
+        finally:
+            store.close()
     except StoreError as exc:
         raise CLIError(str(exc)) from exc
+    except sqlite3.DatabaseError as exc:  # damage past the header: found while reading
+        raise CLIError(f"{args.db} is corrupt ({exc})") from exc
     if not rows:
         raise CLIError(f"{args.db} holds no runs")
     if args.format == "csv":

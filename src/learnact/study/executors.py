@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,6 +135,36 @@ class RayExecutor:
             raise ValueError(f"gpus-per-run must be >= 0, got {gpus_per_run!r}")
         self.address, self.num_cpus = address, num_cpus
         self.cpus_per_run, self.gpus_per_run = cpus_per_run, float(gpus_per_run)
+
+    def check_address(self, timeout: float = 30.0) -> None:
+        """Fail fast, before any database is touched, when ``address`` cannot be a cluster.
+
+        ``HOST:PORT`` and ``ray://HOST:PORT`` must accept a TCP connection within
+        ``timeout`` seconds (Ray's own client retries for minutes); ``auto``
+        needs ``$RAY_ADDRESS`` or a cluster started on this machine. Raises
+        ``ValueError`` with one line saying which and why.
+        """
+        address = self.address
+        if address is None:
+            return
+        if address == "auto":
+            if os.environ.get("RAY_ADDRESS") or Path("/tmp/ray/ray_current_cluster").exists():
+                return
+            raise ValueError("--address auto found no running Ray cluster on this machine "
+                             "(start one with `ray start --head`, or give HOST:PORT)")
+        hostport = address.removeprefix("ray://")
+        host, sep, port = hostport.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"--address must be auto, HOST:PORT or ray://HOST:PORT, "
+                             f"got {address!r}")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            if isinstance(exc, TimeoutError) or isinstance(exc, socket.timeout):
+                reason = f"no answer within {timeout:g} s"
+            raise ValueError(f"cannot reach the Ray cluster at {address} ({reason})") from None
 
     @staticmethod
     def import_ray():

@@ -104,6 +104,16 @@ def _identify(conn: sqlite3.Connection, path: Path) -> int | None:
                      f"{foreign}); learnact will not touch it")
 
 
+def _quick_check(conn: sqlite3.Connection, path: Path, verb: str) -> None:
+    """``StoreError`` naming the first problem ``PRAGMA quick_check`` finds, if any."""
+    problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+    if problems != ["ok"]:
+        first = problems[0].splitlines()[0]
+        more = " ..." if len(problems) > 1 else ""
+        raise StoreError(f"{path} is corrupt (SQLite quick_check: {first}{more}); learnact "
+                         f"will not {verb} it")
+
+
 def open_readonly(path: str | Path) -> sqlite3.Connection:
     """A read-only connection that never writes, never changes the journal mode,
     and leaves no ``-wal``/``-shm`` files behind; ``StoreError`` if it is not ours.
@@ -124,6 +134,7 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     try:
         if _identify(conn, path) is None:
             raise StoreError(f"{path} holds no learnact results")
+        _quick_check(conn, path, "read")
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"{path}: not a readable SQLite database ({exc})") from exc
@@ -181,12 +192,7 @@ class Store:
             self.conn.execute("PRAGMA busy_timeout = 60000")
             version = _identify(self.conn, self.path) if exists else None
             if exists:
-                problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
-                if problems != ["ok"]:
-                    first = problems[0].splitlines()[0]
-                    raise StoreError(f"{self.path} is corrupt (SQLite quick_check: {first}"
-                                     f"{' ...' if len(problems) > 1 else ''}); learnact will "
-                                     "not write into it")
+                _quick_check(self.conn, self.path, "write into")
             if version == 0:
                 self._migrate_from_v0()
             self.conn.execute("PRAGMA journal_mode = WAL")
