@@ -85,3 +85,29 @@ def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "learnact.cli", "frobnicate"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_a_bug_inside_learnact_keeps_its_traceback_and_exit_1():
+    # a ValueError that is not a LearnactError is a bug, not a user mistake
+    import subprocess
+    import sys
+
+    code = ("import sys, learnact.cli as c\n"
+            "def broken(*a, **k):\n"
+            "    raise ValueError('internal bug')\n"
+            "c.zoo_table = broken\n"
+            "sys.exit(c.main(['list']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "Traceback" in out.stderr and "ValueError: internal bug" in out.stderr
+
+
+def test_user_errors_are_learnact_errors_and_still_value_errors():
+    import learnact
+    from learnact.study.config import load_preset
+
+    with pytest.raises(learnact.ConfigError, match="unknown preset") as info:
+        load_preset("nope")
+    assert isinstance(info.value, ValueError) and isinstance(info.value, learnact.LearnactError)
+    with pytest.raises(learnact.ConfigError, match="unknown activation"):
+        learnact.get_spec("relux")

@@ -28,12 +28,17 @@ FORMATS = Path(formats.__file__)
 
 def _run_limited(code: str, *, env_mb: str | None = None) -> subprocess.CompletedProcess:
     """Run ``code`` with ``formats`` loaded from its file, under a 1 GiB address-space cap."""
+    # stub packages, so that learnact/__init__ (and torch) are not imported
     prelude = textwrap.dedent(f"""
-        import resource, importlib.util, sys
+        import importlib, resource, sys, types
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-        spec = importlib.util.spec_from_file_location("formats", {str(FORMATS)!r})
-        formats = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(formats)
+        for name, folder in (("learnact", {str(FORMATS.parents[1])!r}),
+                             ("learnact.data", {str(FORMATS.parent)!r})):
+            pkg = types.ModuleType(name)
+            pkg.__path__ = [folder]
+            sys.modules[name] = pkg
+        formats = importlib.import_module("learnact.data." + {FORMATS.stem!r})
+        assert "torch" not in sys.modules
     """)
     env = {"PATH": "/usr/bin:/bin"}
     if env_mb is not None:

@@ -15,6 +15,7 @@ Example::
 
 from . import functional
 from .activations import ActivationSpec, DPReLU, DualLine, Learnable
+from .errors import ConfigError, DatasetError, LearnactError, ReportError, StoreError
 from .helpers import activation_parameters, param_groups, swap_activations
 from .registry import (
     create_activation,
@@ -28,9 +29,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivationSpec",
+    "ConfigError",
     "DPReLU",
+    "DatasetError",
     "DualLine",
     "Learnable",
+    "LearnactError",
+    "ReportError",
+    "StoreError",
     "__version__",
     "activation_parameters",
     "create_activation",

@@ -1,11 +1,14 @@
 """The ``learnact`` command line. The only module that prints.
 
-Errors are one line on stderr with exit code 2.
+Exit codes: 0 success; 2 a user error (any :class:`learnact.LearnactError`),
+printed as one line on stderr; 1 a study whose runs partly failed, or a bug in
+learnact (which keeps its traceback); 130 after Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sqlite3
 import sys
 import time
@@ -13,14 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .data.formats import DatasetError
+from .errors import LearnactError
 from .registry import create_activation, get_spec, list_activations
 
 __all__ = ["main", "ranking_table", "zoo_table"]
 
 
-class CLIError(Exception):
-    """A user error: printed as one line, exit code 2."""
+class CLIError(LearnactError):
+    """A user error found by the command line itself: printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +77,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         names += matched if matched else [get_spec(item).name]
     from .report.curves import response_curves
 
+    if not (math.isfinite(args.xmin) and math.isfinite(args.xmax)):
+        raise CLIError(f"--xmin and --xmax must be finite, got {args.xmin} and {args.xmax}")
     if args.xmin >= args.xmax:
         raise CLIError(f"--xmin ({args.xmin}) must be below --xmax ({args.xmax})")
     out = Path(args.out)
@@ -449,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `learnact results | head`
         sys.stderr.close()
         return 0
-    except (CLIError, ValueError, TypeError, DatasetError) as exc:
+    except LearnactError as exc:  # only user errors; a bug keeps its traceback (exit 1)
         print(f"learnact {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -17,6 +17,7 @@ from torch import nn
 from .activations.catalog import BUILTIN_SPECS
 from .activations.learnable import Learnable
 from .activations.spec import ActivationSpec
+from .errors import ConfigError
 
 __all__ = [
     "ActivationSpec",
@@ -60,7 +61,7 @@ class _Registry:
             return self._specs[self._lookup[key]]
         close = difflib.get_close_matches(key, list(self._lookup), n=5, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(
+        raise ConfigError(
             f"unknown activation {name!r}{hint}. "
             "See learnact.list_activations() or `learnact list`."
         )

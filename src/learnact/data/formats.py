@@ -20,12 +20,12 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..errors import ConfigError, DatasetError
+
 __all__ = ["DEFAULT_MAX_DATA_MB", "DatasetError", "max_data_bytes", "read_cifar10_batch",
            "read_idx", "read_npz"]
 
 
-class DatasetError(Exception):
-    """A dataset could not be found or read; the message says where and why."""
 
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -45,10 +45,10 @@ def max_data_bytes() -> int:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"LEARNACT_MAX_DATA_MB must be a number of megabytes, got {raw!r}"
+        raise ConfigError(f"LEARNACT_MAX_DATA_MB must be a number of megabytes, got {raw!r}"
                          ) from None
     if not value > 0:
-        raise ValueError(f"LEARNACT_MAX_DATA_MB must be positive, got {raw!r}")
+        raise ConfigError(f"LEARNACT_MAX_DATA_MB must be positive, got {raw!r}")
     return int(value * _MB)
 
 
@@ -64,19 +64,22 @@ def _check_size(path: Path, size: int, compressed: int | None, what: str) -> Non
                            "decompression bomb (LEARNACT_MAX_DATA_MB does not lift this)")
 
 
-def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
-    """Exactly ``n`` bytes from ``fh`` in chunks, then nothing more (trailing data refused)."""
-    chunks, left = [], n
-    while left:
-        chunk = fh.read(min(left, 16 * _MB))
+def _read_exact(fh, n: int, path: Path, what: str) -> bytearray:
+    """Exactly ``n`` bytes from ``fh`` in chunks, then nothing more (trailing data refused).
+
+    Returns a writable buffer, so arrays made from it need no second copy.
+    """
+    buf = bytearray(n)
+    pos = 0
+    while pos < n:
+        chunk = fh.read(min(n - pos, 16 * _MB))
         if not chunk:
-            raise DatasetError(f"{path}: truncated or corrupt {what} ({n - left:,} of {n:,} "
-                               "bytes)")
-        chunks.append(chunk)
-        left -= len(chunk)
+            raise DatasetError(f"{path}: truncated or corrupt {what} ({pos:,} of {n:,} bytes)")
+        buf[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
     if fh.read(1):
         raise DatasetError(f"{path}: trailing data after {n:,} bytes; the file is corrupt")
-    return b"".join(chunks)
+    return buf
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -138,7 +141,7 @@ def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) ->
         raise DatasetError(
             f"{path}: cannot read ({exc}); the file is corrupt or truncated"
         ) from exc
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
 # ---------------------------------------------------------------- CIFAR-10's pickles

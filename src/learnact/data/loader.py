@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import ConfigError
 from .formats import DatasetError, read_npz
 from .sources import find_cifar10, find_idx
 
@@ -162,12 +163,12 @@ def load_dataset(
     elif key == "digits":
         xtr, ytr, xte, yte = _digits()
     else:
-        raise ValueError(
+        raise ConfigError(
             f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or a path to a .npz"
         )
     if train_limit is not None:
         if train_limit < 1:
-            raise ValueError(f"train_limit must be >= 1, got {train_limit}")
+            raise ConfigError(f"train_limit must be >= 1, got {train_limit}")
         xtr, ytr = xtr[:train_limit], ytr[:train_limit]
     num_classes = check_arrays(str(name), xtr, ytr, xte, yte)
     x_train, x_test = _to_nchw(xtr), _to_nchw(xte)

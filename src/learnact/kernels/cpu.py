@@ -51,6 +51,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ConfigError
+
 __all__ = [
     "ISAS",
     "ISA_FLAGS",
@@ -164,7 +166,7 @@ def selected_isa() -> str:
     forced = os.environ.get("LEARNACT_CPU_ISA", "auto").strip().lower() or "auto"
     if forced != "auto":
         if forced not in ISAS:
-            raise ValueError(f"LEARNACT_CPU_ISA must be one of auto, {', '.join(ISAS)}, "
+            raise ConfigError(f"LEARNACT_CPU_ISA must be one of auto, {', '.join(ISAS)}, "
                              f"got {forced!r}")
         return forced
     return _auto_isa()
@@ -305,7 +307,7 @@ def _timeout() -> float:
     try:
         return float(raw) if raw.strip() else _DEFAULT_TIMEOUT
     except ValueError:
-        raise ValueError(f"LEARNACT_BUILD_TIMEOUT must be a number of seconds, got {raw!r}"
+        raise ConfigError(f"LEARNACT_BUILD_TIMEOUT must be a number of seconds, got {raw!r}"
                          ) from None
 
 
@@ -461,7 +463,7 @@ def build(isas: list[str] | None = None, force: bool = False) -> list[BuildResul
     results = []
     for isa in isas or [selected_isa()]:
         if isa not in ISAS:
-            raise ValueError(f"unknown instruction set {isa!r}; expected one of {', '.join(ISAS)}")
+            raise ConfigError(f"unknown instruction set {isa!r}; expected one of {', '.join(ISAS)}")
         start = time.monotonic()
         try:
             so, status = _ensure_built(isa, force=force)

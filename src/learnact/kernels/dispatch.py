@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from .. import functional as LF
+from ..errors import ConfigError
 
 __all__ = [
     "MODES",
@@ -53,7 +54,7 @@ def get_mode() -> str:
     """The active mode: the innermost :func:`kernel_mode`, else ``$LEARNACT_KERNELS``, else auto."""
     mode = _override.get() or os.environ.get("LEARNACT_KERNELS", "auto").strip().lower()
     if mode not in MODES:
-        raise ValueError(f"LEARNACT_KERNELS must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ConfigError(f"LEARNACT_KERNELS must be one of {', '.join(MODES)}, got {mode!r}")
     return mode
 
 

@@ -18,11 +18,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ReportError
+
 __all__ = ["ReportError", "ReportResult", "make_report"]
 
 
-class ReportError(Exception):
-    """The database cannot be reported on (missing, unreadable or empty)."""
 
 
 @dataclass

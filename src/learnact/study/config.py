@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from ..data.loader import DATASETS
+from ..errors import ConfigError
 from ..models import MODELS
 from ..registry import list_activations
 from ..train.lr_find import SUGGESTIONS
@@ -53,35 +54,35 @@ class StudyConfig:
         for name in ("seeds", "epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, "
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, "
                                  f"got {value!r}")
         if self.train_limit is not None and (not isinstance(self.train_limit, int)
                                              or self.train_limit < 1):
-            raise ValueError(f"train-limit must be a positive integer, got {self.train_limit!r}")
+            raise ConfigError(f"train-limit must be a positive integer, got {self.train_limit!r}")
         if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.dataset not in DATASETS and not self.dataset.endswith(".npz"):
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of "
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of "
                              f"{', '.join(DATASETS)} or a path to a .npz file")
         if isinstance(self.lr, str):
             if self.lr != "find":
-                raise ValueError(f"lr must be a positive number or 'find', got {self.lr!r}")
+                raise ConfigError(f"lr must be a positive number or 'find', got {self.lr!r}")
         elif not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number or 'find', got {self.lr!r}")
+            raise ConfigError(f"lr must be a positive finite number or 'find', got {self.lr!r}")
         if self.lr_method not in SUGGESTIONS:
-            raise ValueError(f"unknown lr-method {self.lr_method!r}; choose one of "
+            raise ConfigError(f"unknown lr-method {self.lr_method!r}; choose one of "
                              f"{', '.join(SUGGESTIONS)}")
         if self.augment not in ("none", "flip_crop"):
-            raise ValueError(f"augment must be none or flip_crop, got {self.augment!r}")
+            raise ConfigError(f"augment must be none or flip_crop, got {self.augment!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+            raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         for name in ("weight_decay", "mixup_alpha"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
+                raise ConfigError(f"{name} must be >= 0")
         if not 0 < self.pct_start < 1:
-            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start}")
+            raise ConfigError(f"pct_start must be in (0, 1), got {self.pct_start}")
         resolve_activations(self.activations)
         return self
 
@@ -90,7 +91,7 @@ class StudyConfig:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,12 +113,12 @@ def resolve_activations(items: tuple[str, ...] | list[str]) -> list[str]:
         elif any(c in item for c in "*?["):
             names = list_activations(item)
             if not names:
-                raise ValueError(f"no activation matches {item!r}")
+                raise ConfigError(f"no activation matches {item!r}")
         else:
             names = [get_spec(item).name]
         out += [n for n in names if n not in out]
     if not out:
-        raise ValueError("no activations given")
+        raise ConfigError("no activations given")
     return out
 
 
@@ -144,7 +145,7 @@ def load_preset(name: str) -> StudyConfig:
     """
     presets = list_presets()
     if name not in presets:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
     data = json.loads((_presets_dir() / f"{name}.json").read_text())
     settings = dict(data.get("settings", {}))
     if "activations" in settings:
@@ -152,5 +153,5 @@ def load_preset(name: str) -> StudyConfig:
     known = {f.name for f in fields(StudyConfig)}
     unknown = sorted(set(settings) - known)
     if unknown:
-        raise ValueError(f"preset {name!r} has unknown setting(s) {', '.join(unknown)}")
+        raise ConfigError(f"preset {name!r} has unknown setting(s) {', '.join(unknown)}")
     return StudyConfig(name=name, description=data.get("description", ""), **settings).validate()

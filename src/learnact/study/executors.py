@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import ConfigError
+
 __all__ = ["ExecutorContext", "LocalExecutor", "RayExecutor", "RayMissing"]
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class LocalExecutor:
 
     def __init__(self, jobs: int = 1) -> None:
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-            raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+            raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
         self.jobs = jobs
 
     def run(self, ctx: ExecutorContext) -> None:
@@ -130,9 +132,9 @@ class RayExecutor:
     def __init__(self, address: str | None = None, num_cpus: int | None = None,
                  cpus_per_run: int = 1, gpus_per_run: float = 0.0) -> None:
         if isinstance(cpus_per_run, bool) or not isinstance(cpus_per_run, int) or cpus_per_run < 1:
-            raise ValueError(f"cpus-per-run must be a positive integer, got {cpus_per_run!r}")
+            raise ConfigError(f"cpus-per-run must be a positive integer, got {cpus_per_run!r}")
         if not gpus_per_run >= 0:
-            raise ValueError(f"gpus-per-run must be >= 0, got {gpus_per_run!r}")
+            raise ConfigError(f"gpus-per-run must be >= 0, got {gpus_per_run!r}")
         self.address, self.num_cpus = address, num_cpus
         self.cpus_per_run, self.gpus_per_run = cpus_per_run, float(gpus_per_run)
 
@@ -150,12 +152,12 @@ class RayExecutor:
         if address == "auto":
             if os.environ.get("RAY_ADDRESS") or Path("/tmp/ray/ray_current_cluster").exists():
                 return
-            raise ValueError("--address auto found no running Ray cluster on this machine "
+            raise ConfigError("--address auto found no running Ray cluster on this machine "
                              "(start one with `ray start --head`, or give HOST:PORT)")
         hostport = address.removeprefix("ray://")
         host, sep, port = hostport.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"--address must be auto, HOST:PORT or ray://HOST:PORT, "
+            raise ConfigError(f"--address must be auto, HOST:PORT or ray://HOST:PORT, "
                              f"got {address!r}")
         try:
             with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
@@ -164,7 +166,7 @@ class RayExecutor:
             reason = exc.strerror or type(exc).__name__
             if isinstance(exc, TimeoutError) or isinstance(exc, socket.timeout):
                 reason = f"no answer within {timeout:g} s"
-            raise ValueError(f"cannot reach the Ray cluster at {address} ({reason})") from None
+            raise ConfigError(f"cannot reach the Ray cluster at {address} ({reason})") from None
 
     @staticmethod
     def import_ray():

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..data.loader import TensorData, iterate_batches, load_dataset
+from ..errors import ConfigError, LRFinderDiverged
 from ..helpers import activation_parameters
 from ..models import build_model
 from ..registry import create_activation
@@ -95,7 +96,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available")
+        raise ConfigError("--device cuda was asked for but CUDA is not available")
     return torch.device(name)
 
 
@@ -209,7 +210,7 @@ def execute_run(run: RunSpec, data: TensorData, store: Store, device: torch.devi
                 method=cfg["lr_method"],
             )
             if not np.isfinite(result.suggestion):
-                raise Diverged(-1, 0)
+                raise LRFinderDiverged(result.method)
             lr = float(result.suggestion)
             store.add_lr_find(run.run_id, result.method, lr, result.lrs, result.losses)
             _seed_everything(run.seed)

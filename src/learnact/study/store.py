@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import StoreError
+
 __all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "Store", "StoreError",
            "open_readonly"]
 
@@ -69,8 +71,6 @@ CREATE TABLE IF NOT EXISTS act_params (
 """
 
 
-class StoreError(Exception):
-    """The database cannot be opened or is not a learnact results database."""
 
 
 def _identify(conn: sqlite3.Connection, path: Path) -> int | None:
