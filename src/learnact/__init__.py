@@ -14,11 +14,10 @@ Example::
 """
 
 from . import functional
-from .activations import ActivationSpec, DPReLU, DualLine, Learnable
+from .activations import ActivationSpec, DPReLU, DualLine, Learnable, create_activation
 from .errors import ConfigError, DatasetError, LearnactError, ReportError, StoreError
 from .helpers import activation_parameters, param_groups, swap_activations
 from .registry import (
-    create_activation,
     get_spec,
     is_activation,
     list_activations,

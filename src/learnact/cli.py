@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .activations.factory import create_activation
 from .errors import LearnactError
-from .registry import create_activation, get_spec, list_activations
+from .registry import get_spec, list_activations
 
 __all__ = ["main", "ranking_table", "zoo_table"]
 

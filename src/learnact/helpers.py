@@ -15,7 +15,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .registry import create_activation, is_activation
+from .activations.factory import create_activation
+from .registry import is_activation
 
 __all__ = ["activation_parameters", "param_groups", "swap_activations"]
 

@@ -1,8 +1,11 @@
-"""The activation registry: look up, list and build activations by name.
+"""The activation registry: the name -> spec table, and looking up and listing it.
 
-The registry is filled once, at import, from the explicit catalog in
-:mod:`learnact.activations.catalog`; :func:`register_activation` lets users add
-their own entries. Duplicate names or aliases are errors.
+A leaf module, as timm's ``create_act``: it imports no activation. The explicit
+catalog (:mod:`learnact.activations.catalog`) registers the built-ins into it
+at import, :func:`register_activation` lets users add their own entries, and
+:func:`learnact.create_activation` (in :mod:`learnact.activations.factory`,
+beside the recipe it can apply) builds modules from it. Duplicate names or
+aliases are errors.
 """
 
 from __future__ import annotations
@@ -10,26 +13,20 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from torch import nn
 
-from .activations.catalog import BUILTIN_SPECS
-from .activations.learnable import Learnable
 from .activations.spec import ActivationSpec
 from .errors import ConfigError
 
 __all__ = [
     "ActivationSpec",
-    "create_activation",
     "get_spec",
     "is_activation",
     "list_activations",
     "register_activation",
+    "register_module_class",
 ]
-
-# Keywords that configure the recipe (learnable=True) rather than the base.
-RECIPE_KWARGS = ("mean_shift", "pos_slope_init", "mean_shift_init")
 
 
 class _Registry:
@@ -38,7 +35,7 @@ class _Registry:
     def __init__(self) -> None:
         self._specs: dict[str, ActivationSpec] = {}
         self._lookup: dict[str, str] = {}
-        self.classes: tuple[type[nn.Module], ...] = (Learnable,)
+        self.classes: tuple[type[nn.Module], ...] = ()
 
     def add(self, spec: ActivationSpec) -> None:
         for key in (spec.name, *spec.aliases):
@@ -71,8 +68,12 @@ class _Registry:
 
 
 _REGISTRY = _Registry()
-for _spec in BUILTIN_SPECS:
-    _REGISTRY.add(_spec)
+
+
+def register_module_class(cls: type[nn.Module]) -> None:
+    """Count instances of ``cls`` as activations in :func:`is_activation` (the recipe's class)."""
+    if cls not in _REGISTRY.classes:
+        _REGISTRY.classes = (*_REGISTRY.classes, cls)
 
 
 def register_activation(spec: ActivationSpec) -> ActivationSpec:
@@ -131,56 +132,6 @@ def list_activations(
             continue
         names.append(spec.name)
     return sorted(names)
-
-
-def create_activation(name: str, *, learnable: bool = False, **kwargs: Any) -> nn.Module:
-    """Build a new activation module by registry name.
-
-    Every call returns a fresh instance with its own parameters.
-
-    Args:
-        name: canonical name or alias (see :func:`list_activations`).
-        learnable: apply the paper's general recipe (:class:`learnact.Learnable`):
-            a learnable positive slope and, unless ``mean_shift=False``, a
-            learnable mean shift.
-        **kwargs: the activation's own constructor arguments. With
-            ``learnable=True`` these are also accepted: ``mean_shift``,
-            ``pos_slope_init``, ``mean_shift_init`` (these go to the recipe,
-            also for ``dp_relu``/``dual_line``, whose own inits then keep
-            their defaults); ``num_parameters``,
-            ``device`` and ``dtype`` go to the recipe and, where it takes
-            them, to the base too.
-
-    Raises:
-        ValueError: unknown name (the message lists the closest names).
-        TypeError: a keyword the activation does not take (the message lists
-            the accepted ones).
-
-    Example::
-
-        >>> learnact.create_activation("gelu", learnable=True, mean_shift=False)
-        Learnable(
-          mean_shift=False, num_parameters=1, pos_slope_init=1.0
-          (base): GELU(approximate='none')
-        )
-    """
-    spec = get_spec(name)
-    if not isinstance(learnable, bool):
-        raise TypeError(f"learnable must be a bool, got {learnable!r}")
-    if not learnable:
-        misplaced = sorted((set(kwargs) & set(RECIPE_KWARGS)) - set(spec.accepted_kwargs))
-        if misplaced:
-            raise TypeError(
-                f"{', '.join(misplaced)} only applies with learnable=True "
-                f"(activation {spec.name!r} accepts: {', '.join(spec.accepted_kwargs) or 'none'})"
-            )
-        return spec.build(**kwargs)
-    recipe = {k: kwargs.pop(k) for k in RECIPE_KWARGS if k in kwargs}
-    accepted = spec.accepted_kwargs
-    for shared in ("num_parameters", "device", "dtype"):
-        if shared in kwargs:
-            recipe[shared] = kwargs[shared] if shared in accepted else kwargs.pop(shared)
-    return Learnable(spec.build(**kwargs), **recipe)
 
 
 def is_activation(module: nn.Module) -> bool:

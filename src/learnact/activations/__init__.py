@@ -1,5 +1,6 @@
 """Activation modules: the paper's functions, the recipe and the community zoo."""
 
+from .catalog import BUILTIN_SPECS
 from .community import (
     APL,
     ISRLU,
@@ -30,11 +31,13 @@ from .community import (
     TReLU,
     WeightedTanh,
 )
+from .factory import create_activation
 from .learnable import DPReLU, DualLine, Learnable
 from .spec import ActivationSpec
 
 __all__ = [
     "APL",
+    "BUILTIN_SPECS",
     "ISRLU",
     "ISRU",
     "MPELU",
@@ -66,4 +69,5 @@ __all__ = [
     "SwishBeta",
     "TReLU",
     "WeightedTanh",
+    "create_activation",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..registry import register_activation
 from . import community as C
 from .learnable import DPReLU, DualLine
 from .spec import ActivationSpec as S
@@ -142,3 +143,6 @@ BUILTIN_SPECS: tuple[S, ...] = (
       "Ramachandran, Zoph, Le, arXiv:1710.05941 (2017)", True, "community",
       aliases=("learnable_swish",)),
 )
+
+for _spec in BUILTIN_SPECS:  # the registry imports no activation; the catalog fills it
+    register_activation(_spec)

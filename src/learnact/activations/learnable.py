@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..kernels import dispatch
+from ..registry import get_spec, register_module_class
 from ._base import ParametricActivation
 
 __all__ = ["DPReLU", "DualLine", "Learnable"]
@@ -232,9 +233,7 @@ class Learnable(ParametricActivation):
         dtype: torch.dtype | None = None,
     ) -> None:
         if isinstance(base, str):
-            from ..registry import create_activation  # the registry imports this module
-
-            base = create_activation(base)
+            base = get_spec(base).build()
         elif not isinstance(base, nn.Module):
             raise TypeError(
                 f"base must be an nn.Module or an activation name, got {type(base).__name__}"
@@ -273,3 +272,6 @@ class Learnable(ParametricActivation):
         if self.use_mean_shift:
             parts.append(f"mean_shift_init={self._inits['mean_shift']}")
         return ", ".join(parts)
+
+
+register_module_class(Learnable)  # is_activation() counts the recipe too

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..registry import create_activation, get_spec
+from ..activations.factory import create_activation
+from ..registry import get_spec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

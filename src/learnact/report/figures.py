@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..registry import create_activation
+from ..activations.factory import create_activation
 from .tables import METRICS
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import ReportError
+from ..errors import ReportError
 from .stats import average_ranks, friedman, mean_ci, nemenyi_cd, wilcoxon_signed_rank
 
 __all__ = [

@@ -1,7 +1,8 @@
 """The study: configs and presets, run expansion, the SQLite store and the runner."""
 
 from .config import StudyConfig, list_presets, load_preset, resolve_activations
-from .runner import Event, RunSpec, expand_runs, run_study
+from .run import run_study
+from .runner import Event, RunSpec, expand_runs
 from .store import Store, StoreError
 
 __all__ = [

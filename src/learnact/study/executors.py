@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError
+from .runner import Event, RunRecorder, execute_run, resolve_device, work_loop, worker_main
 
 __all__ = ["ExecutorContext", "LocalExecutor", "RayExecutor", "RayMissing"]
 
@@ -59,16 +60,15 @@ class LocalExecutor:
         self.jobs = jobs
 
     def run(self, ctx: ExecutorContext) -> None:
-        from .runner import _work, _worker_main
         from .store import Store
 
         if self.jobs == 1:
-            _work(ctx.runs, ctx.db, ctx.data_dir, ctx.device, ctx.emit, ctx.lease_s)
+            work_loop(ctx.runs, ctx.db, ctx.data_dir, ctx.device, ctx.emit, ctx.lease_s)
             return
         ids = [r.run_id for r in ctx.runs]
         spawn = mp.get_context("spawn")
         # workers die with this process (kill -9 included): see runner._die_with_parent
-        procs = [spawn.Process(target=_worker_main,
+        procs = [spawn.Process(target=worker_main,
                                args=(ctx.runs, str(ctx.db), ctx.data_dir, ctx.device, ctx.lease_s,
                                      os.getpid()))
                  for _ in range(self.jobs)]
@@ -91,7 +91,6 @@ class LocalExecutor:
 @lru_cache(maxsize=4)
 def _cached_data(dataset: str, data_dir: str | None, train_limit: int | None, device: str):
     from ..data.loader import load_dataset
-    from .runner import resolve_device
 
     return load_dataset(dataset, data_dir=data_dir, device=resolve_device(device),
                         train_limit=train_limit)
@@ -103,7 +102,6 @@ def _remote_train(run, data_dir: str | None, device: str, threads: int):
 
     import torch
 
-    from .runner import RunRecorder, execute_run, resolve_device
 
     torch.set_num_threads(max(1, threads))
     recorder = RunRecorder()
@@ -179,7 +177,6 @@ class RayExecutor:
         return ray
 
     def run(self, ctx: ExecutorContext) -> None:
-        from .runner import Event, RunRecorder
         from .store import Store
 
         ray = self.import_ray()

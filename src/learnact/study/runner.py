@@ -1,4 +1,8 @@
-"""Expand a study into runs and execute them, resumably, in one or several processes.
+"""Expand a study into runs, and the worker that trains them, resumably.
+
+:func:`work_loop` claims and trains runs in this process; :func:`worker_main`
+is a ``--jobs`` worker process; :func:`execute_run` trains one run (also on
+Ray). :func:`learnact.study.run.run_study` hands the runs to an executor.
 
 A run is (activation, model, dataset, seed) plus the resolved settings; its
 id is a hash of exactly those, so re-running the same command finds the same
@@ -28,17 +32,18 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..activations.factory import create_activation
 from ..data.loader import TensorData, iterate_batches, load_dataset
 from ..errors import ConfigError, LRFinderDiverged
 from ..helpers import activation_parameters
 from ..models import build_model
-from ..registry import create_activation
 from ..train.loop import Diverged, TrainSettings, fit, make_optimizer
 from ..train.lr_find import lr_find
 from .config import StudyConfig, resolve_activations
 from .store import Store
 
-__all__ = ["Event", "RunSpec", "expand_runs", "run_study"]
+__all__ = ["Event", "RunRecorder", "RunSpec", "execute_run", "expand_runs", "work_loop",
+           "worker_main"]
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +285,7 @@ class RunRecorder:
         return ok
 
 
-def _work(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: str,
+def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: str,
           emit: Callable[[Event], None], lease_s: float) -> None:
     """Claim and execute runs until none is left."""
     store = Store(db, lease_s=lease_s)
@@ -345,60 +350,9 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="learnact-parent-watch").start()
 
 
-def _worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
+def worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
                  lease_s: float, parent_pid: int | None = None) -> None:
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     torch.set_num_threads(1)
-    _work(runs, Path(db), data_dir, device, lambda e: None, lease_s)
-
-
-def run_study(
-    cfg: StudyConfig,
-    db: str | Path,
-    *,
-    jobs: int = 1,
-    data_dir: str | None = None,
-    emit: Callable[[Event], None] = lambda e: None,
-    poll: Callable[[int, int], None] | None = None,
-    lease_s: float = 300.0,
-    executor=None,
-) -> dict[str, int]:
-    """Run every unfinished run of ``cfg``; returns counts by status over the study.
-
-    Args:
-        cfg: the study.
-        db: the results database (created if needed).
-        jobs: parallel worker processes for the default local executor.
-        data_dir: searched first for datasets.
-        emit: progress callback (runs in this process, and Ray results).
-        poll: ``(finished, total)`` callback, called about once a second while
-            local worker processes run (``jobs > 1``).
-        lease_s: claim lease; a crashed process's runs are reclaimed after it
-            (immediately for dead processes on this host).
-        executor: a :class:`~learnact.study.executors.LocalExecutor` (the
-            default, with ``jobs``) or :class:`~learnact.study.executors.RayExecutor`.
-    """
-    from .executors import ExecutorContext, LocalExecutor
-
-    executor = executor or LocalExecutor(jobs)
-    runs = expand_runs(cfg)
-    device = resolve_device(cfg.device)
-    prepare_kernels(device)
-    store = Store(db, lease_s=lease_s)
-    try:
-        store.add_runs(r.as_row() for r in runs)
-        store.set_meta({"last_study": cfg.to_dict(), "environment": environment(device)})
-        ids = [r.run_id for r in runs]
-        retried = store.retry_failed(ids)  # a rerun after fixing the cause tries again
-        executor.run(ExecutorContext(runs, Path(db), data_dir, cfg.device, emit, poll, lease_s))
-        marks = ",".join("?" * len(ids))
-        counts = dict(store.conn.execute(
-            f"SELECT status, COUNT(*) FROM runs WHERE run_id IN ({marks}) GROUP BY status",
-            ids).fetchall())
-        out = {"total": len(ids), **counts}
-        if retried:
-            out["failed before, retried"] = retried
-        return out
-    finally:
-        store.close()
+    work_loop(runs, Path(db), data_dir, device, lambda e: None, lease_s)

@@ -1,0 +1,137 @@
+"""The whole report: figures, tables and ``index.html`` for every (dataset, model) task."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ReportResult", "make_report"]
+
+
+@dataclass
+class ReportResult:
+    """What :func:`make_report` wrote."""
+
+    index: Path
+    files: list[Path] = field(default_factory=list)
+    tasks: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResult:
+    """Write the full report for database ``db`` into directory ``out``.
+
+    Raises:
+        ReportError: the database is missing, unreadable or empty.
+        ValueError: ``fmt`` is not ``png`` or ``svg``.
+    """
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"format must be png or svg, got {fmt!r}")
+    import matplotlib.pyplot as plt
+
+    from . import figures as F
+    from . import tables as T
+    from .page import image_html, page, table_html
+
+    frames = T.load_frames(db)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ReportResult(index=out / "index.html", tasks=frames.tasks())
+
+    def save(fig, path: Path, caption: str) -> str:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        result.files.append(path)
+        return image_html(path, caption)
+
+    def write(path: Path, text: str) -> None:
+        path.write_text(text)
+        result.files.append(path)
+
+    sections = [
+        f"<p class=note>From <code>{html.escape(str(db))}</code>: {len(frames.runs)} runs, "
+        f"{int((frames.runs['status'] == 'done').sum())} done, "
+        f"{int((frames.runs['status'] == 'diverged').sum())} diverged, "
+        f"{int((frames.runs['status'] == 'failed').sum())} failed, "
+        f"{int(frames.runs['status'].isin(['pending', 'running']).sum())} unfinished. "
+        "Click a column header to sort.</p>"]
+
+    lr_overview, lr_per = T.lr_table(frames)
+    for dataset, model in result.tasks:
+        task = f"{dataset} / {model}"
+        slug = _slug(f"{Path(dataset).stem}_{model}")
+        tdir = out / slug
+        tdir.mkdir(exist_ok=True)
+        runs = frames.runs[(frames.runs["dataset"] == dataset) & (frames.runs["model"] == model)]
+        table = T.summary_table(runs)
+        summary = T.ranking_summary(table)
+        seeds = int(runs["seed"].nunique())
+        sec = [f"<h2 id='{slug}'>{html.escape(task)}</h2>",
+               f"<p class=note>{len(table)} activation(s), {seeds} seed(s).</p>"]
+        sec.append(save(F.heatmap(table, task), tdir / f"heatmap.{fmt}",
+                        f"{task}: rows sorted by mean accuracy; darker is better per column"))
+        cols = ["activation", "n", "diverged", "mean_accuracy", "accuracy_std",
+                "accuracy_ci_low", "accuracy_ci_high", "max_accuracy", "mean_top5",
+                "mean_train_loss", "mean_test_loss", "mean_epoch_seconds", "lr_min", "lr_max",
+                *[c for c in table.columns if c.startswith("rank_")]]
+        write(tdir / "ranking.csv", table[cols].to_csv(index=False))
+        md = T.to_markdown(table[cols]) + "\n\n" + "\n".join(f"- {s}" for s in summary) + "\n"
+        write(tdir / "ranking.md", md)
+        sec.append("<h3>Ranking (mean ± std and 95% CI over seeds)</h3>")
+        sec.append("<ul class=summary>" + "".join(f"<li>{html.escape(s)}</li>" for s in summary)
+                   + "</ul>")
+        sec.append(table_html(table[cols], f"ranking-{slug}",
+                              table["diverged"].map(lambda d: "diverged" if d else "")))
+        paired = T.paired_vs_baseline(runs)
+        write(tdir / "paired_vs_relu.csv", paired.to_csv(index=False))
+        if "relu" in set(runs["activation"]) and not paired.empty:
+            sec.append("<h3>Paired against relu (by seed, test accuracy)</h3>")
+            sec.append(table_html(paired, f"paired-{slug}"))
+        per = lr_per[(lr_per["dataset"] == dataset) & (lr_per["model"] == model)]
+        if not per.empty:
+            sec.append("<h3>Learning-rate range per activation</h3>")
+            sec.append(table_html(per[["activation", "lr_min", "lr_max", "runs"]],
+                                  f"lr-{slug}"))
+        params = frames.params[(frames.params["dataset"] == dataset)
+                               & (frames.params["model"] == model)]
+        for act in sorted(params["activation"].unique()):
+            sec.append(f"<h3>{html.escape(act)}: learned parameters</h3>")
+            sec.append(save(F.param_positions(params, act, f"{act} on {task}"),
+                            tdir / f"params_{_slug(act)}.{fmt}",
+                            f"{act}: values by site position over all seeds"))
+            if params[params["activation"] == act]["block"].notna().any():
+                sec.append(save(F.param_boxplots(params, act, f"{act} on {task}: within blocks"),
+                                tdir / f"blocks_{_slug(act)}.{fmt}",
+                                f"{act}: A-1 vs A-2 per block"))
+            sec.append(save(F.response_region(params, act, title=f"{act} on {task}"),
+                            tdir / f"region_{_slug(act)}.{fmt}",
+                            f"{act}: initial curve and min–max envelope of learned curves"))
+        sections += sec
+
+    if not lr_overview.empty:
+        write(out / "lr_table.csv", lr_overview.to_csv(index=False))
+        write(out / "lr_table.md", T.to_markdown(lr_overview) + "\n")
+        sections += ["<h2>Learning rates (the paper's Table 1)</h2>",
+                     table_html(lr_overview, "lr-overview")]
+    fried = T.friedman_table(frames.runs)
+    sections.append("<h2>Across tasks</h2>")
+    if fried is None:
+        sections.append("<p class=note>A Friedman test and critical-difference diagram need "
+                        "at least two (dataset, model) tasks sharing two or more activations; "
+                        "this database has fewer.</p>")
+    else:
+        sections.append(f"<p>Friedman test over {fried['n_tasks']} tasks and "
+                        f"{len(fried['activations'])} activations: χ²<sub>F</sub> = "
+                        f"{fried['chi2']:.3f}, p = {fried['p']:.3g}. Nemenyi critical difference "
+                        f"(α = 0.05): {fried['cd']:.3f}.</p>")
+        sections.append(save(F.cd_diagram(fried["activations"], fried["avg_ranks"], fried["cd"],
+                                          "Average rank by mean accuracy (1 = best)"),
+                             out / f"cd_diagram.{fmt}", "Critical-difference diagram"))
+    result.index.write_text(page("learnact report", sections))
+    result.files.append(result.index)
+    return result
