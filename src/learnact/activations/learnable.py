@@ -103,8 +103,9 @@ class DualLine(ParametricActivation):
             input channels ``C``.
         pos_slope_init: initial positive-side slope. Default: 1.0.
         neg_slope_init: initial negative-side slope. Default: 0.01.
-        mean_shift_init: initial mean shift. Default: -0.22, TReLU's mean
-            shift (-0.25) plus its threshold (0.03), as in the paper.
+        mean_shift_init: initial mean shift. Default: -0.22, TReLU's constant
+            shift as its code computes it: threshold (-0.25) minus mean shift
+            (-0.03), as in the paper.
         device: device of the parameters.
         dtype: dtype of the parameters; the output keeps the input's dtype.
 
