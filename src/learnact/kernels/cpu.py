@@ -51,6 +51,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._proc import pid_alive
 from ..errors import ConfigError
 
 __all__ = [
@@ -345,17 +346,10 @@ def _clean_stale_tmp(root: Path) -> None:
             pid = int(tmp.name.split("-")[-2])
         except (ValueError, IndexError):
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .._proc import pid_alive
 from ..errors import StoreError
 
 __all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "Store", "StoreError",
@@ -144,13 +145,6 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -281,7 +275,7 @@ class Store:
             for run_id, status, host, pid, lease_until in rows:
                 if status == "running":
                     expired = lease_until is None or lease_until < now
-                    dead = host == self.host and pid is not None and not _pid_alive(pid)
+                    dead = host == self.host and pid is not None and not pid_alive(pid)
                     if not (expired or dead):
                         continue
                     self._clear_partial(c, run_id)
