@@ -15,7 +15,7 @@ import pytest
 
 from learnact.cli import main
 from learnact.study import Store, StudyConfig, expand_runs, load_preset
-from learnact.study.store import StoreError
+from learnact.study.store import LeaseLost, StoreError
 
 ACTS = "relu,tanh,dual_line,gelu"
 
@@ -255,8 +255,22 @@ def test_lease_expiry_lets_another_process_reclaim(tmp_path):
     time.sleep(0.3)
     assert b.claim([run.run_id]) == run.run_id
     assert not a.heartbeat(run.run_id)  # a lost it
+    # the process that lost its lease cannot overwrite the new owner's rows
+    metrics = {"epoch": 0, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": 0.5,
+               "test_top5": 0.9, "seconds": 1.0}
+    b.add_epoch(run.run_id, metrics)
+    with pytest.raises(LeaseLost, match="another process holds it now"):
+        a.add_epoch(run.run_id, {**metrics, "test_accuracy": 0.0})
+    with pytest.raises(LeaseLost):
+        a.add_params(run.run_id, -1, [(0, "act", 0, 0, "pos_slope", 0, 9.0)])
+    with pytest.raises(LeaseLost):
+        a.add_lr_find(run.run_id, "valley", 1e-3, [1e-3], [2.0])
     assert not a.finish(run.run_id, "done", lr=0.1, env={})
     assert b.finish(run.run_id, "done", lr=0.1, env={})
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT test_accuracy FROM epochs").fetchall() == [(0.5,)]
+    assert con.execute("SELECT COUNT(*) FROM act_params").fetchone()[0] == 0
+    con.close()
     a.close()
     b.close()
 

@@ -40,7 +40,7 @@ from ..models import build_model
 from ..train.loop import Diverged, TrainSettings, fit, make_optimizer
 from ..train.lr_find import lr_find
 from .config import StudyConfig, resolve_activations
-from .store import Store
+from .store import LeaseLost, Store
 
 __all__ = ["Event", "RunRecorder", "RunSpec", "execute_run", "expand_runs", "work_loop",
            "worker_main"]
@@ -175,7 +175,10 @@ class _Heartbeat:
         store.owner = owner
         try:
             while not self._stop.wait(lease_s / 3):
-                store.heartbeat(run_id)
+                if not store.heartbeat(run_id):
+                    # the run was taken over: the next write raises LeaseLost and stops it
+                    log.warning("run %s: lease lost; stopping at the next write", run_id)
+                    return
         finally:
             store.close()
 
@@ -278,10 +281,13 @@ class RunRecorder:
     def replay(calls: list[tuple[str, tuple, dict]], store: Store) -> bool:
         """Apply recorded calls to ``store``; ``False`` if the run's claim was lost."""
         ok = True
-        for name, args, kwargs in calls:
-            result = getattr(store, name)(*args, **kwargs)
-            if name == "finish":
-                ok = bool(result)
+        try:
+            for name, args, kwargs in calls:
+                result = getattr(store, name)(*args, **kwargs)
+                if name == "finish":
+                    ok = bool(result)
+        except LeaseLost:
+            return False
         return ok
 
 
@@ -309,6 +315,10 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
             except KeyboardInterrupt:
                 store.release(run_id)
                 raise
+            except LeaseLost:  # another process redoes it; write nothing more here
+                log.warning("run %s (%s seed %d): another process took it over; stopped",
+                            run_id, run.activation, run.seed)
+                continue
             except Exception as exc:
                 log.error("run %s (%s seed %d) failed:\n%s", run_id, run.activation, run.seed,
                           traceback.format_exc())

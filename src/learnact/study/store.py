@@ -25,7 +25,7 @@ from typing import Any
 from .._proc import pid_alive
 from ..errors import StoreError
 
-__all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "Store", "StoreError",
+__all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "LeaseLost", "Store", "StoreError",
            "open_readonly"]
 
 FINISHED = ("done", "diverged")
@@ -72,6 +72,15 @@ CREATE TABLE IF NOT EXISTS act_params (
 """
 
 
+
+
+class LeaseLost(Exception):
+    """This process no longer holds the run (its lease expired and another process took
+    it over): it must stop, and write nothing more for it."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"lost the claim on run {run_id}; another process holds it now")
+        self.run_id = run_id
 
 
 def _identify(conn: sqlite3.Connection, path: Path) -> int | None:
@@ -330,9 +339,17 @@ class Store:
 
     # ------------------------------------------------------------------ results
 
+    def _hold(self, c: sqlite3.Connection, run_id: str) -> None:
+        """Inside a write transaction: ``LeaseLost`` unless this process holds ``run_id``."""
+        row = c.execute("SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running'",
+                        (run_id, self.owner)).fetchone()
+        if row is None:
+            raise LeaseLost(run_id)
+
     def add_epoch(self, run_id: str, metrics: dict[str, float]) -> None:
-        """Record one epoch of a run this process holds."""
+        """Record one epoch of a run this process holds (``LeaseLost`` if it does not)."""
         with self.transaction() as c:
+            self._hold(c, run_id)
             c.execute(
                 "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, metrics["epoch"], metrics["train_loss"], metrics["test_loss"],
@@ -340,15 +357,18 @@ class Store:
 
     def add_lr_find(self, run_id: str, method: str, suggestion: float,
                     lrs: list[float], losses: list[float]) -> None:
-        """Record the LR-finder curve and suggestion of a run."""
+        """Record the LR-finder curve and suggestion of a held run (else ``LeaseLost``)."""
         with self.transaction() as c:
+            self._hold(c, run_id)
             c.execute("INSERT OR REPLACE INTO lr_find VALUES (?, ?, ?, ?, ?)",
                       (run_id, method, suggestion, json.dumps(lrs), json.dumps(losses)))
 
     def add_params(self, run_id: str, epoch: int, rows: list[tuple]) -> None:
         """Record activation parameter values: ``(site_index, path, block, position, param,
-        idx, value)`` rows; ``epoch=-1`` is the end-of-run snapshot."""
+        idx, value)`` rows; ``epoch=-1`` is the end-of-run snapshot. ``LeaseLost`` if the
+        run is no longer held."""
         with self.transaction() as c:
+            self._hold(c, run_id)
             c.executemany("INSERT OR REPLACE INTO act_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [(run_id, epoch, *r) for r in rows])
 
