@@ -196,7 +196,7 @@ def _recipe_fused(y):
     """Either fused recipe path: around G's output, or with G's backward inside."""
     return y.grad_fn is not None and any(
         name in y.grad_fn.name()
-        for name in ("RecipeFunction", "_RecipeAroundG", "RecipeInlineFunction"))
+        for name in ("RecipeFunction", "RecipeAroundG", "RecipeInlineFunction"))
 
 
 @needs_kernel
@@ -332,7 +332,7 @@ def test_training_recipe_runs_g_backward_on_the_whole_gradient_without_keeping_g
     module = learnact.Learnable(base)
     x = torch.randn(4, 3, 5, 5, requires_grad=True)
     y = module(x)
-    assert "_RecipeAroundG" in y.grad_fn.name()
+    assert "RecipeAroundG" in y.grad_fn.name()
     gc.collect()
     assert base.last() is None  # G(x) was freed after forward; only its graph is kept
     g = torch.randn_like(y)
@@ -355,7 +355,7 @@ def test_training_recipe_with_identity_g_leaves_the_incoming_gradient_alone():
         module.pos_slope.fill_(3.0)
     x = torch.randn(50, requires_grad=True)
     y = module(x)
-    assert "_RecipeAroundG" in y.grad_fn.name()
+    assert "RecipeAroundG" in y.grad_fn.name()
     g = torch.randn(50)
     keep = g.clone()
     y.backward(g)
@@ -386,16 +386,16 @@ def test_training_recipe_with_a_random_g_uses_the_same_draw_in_backward():
 def test_recipe_path_choice():
     x = torch.randn(3, 4, requires_grad=True)
     # GELU, ELU, SiLU: computed inside the kernel, one sweep each way (SIMD builds)
-    inline = "RecipeInlineFunction" if dispatch._load_cpu().SIMD else "_RecipeAroundG"
+    inline = "RecipeInlineFunction" if dispatch._load_cpu().SIMD else "RecipeAroundG"
     for name in ("gelu", "elu", "silu"):
         assert inline in learnact.Learnable(name)(x).grad_fn.name()
     # a G the kernel does not know, or gelu's tanh form, or a G with hooks: G runs itself
-    assert "_RecipeAroundG" in learnact.Learnable("mish")(x).grad_fn.name()
-    assert "_RecipeAroundG" in learnact.Learnable("gelu_tanh")(x).grad_fn.name()
+    assert "RecipeAroundG" in learnact.Learnable("mish")(x).grad_fn.name()
+    assert "RecipeAroundG" in learnact.Learnable("gelu_tanh")(x).grad_fn.name()
     hooked = torch.nn.GELU()
     calls = []
     hooked.register_forward_hook(lambda *a: calls.append(1))
-    assert "_RecipeAroundG" in learnact.Learnable(hooked)(x).grad_fn.name() and calls
+    assert "RecipeAroundG" in learnact.Learnable(hooked)(x).grad_fn.name() and calls
     # G with its own trainable parameter: the recipe is fused around G's output
     assert "RecipeFunction" in learnact.Learnable("prelu")(x).grad_fn.name()
     with torch.no_grad():  # inference builds no graph at all

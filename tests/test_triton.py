@@ -18,6 +18,7 @@ import torch
 
 import learnact
 from learnact.kernels import dispatch, kernel_mode
+from learnact.kernels.layout import kernel_layout
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
@@ -33,7 +34,7 @@ if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("triton was imported before TRITON_INTERPRET=1 could be set",
                 allow_module_level=True)
 from kernel_cases import TOL, assert_matches, make_input, saved_tensors  # noqa: E402
-from learnact.kernels import dual_line_triton as T  # noqa: E402
+from learnact.kernels import triton_kernels as T  # noqa: E402
 
 
 def _module(cls, channels):
@@ -46,7 +47,7 @@ def _module(cls, channels):
 
 def _triton_call(module, x):
     """The module's maths through the Triton autograd Function, whatever the device."""
-    xk, inner = dispatch._layout(x, module.pos_slope.shape[-1])
+    xk, inner = kernel_layout(x, module.pos_slope.shape[-1])
     shift = getattr(module, "mean_shift", None)
     return T.DualLineTriton.apply(xk, module.pos_slope, module.neg_slope, shift, inner)
 
@@ -134,7 +135,7 @@ def _recipe_module(base, channels, mean_shift):
 
 
 def _triton_recipe(module, x):
-    xk, inner = dispatch._layout(x, module.pos_slope.shape[-1])
+    xk, inner = kernel_layout(x, module.pos_slope.shape[-1])
     gx = module.base(xk)
     gk = gx.contiguous() if xk.is_contiguous() else gx.contiguous(
         memory_format=torch.channels_last)

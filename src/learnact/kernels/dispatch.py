@@ -9,7 +9,7 @@ Mode, from :func:`kernel_mode` (a context manager) or ``$LEARNACT_KERNELS``:
 
 The fused kernels apply to float32/bfloat16/float16 tensors in eager mode: a
 C++ kernel on the CPU (:mod:`learnact.kernels.cpu`) and a Triton kernel on
-CUDA devices (:mod:`learnact.kernels.dual_line_triton`, when ``triton`` is
+CUDA devices (:mod:`learnact.kernels.triton_kernels`, when ``triton`` is
 installed). Under ``torch.jit.trace``/scripting, ONNX export and
 ``torch.compile`` the reference path is used, so those keep working (and
 ``torch.compile`` fuses the reference form itself). float64 also takes the
@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .. import functional as LF
 from ..errors import ConfigError
+from .layout import kernel_layout, memory_format
 
 __all__ = [
     "MODES",
@@ -80,10 +81,10 @@ def _load_cpu():
 def _load_triton():
     """The Triton kernel module, or ``None`` when Triton cannot be imported."""
     try:
-        from . import dual_line_triton
+        from . import triton_kernels
     except Exception:  # ImportError, or a Triton that fails on this machine
         return None
-    return dual_line_triton
+    return triton_kernels
 
 
 def fused_unavailable_reason(x: Tensor) -> str | None:
@@ -109,33 +110,12 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
     return None
 
 
-def _layout(x: Tensor, channels: int) -> tuple[Tensor, int]:
-    """A kernel-ready ``x`` and the stride of the channel index (``inner``)."""
-    if channels == 1:  # elementwise: any dense layout the kernel walks in memory order
-        if x.is_contiguous() or (x.dim() == 4
-                                 and x.is_contiguous(memory_format=torch.channels_last)):
-            return x, 1
-        return x.contiguous(), 1
-    LF.channel_dim(channels, x)  # the reference path's shape checks and errors
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-        return x, 1  # NHWC in memory: the channel is the fastest index
-    x = x if x.is_contiguous() else x.contiguous()
-    inner = 1
-    for size in x.shape[2:]:
-        inner *= size
-    return x, inner
-
-
-def _memory_format(xk: Tensor) -> torch.memory_format:
-    """The layout of a kernel-ready ``xk`` (from :func:`_layout`): standard or channels-last."""
-    return torch.contiguous_format if xk.is_contiguous() else torch.channels_last
-
-
 def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tensor:
     """DP ReLU (``shift=None``) or Dual Line with ``(C,)`` parameters, by the active mode.
 
-    The fused path is one call into the C++ extension, whose autograd node saves
-    only ``x`` and computes every gradient in one sweep (first-order only).
+    The fused path is one call into a kernel whose autograd node saves only ``x``
+    and computes every gradient in one sweep (first-order only): the C++
+    extension for CPU tensors, Triton for CUDA tensors.
     """
     # checked first: dynamo cannot trace the mode lookup, and compiling fuses the
     # reference form anyway
@@ -144,7 +124,7 @@ def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tens
         if mode != "reference":
             reason = fused_unavailable_reason(x)
             if reason is None:
-                xk, inner = _layout(x, pos.shape[-1])
+                xk, inner = kernel_layout(x, pos.shape[-1])
                 if xk.is_cuda:
                     return _load_triton().DualLineTriton.apply(xk, pos, neg, shift, inner)
                 return _load_cpu().dual_line(xk, pos, neg, shift, inner)
@@ -177,8 +157,8 @@ def learnable_recipe(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -
         if mode != "reference":
             reason = _recipe_unavailable_reason(x, gx)
             if reason is None:
-                xk, inner = _layout(x, pos.shape[-1])
-                gk = gx.contiguous(memory_format=_memory_format(xk))
+                xk, inner = kernel_layout(x, pos.shape[-1])
+                gk = gx.contiguous(memory_format=memory_format(xk))
                 if xk.is_cuda:
                     return _load_triton().RecipeTriton.apply(xk, gk, pos, shift, inner)
                 return _load_cpu().recipe(xk, gk, pos, shift, inner)
@@ -186,52 +166,6 @@ def learnable_recipe(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -
                 raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")
     return LF.learnable_recipe(x, gx, LF.channel_view(pos, x),
                                None if shift is None else LF.channel_view(shift, x))
-
-
-class _RecipeAroundG(torch.autograd.Function):
-    """The recipe with ``G``'s backward run on the whole gradient, then one fused select.
-
-    For a ``G`` without trainable parameters: backward runs ``G``'s own backward
-    on ``g`` (giving ``G'(x) g``), and one C++ sweep turns that into ``grad_x``
-    in place (``x > 0 ? a g : G'(x) g``) while reducing ``d_a`` and ``d_m``.
-    That is 7 tensor transfers instead of the 10 of writing two masked
-    gradients and letting autograd add them. ``G``'s graph (built on ``x``
-    before ``apply``) is not reachable from ``y``; it travels in ``graph`` as
-    the gradient edges of ``x`` and ``G(x)``, so ``G(x)`` is not kept alive and
-    ``G`` runs once.
-    """
-
-    @staticmethod
-    def forward(ctx, x, pos, shift, inner, graph):
-        x_edge, edge, gk = graph
-        ctx.save_for_backward(x, pos)
-        # G's graph is kept by its gradient edge, not by G(x): G(x) itself is freed
-        # after this forward unless G saved it, so only x (and what G saves) is held
-        ctx.inner, ctx.graph, ctx.has_shift = inner, (x_edge, edge), shift is not None
-        return _load_cpu().recipe_forward(x, gk, pos, shift, inner)
-
-    @staticmethod
-    def backward(ctx, grad):
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "learnact's fused recipe kernel is first-order only; for double backward "
-                "(create_graph=True) use LEARNACT_KERNELS=reference or float64")
-        x, pos = ctx.saved_tensors  # raises autograd's own error on a freed graph
-        x_edge, edge = ctx.graph
-        # G's graph lives exactly as long as this one: kept for another backward
-        # when the caller retains the graph, freed with this backward otherwise
-        keep = torch._C._autograd._get_current_graph_task_keep_graph()
-        if not keep:
-            ctx.graph = None
-        fmt = _memory_format(x)
-        grad = grad.contiguous(memory_format=fmt)
-        (t,) = torch.autograd.grad(edge, x_edge, grad, retain_graph=keep)
-        if t.stride() != x.stride() or t.untyped_storage().data_ptr() == (
-                grad.untyped_storage().data_ptr()):
-            t = t.clone(memory_format=fmt)  # own it, in x's layout (G may return g itself)
-        sums = _load_cpu().recipe_select_(t, grad, x, pos, ctx.inner)
-        dshift = sums[1].view_as(pos) if ctx.has_shift else None
-        return t, sums[0].view_as(pos), dshift, None, None
 
 
 # G modules the CPU kernel computes inline (kind numbers as in recipe_cpu.cpp's GKind)
@@ -262,24 +196,27 @@ def learnable(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
     than ATen's own ``G``, so it takes the next path). For
     other ``G`` when training on the CPU with no trainable parameters in ``G``,
     the fused backward runs ``G``'s backward on the whole gradient and then one
-    in-place select (see :class:`_RecipeAroundG`); otherwise ``G`` runs as
-    itself and :func:`learnable_recipe` fuses the recipe around its output.
+    in-place select (see :class:`~learnact.kernels.cpu_autograd.RecipeAroundG`);
+    otherwise ``G`` runs as itself and :func:`learnable_recipe` fuses the recipe
+    around its output.
     """
     if (not torch.compiler.is_compiling() and x.device.type == "cpu"
             and get_mode() != "reference" and (g := inline_g(base)) is not None
             and fused_unavailable_reason(x) is None and _load_cpu().SIMD):
-        xk, inner = _layout(x, pos.shape[-1])
+        xk, inner = kernel_layout(x, pos.shape[-1])
         return _load_cpu().recipe_inline(xk, pos, shift, inner, g[0], g[1])
     if (_HAS_GRADIENT_EDGE and not torch.compiler.is_compiling() and torch.is_grad_enabled()
             and x.requires_grad and x.device.type == "cpu" and get_mode() != "reference"
             and not any(p.requires_grad for p in base.parameters())
             and fused_unavailable_reason(x) is None):
-        xk, inner = _layout(x, pos.shape[-1])
+        xk, inner = kernel_layout(x, pos.shape[-1])
         gx = base(xk)  # G's graph hangs off x but is reached only through its edge
         if _recipe_unavailable_reason(xk, gx) is not None:
             return learnable_recipe(xk, gx, pos, shift)  # G ran once, whatever happens
         edge = torch.autograd.graph.get_gradient_edge
-        graph = (edge(xk), edge(gx), gx.detach().contiguous(memory_format=_memory_format(xk)))
+        graph = (edge(xk), edge(gx), gx.detach().contiguous(memory_format=memory_format(xk)))
         del gx
-        return _RecipeAroundG.apply(xk, pos, shift, inner, graph)
+        from .cpu_autograd import RecipeAroundG
+
+        return RecipeAroundG.apply(xk, pos, shift, inner, graph)
     return learnable_recipe(x, base(x), pos, shift)

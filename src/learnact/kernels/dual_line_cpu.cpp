@@ -57,9 +57,7 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
       }
       return;
     }
-    for (int64_t i = begin; i < end;) {
-      const int64_t c = C == 1 ? 0 : (i / inner) % C;
-      const int64_t stop = C == 1 ? end : std::min(end, (i / inner + 1) * inner);
+    learnact::channel_runs(begin, end, C, inner, [&](int64_t c, int64_t i, int64_t stop) {
       const float p = pos[c], q = neg[c], m = shift ? shift[c] : 0.f;
       int64_t j0 = i;
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
@@ -78,8 +76,7 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
         const float k = negative(v);
         y[j] = static_cast<scalar_t>((p * (1.f - k) + q * k) * v + m);
       }
-      i = stop;
-    }
+    });
   });
 }
 
@@ -146,9 +143,7 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
         }
         return;
       }
-      for (int64_t i = begin; i < end;) {
-        const int64_t c = C == 1 ? 0 : (i / inner) % C;
-        const int64_t stop = C == 1 ? end : std::min(end, (i / inner + 1) * inner);
+      learnact::channel_runs(begin, end, C, inner, [&](int64_t c, int64_t i, int64_t stop) {
         const float p = pos[c], q = neg[c];
         // kLanes independent double accumulators: every float32 term is added in
         // double at once (no float partial sums), and the loop still vectorizes
@@ -185,8 +180,7 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
           aq[c] += sq[u];
           am[c] += sm[u];
         }
-        i = stop;
-      }
+      });
     }
   });
   learnact::add_partials(part, chunks, 3 * C, sums);
@@ -242,18 +236,13 @@ struct DualLineFunction : public torch::autograd::Function<DualLineFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    TORCH_CHECK(!torch::GradMode::is_enabled(),
-                "learnact's fused DP ReLU / Dual Line kernel is first-order only; for double "
-                "backward (create_graph=True) use LEARNACT_KERNELS=reference or float64");
+    LEARNACT_FIRST_ORDER_ONLY("DP ReLU / Dual Line");
     auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& pos = saved[1];
     const auto& neg = saved[2];
     const int64_t inner = ctx->saved_data["inner"].toInt();
-    // the kernel walks g in x's memory order: standard, or channels-last (NHWC)
-    auto g = x.is_contiguous() ? grads[0].contiguous()
-                               : grads[0].contiguous(at::MemoryFormat::ChannelsLast);
-    auto out = backward_kernel(g, x, pos, neg, inner);
+    auto out = backward_kernel(learnact::like_x(grads[0], x), x, pos, neg, inner);
     const auto& sums = out[1];
     torch::Tensor dshift;
     if (ctx->saved_data["has_shift"].toBool()) dshift = sums[2].view(pos.sizes());

@@ -60,6 +60,18 @@ inline int64_t chunk_size(int64_t C, int64_t inner) {
   return (C > 1 && inner == 1) ? ((kChunk + C - 1) / C) * C : kChunk;
 }
 
+// The gradient in x's memory layout (standard or channels-last), as the kernels walk it.
+inline torch::Tensor like_x(const torch::Tensor& g, const torch::Tensor& x) {
+  return x.is_contiguous() ? g.contiguous() : g.contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// Fused backward nodes are first-order only: a double backward would silently get a
+// gradient with no graph, so it is refused with the way out.
+#define LEARNACT_FIRST_ORDER_ONLY(what)                                                        \
+  TORCH_CHECK(!torch::GradMode::is_enabled(), "learnact's fused " what                        \
+              " kernel is first-order only; for double backward (create_graph=True) use "     \
+              "LEARNACT_KERNELS=reference or float64")
+
 // f(k, begin, end) for each fixed-size chunk k of [0, n), chunks spread over threads.
 // Chunk boundaries depend only on n, C and inner (never on the thread count), and
 // for channels-last they fall on whole pixels: at::parallel_for's own split of

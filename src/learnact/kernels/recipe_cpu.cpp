@@ -302,11 +302,6 @@ struct Params {  // the float32 copies of a and m that the kernels read
   int64_t C() const { return a.numel(); }
 };
 
-// the gradient's layout must be x's (standard or channels-last) for the kernels' walk
-torch::Tensor like_x(const torch::Tensor& g, const torch::Tensor& x) {
-  return x.is_contiguous() ? g.contiguous() : g.contiguous(at::MemoryFormat::ChannelsLast);
-}
-
 }  // namespace
 
 torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor& gx,
@@ -335,12 +330,6 @@ std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const 
   return {gxd, gg, learnact::sums_tensor(acc, 2, p.C(), a)};
 }
 
-// first-order only: a double backward would silently get a gradient with no graph
-#define LEARNACT_FIRST_ORDER_ONLY()                                                            \
-  TORCH_CHECK(!torch::GradMode::is_enabled(),                                                  \
-              "learnact's fused recipe kernel is first-order only; for double backward "      \
-              "(create_graph=True) use LEARNACT_KERNELS=reference or float64")
-
 struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& gx, const torch::Tensor& a,
@@ -353,11 +342,12 @@ struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    LEARNACT_FIRST_ORDER_ONLY();
+    LEARNACT_FIRST_ORDER_ONLY("recipe");
     auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& a = saved[1];
-    auto out = recipe_backward_kernel(like_x(grads[0], x), x, a, ctx->saved_data["inner"].toInt());
+    auto out = recipe_backward_kernel(learnact::like_x(grads[0], x), x, a,
+                                      ctx->saved_data["inner"].toInt());
     torch::Tensor dshift;
     if (ctx->saved_data["has_shift"].toBool()) dshift = out[2][1].view(a.sizes());
     return {out[0], out[1], out[2][0].view(a.sizes()), dshift, torch::Tensor()};
@@ -437,12 +427,12 @@ struct RecipeInlineFunction : public torch::autograd::Function<RecipeInlineFunct
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    LEARNACT_FIRST_ORDER_ONLY();
+    LEARNACT_FIRST_ORDER_ONLY("recipe");
     auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& a = saved[1];
     auto out = recipe_inline_backward_kernel(
-        like_x(grads[0], x), x, a, ctx->saved_data["inner"].toInt(),
+        learnact::like_x(grads[0], x), x, a, ctx->saved_data["inner"].toInt(),
         ctx->saved_data["kind"].toInt(), ctx->saved_data["alpha"].toDouble());
     torch::Tensor dshift;
     if (ctx->saved_data["has_shift"].toBool()) dshift = out[1][1].view(a.sizes());

@@ -1,11 +1,16 @@
 """A learning-rate range test and pure suggestion functions.
 
-The sweep follows Smith (arXiv:1506.01186) as fastai runs it: the learning
-rate grows exponentially from ``start`` to ``end`` over ``num_it`` steps, the
-loss is smoothed with an exponential moving average (debiased), the sweep stops
-once the smoothed loss exceeds ``stop_div`` times the best, and the model and
-optimizer state are restored afterwards. Suggestions are functions of
-``(lrs, losses)`` only, separate from any plotting.
+The sweep follows Smith (arXiv:1506.01186) with fastai's defaults for the sweep
+itself: the learning rate grows exponentially from ``start`` to ``end`` over
+``num_it`` steps, the loss is smoothed with an exponential moving average
+(debiased), the sweep stops once the smoothed loss exceeds ``stop_div`` times
+the best, and the model and optimizer state are restored afterwards.
+
+The suggestions are learnact's own and differ from fastai's: they read the whole
+smoothed curve (fastai drops the first tenth and the last five points first),
+and :func:`valley` takes the point two thirds down the longest descending run
+(fastai's index rule is not used). They are functions of ``(lrs, losses)`` only,
+separate from any plotting.
 """
 
 from __future__ import annotations

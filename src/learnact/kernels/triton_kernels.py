@@ -35,6 +35,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .layout import like_x
+
 __all__ = [
     "DualLineTriton",
     "RecipeTriton",
@@ -199,13 +201,6 @@ def _two_stage(rows_kernel, tiles_kernel, args: tuple, nsums: int, n: int, C: in
     return sums.t().contiguous()
 
 
-def _grad_like(grad: Tensor, x: Tensor) -> Tensor:
-    """``grad`` in ``x``'s memory layout (standard or channels-last), as the kernels walk it."""
-    if x.is_contiguous():
-        return grad.contiguous()
-    return grad.contiguous(memory_format=torch.channels_last)
-
-
 def forward(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None, inner: int) -> Tensor:
     """``y`` for a contiguous (or channels-last, ``inner=1``) ``x`` and ``(C,)`` parameters."""
     y = torch.empty_like(x)
@@ -246,7 +241,7 @@ class DualLineTriton(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         x, pos, neg = ctx.saved_tensors
-        gx, sums = backward(_grad_like(grad, x), x, pos, neg, ctx.inner)
+        gx, sums = backward(like_x(grad, x), x, pos, neg, ctx.inner)
         sums = sums.to(pos.dtype)
         dshift = sums[2].view_as(pos) if ctx.has_shift else None
         return gx, sums[0].view_as(pos), sums[1].view_as(neg), dshift, None
@@ -291,7 +286,7 @@ class RecipeTriton(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         x, a = ctx.saved_tensors
-        gxd, gg, sums = recipe_backward(_grad_like(grad, x), x, a, ctx.inner)
+        gxd, gg, sums = recipe_backward(like_x(grad, x), x, a, ctx.inner)
         sums = sums.to(a.dtype)
         dshift = sums[1].view_as(a) if ctx.has_shift else None
         return gxd, gg, sums[0].view_as(a), dshift, None
