@@ -54,11 +54,7 @@ def run_study(
         ids = [r.run_id for r in runs]
         retried = store.retry_failed(ids)  # a rerun after fixing the cause tries again
         executor.run(ExecutorContext(runs, Path(db), data_dir, cfg.device, emit, poll, lease_s))
-        marks = ",".join("?" * len(ids))
-        counts = dict(store.conn.execute(
-            f"SELECT status, COUNT(*) FROM runs WHERE run_id IN ({marks}) GROUP BY status",
-            ids).fetchall())
-        out = {"total": len(ids), **counts}
+        out = {"total": len(ids), **store.counts(ids)}
         if retried:
             out["failed before, retried"] = retried
         return out

@@ -171,8 +171,7 @@ class _Heartbeat:
         self._thread.start()
 
     def _loop(self, db: Path, owner: str, run_id: str, lease_s: float) -> None:
-        store = Store(db, create=False, lease_s=lease_s)
-        store.owner = owner
+        store = Store(db, create=False, lease_s=lease_s, owner=owner)
         try:
             while not self._stop.wait(lease_s / 3):
                 if not store.heartbeat(run_id):

@@ -164,15 +164,23 @@ class Store:
         path: the SQLite file; its directory is created if needed.
         create: create the schema if missing. With ``False`` a missing or
             empty database raises :class:`StoreError`.
+        readonly: open for reading only (:func:`open_readonly`): no writes, no
+            journal-mode change, nothing left beside the file.
         lease_s: how long a claim is valid without a heartbeat.
+        owner: the claim owner this connection acts for (a heartbeat's second
+            connection); by default a new one, unique to this object.
+
+    Every learnact database carries ``PRAGMA application_id`` = :data:`APPLICATION_ID`
+    and ``meta.schema_version``; other files are refused (:class:`StoreError`).
     """
 
     def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False,
-                 lease_s: float = 300.0) -> None:
+                 lease_s: float = 300.0, owner: str | None = None) -> None:
         self.path = Path(path)
         self.lease_s = lease_s
         self.readonly = readonly
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # a second connection acting for the same claims (a heartbeat) passes the owner
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.host = socket.gethostname()
         if readonly:
             self.conn = open_readonly(self.path)
@@ -327,6 +335,15 @@ class Store:
                 "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ? "
                 "AND status = 'running'", (time.time() + self.lease_s, run_id, self.owner))
             return cur.rowcount == 1
+
+    def counts(self, run_ids: list[str]) -> dict[str, int]:
+        """How many of ``run_ids`` are in each status (``pending``, ``running``, ``done``, ...)."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        return dict(self.conn.execute(
+            f"SELECT status, COUNT(*) FROM runs WHERE run_id IN ({marks}) GROUP BY status",
+            run_ids).fetchall())
 
     def finished(self, run_ids: list[str]) -> set[str]:
         """The subset of ``run_ids`` that is done or diverged."""
