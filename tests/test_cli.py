@@ -111,3 +111,22 @@ def test_user_errors_are_learnact_errors_and_still_value_errors():
     assert isinstance(info.value, ValueError) and isinstance(info.value, learnact.LearnactError)
     with pytest.raises(learnact.ConfigError, match="unknown activation"):
         learnact.get_spec("relux")
+
+
+def test_lr_find_prints_every_suggestion_and_plots_the_curve(npz, tmp_path, capsys):
+    out = tmp_path / "lr.png"
+    assert main(["lr-find", "dual_line", "--dataset", npz, "--batch-size", "32",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for rule in ("valley", "steep", "minimum"):
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(rule))
+        assert 1e-7 <= float(line.split()[1]) <= 10
+    assert "(the study's rule)" in text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_lr_find_bad_activation_is_one_line(capsys, npz, tmp_path):
+    assert main(["lr-find", "relux", "--dataset", npz, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown activation 'relux'" in err[0]
+    assert not (tmp_path / "x.png").exists()

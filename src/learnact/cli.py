@@ -305,6 +305,74 @@ def _check_model_fits(model_name: str, data) -> None:
                        ) from None
 
 
+def _cmd_lr_find(args: argparse.Namespace) -> int:
+    """One LR-finder sweep, as a study run does it; prints every suggestion and plots them."""
+    import torch
+    import torch.nn.functional as F
+
+    from .data import load_dataset
+    from .data.loader import iterate_batches
+    from .models import build_model
+    from .study import load_preset
+    from .train.loop import make_optimizer
+    from .train.lr_find import SUGGESTIONS, lr_find
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise CLIError(f"--out must end in .png, .svg or .pdf, got {out.name!r}")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise CLIError("plotting needs matplotlib: pip install 'learnact[plot]'") from exc
+    cfg = load_preset(args.preset).with_overrides(
+        dataset=args.dataset, model=args.model, batch_size=args.batch_size,
+        train_limit=args.train_limit).validate()
+    spec = get_spec(args.activation)  # one line, with suggestions, for an unknown name
+    data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit)
+    _check_model_fits(cfg.model, data)
+    torch.manual_seed(args.seed)
+    c, h, _ = data.image_shape
+    model = build_model(cfg.model, lambda: create_activation(spec.name, learnable=args.learnable),
+                        in_channels=c, num_classes=data.num_classes, image_size=h)
+    result = lr_find(
+        model, lambda lr: make_optimizer(model, lr, cfg.weight_decay),
+        lambda: iterate_batches(data.x_train, data.y_train, cfg.batch_size, shuffle=True,
+                                generator=torch.Generator().manual_seed(args.seed)),
+        lambda m, x, y: F.cross_entropy(m(x), y), method=cfg.lr_method)
+    if len(result.lrs) < 2:
+        raise CLIError("the LR finder diverged at once; no curve to suggest from")
+    picks = {name: rule(result.lrs, result.losses) for name, rule in SUGGESTIONS.items()}
+    label = f"{'Learnable(' + spec.name + ')' if args.learnable else spec.name}"
+    print(f"LR finder: {label} on {cfg.dataset} / {cfg.model}, batch {cfg.batch_size}, "
+          f"{len(result.lrs)} steps")
+    for name, lr in picks.items():
+        default = "  (the study's rule)" if name == cfg.lr_method else ""
+        print(f"  {name:<8} {lr:.3g}{default}")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(result.lrs, result.losses, color="0.2", lw=1.5)
+    markers = {"valley": "o", "steep": "s", "minimum": "^"}
+    for name, lr in picks.items():
+        i = min(range(len(result.lrs)), key=lambda k: abs(result.lrs[k] - lr))
+        ax.plot([lr], [result.losses[i]], markers.get(name, "D"), ms=8, label=f"{name} {lr:.2g}")
+    ax.set_xscale("log")
+    # the divergence at the end would flatten everything else
+    low = min(result.losses)
+    ax.set_ylim(low - 0.05 * abs(low), max(result.losses[0] * 1.3, low + 1e-3))
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("smoothed training loss")
+    ax.set_title(f"LR finder: {label}, {cfg.dataset} / {cfg.model}")
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
         from .report import ReportError, make_report
@@ -421,6 +489,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="learnact-results/report", help="output directory")
     p.add_argument("--format", choices=("png", "svg"), default="png", help="figure format")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("lr-find", help="run the LR finder for one activation and plot its "
+                       "curve with every suggestion marked")
+    p.add_argument("activation", help="registry name, e.g. dual_line")
+    p.add_argument("--learnable", action="store_true", help="apply the paper's recipe to it")
+    p.add_argument("--preset", default="quick", choices=sorted(presets), metavar="NAME",
+                   help="settings to start from (default: quick)")
+    p.add_argument("--dataset", help=f"{', '.join(DATASETS)} or a path to a .npz file")
+    p.add_argument("--model", choices=sorted(MODELS), help="network")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--train-limit", type=int, help="use only the first N training images")
+    p.add_argument("--seed", type=int, default=0, help="model init and batch order (default 0)")
+    p.add_argument("--data-dir", help="searched first for datasets")
+    p.add_argument("--out", default="learnact-plots/lr-find.png",
+                   help="the figure (.png, .svg or .pdf; default learnact-plots/lr-find.png)")
+    p.set_defaults(func=_cmd_lr_find)
 
     p = sub.add_parser("kernels", help="build the fused CPU kernels ahead of time, or say "
                        "what will run")
