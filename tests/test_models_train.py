@@ -149,3 +149,35 @@ def test_make_optimizer_is_fused_adamw_matching_the_foreach_one():
     for (name, a), b in zip(model.named_parameters(), twin.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
         assert not torch.equal(a, start[name]), f"{name} did not move"
+
+
+class _SlowFirstCalls(nn.Module):
+    """ReLU whose first two calls stall, as a first kernel load or a busy machine would."""
+
+    def __init__(self, stall: float) -> None:
+        super().__init__()
+        self.calls, self.stall = 0, stall
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls <= 2:
+            import time
+
+            time.sleep(self.stall)
+        return torch.relu(x)
+
+
+def test_epoch_seconds_leave_out_the_warm_up_steps(tiny):
+    # 256 images at batch 32: 8 steps, of which the first 2 are warm-up
+    torch.manual_seed(0)
+    slow = _SlowFirstCalls(0.4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), slow, nn.Linear(16, 10))
+    (first,) = fit(model, tiny, TrainSettings(epochs=1, lr=1e-3, batch_size=32), seed=0)
+    assert slow.calls >= 8
+    assert first.seconds < 0.4, "the stalled warm-up steps were counted"
+    assert first.seconds > 0
+    # without warm-up (an epoch of 3 steps) the stall is counted: the test can fail
+    slow = _SlowFirstCalls(0.4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), slow, nn.Linear(16, 10))
+    (whole,) = fit(model, tiny, TrainSettings(epochs=1, lr=1e-3, batch_size=100), seed=0)
+    assert whole.seconds >= 0.8

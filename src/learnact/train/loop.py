@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from ..data.loader import TensorData, iterate_batches, mixup
 from ..helpers import param_groups
 
-__all__ = ["Diverged", "EpochMetrics", "TrainSettings", "evaluate", "fit", "make_optimizer"]
+__all__ = ["WARMUP_STEPS", "Diverged", "EpochMetrics", "TrainSettings", "evaluate", "fit",
+           "make_optimizer"]
 
 
 class Diverged(Exception):
@@ -52,7 +53,14 @@ class TrainSettings:
 
 @dataclass
 class EpochMetrics:
-    """Metrics after one epoch."""
+    """Metrics after one epoch.
+
+    ``seconds`` is the epoch's training time at its steady pace: the first
+    steps of each epoch (a quarter of them, at most :data:`WARMUP_STEPS`) are
+    excluded and the rest are scaled to the whole epoch, so one-time costs
+    (first calls, allocator growth, a busy machine's start) do not count
+    against an activation. Evaluation is not included.
+    """
 
     epoch: int
     train_loss: float
@@ -78,6 +86,10 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
                 for group in groups for p in group["params"])
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused or None)
+
+
+# steps at the start of each epoch left out of EpochMetrics.seconds
+WARMUP_STEPS = 5
 
 
 def _autocast(device: torch.device, precision: str):
@@ -150,6 +162,7 @@ def fit(
     dev_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
     rng = np.random.default_rng(seed)
     history = []
+    warm = min(WARMUP_STEPS, steps_per_epoch // 4)  # 0 for tiny epochs: time them whole
     for epoch in range(settings.epochs):
         model.train()
         start = time.perf_counter()
@@ -178,6 +191,10 @@ def fit(
             sched.step()
             running += loss.detach().double() * len(yb)
             count += len(yb)
+            if warm and step == warm - 1:  # the steady pace starts after the warm-up steps
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
             # one host sync every 50 steps keeps divergence checks cheap on GPUs
             if step % 50 == 49 and not torch.isfinite(running):
                 raise Diverged(epoch, step)
@@ -185,7 +202,7 @@ def fit(
             raise Diverged(epoch, steps_per_epoch - 1)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start
+        seconds = (time.perf_counter() - start) * steps_per_epoch / (steps_per_epoch - warm)
         test_loss, acc, top5 = evaluate(model, data.x_test, data.y_test,
                                         settings.eval_batch_size, settings.precision)
         metrics = EpochMetrics(epoch, float(running) / count, test_loss, acc, top5, seconds)
