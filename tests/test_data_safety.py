@@ -219,3 +219,43 @@ def test_a_normal_npz_round_trips(tmp_path):
     got = read_npz(path)
     for key, value in arrays.items():
         np.testing.assert_array_equal(got[key], value)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def _fake_cifar_download(per_batch: int):
+    """A stand-in for the network: writes a CIFAR-10 binary archive with per_batch images."""
+    import tarfile
+
+    def download(url, dest, timeout=30.0):
+        staging = dest.parent / "src" / "cifar-10-batches-bin"
+        staging.mkdir(parents=True)
+        for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                     "data_batch_5", "test_batch"):
+            rec = np.zeros((per_batch, 3073), np.uint8)
+            rec[:, 0] = np.arange(per_batch) % 10
+            (staging / f"{name}.bin").write_bytes(rec.tobytes())
+        with tarfile.open(dest, "w:gz") as tar:
+            tar.add(staging, arcname="cifar-10-batches-bin")
+
+    return download
+
+
+@pytest.mark.parametrize(("per_batch", "ok"), [(20, True), (19, False)])
+def test_a_cifar_download_must_hold_exact_counts(tmp_path, monkeypatch, per_batch, ok):
+    from learnact.data import sources
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LEARNACT_DATA", raising=False)
+    monkeypatch.setattr(sources, "CIFAR_BATCH", 20)  # the real 10,000 would need 180 MB here
+    monkeypatch.setattr(sources, "_download", _fake_cifar_download(per_batch))
+    if ok:
+        x_train, y_train, x_test, _ = sources.find_cifar10(tmp_path / "nowhere")
+        assert x_train.shape == (100, 32, 32, 3) and x_test.shape == (20, 32, 32, 3)
+        assert y_train.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    else:
+        with pytest.raises(DatasetError, match="19 images, expected 20"):
+            sources.find_cifar10(tmp_path / "nowhere")
+        cache = tmp_path / "cache" / "learnact"
+        assert not any(p.is_file() for p in cache.rglob("*"))  # nothing entered the cache
