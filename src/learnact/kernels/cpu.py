@@ -511,6 +511,9 @@ def _load(isa: str, forced: bool):
     return module
 
 
+_by_env: dict[str, object] = {}  # $LEARNACT_CPU_ISA as set -> loaded module: the hot path
+
+
 def load():
     """The compiled kernel module for this process's variant, or ``None``.
 
@@ -518,15 +521,26 @@ def load():
     ISA variant falls back to the baseline build silently; only when no variant
     can be had does it warn, once. A variant forced with ``$LEARNACT_CPU_ISA``
     never falls back: :func:`unavailable_reason` says why it is missing.
+
+    Every fused call asks for the module, so after the first load it is one
+    environment lookup and one dict lookup, with no lock.
     """
+    key = os.environ.get("LEARNACT_CPU_ISA", "")
+    try:
+        return _by_env[key]
+    except KeyError:
+        pass
     isa = selected_isa()
     with _lock:
-        return _load(isa, _forced())
+        module = _load(isa, _forced())
+    _by_env[key] = module
+    return module
 
 
 def reset() -> None:
     """Forget this process's load results (not the disk cache), so the next load retries."""
     _load.cache_clear()
+    _by_env.clear()
     _state.clear()
     _warned.clear()
 

@@ -71,10 +71,16 @@ def kernel_mode(mode: str) -> Iterator[None]:
         _override.reset(token)
 
 
-def _load_cpu():
-    from . import cpu
+_cpu = None  # learnact.kernels.cpu, imported on first use (never at ``import learnact``)
 
-    return cpu.load()
+
+def _load_cpu():
+    global _cpu
+    if _cpu is None:
+        from . import cpu
+
+        _cpu = cpu
+    return _cpu.load()
 
 
 @functools.lru_cache(maxsize=1)
