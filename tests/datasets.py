@@ -71,3 +71,31 @@ def write_npz(path: Path, n_train: int = 512, n_test: int = 128, size: int = 28,
         xtr, xte = xtr[..., 0], xte[..., 0]
     np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return path
+
+
+def write_image_folder(root: Path, classes: int = 3, train_per_class: int = 8,
+                       val_per_class: int = 3, seed: int = 0, split_names=("train", "val"),
+                       gray_only: bool = False) -> Path:
+    """An ImageFolder-layout tree of small JPEGs and PNGs, one of them grayscale.
+
+    Each class has a visible cue (a bright band at a class-dependent row), and
+    images come in several sizes and aspects: 40x30, 30x40 and 36x36.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    shapes = [(30, 40), (40, 30), (36, 36)]
+    for split, per_class in zip(split_names, (train_per_class, val_per_class), strict=True):
+        for c in range(classes):
+            d = root / split / f"class_{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                h, w = shapes[i % len(shapes)]
+                img = rng.integers(0, 60, size=(h, w, 3)).astype(np.uint8)
+                r = c * (h - 4) // max(classes - 1, 1)
+                img[r:r + 4] = 255
+                gray = gray_only or (c == 0 and i == 1)
+                pil = Image.fromarray(img[..., 0] if gray else img, "L" if gray else "RGB")
+                ext = ".png" if i % 2 else ".jpg"
+                pil.save(d / f"img_{i}{ext}", quality=95)
+    return root

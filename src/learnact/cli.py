@@ -188,7 +188,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     cfg = cfg.with_overrides(
         dataset=args.dataset, model=args.model, activations=activations, seeds=args.seeds,
         epochs=args.epochs, lr=lr, batch_size=args.batch_size, train_limit=args.train_limit,
-        device=args.device, precision=args.precision,
+        device=args.device, precision=args.precision, image_size=args.image_size,
+        augment=args.augment,
     ).validate()
     if args.jobs < 1:
         raise CLIError(f"--jobs must be a positive integer, got {args.jobs}")
@@ -225,7 +226,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     # dataset is a one-line error (exit 2), not a study full of failed runs
     from .data import load_dataset
 
-    data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit)
+    data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit,
+                        image_size=cfg.image_size)
     _check_model_fits(cfg.model, data)
     try:
         store = Store(db, create=True)
@@ -311,7 +313,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     import torch.nn.functional as F
 
     from .data import load_dataset
-    from .data.loader import iterate_batches
+    from .data.loader import train_batches
     from .models import build_model
     from .study import load_preset
     from .train.loop import make_optimizer
@@ -329,9 +331,10 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
         raise CLIError("plotting needs matplotlib: pip install 'learnact[plot]'") from exc
     cfg = load_preset(args.preset).with_overrides(
         dataset=args.dataset, model=args.model, batch_size=args.batch_size,
-        train_limit=args.train_limit).validate()
+        train_limit=args.train_limit, image_size=args.image_size).validate()
     spec = get_spec(args.activation)  # one line, with suggestions, for an unknown name
-    data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit)
+    data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit,
+                        image_size=cfg.image_size)
     _check_model_fits(cfg.model, data)
     torch.manual_seed(args.seed)
     c, h, _ = data.image_shape
@@ -339,8 +342,8 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
                         in_channels=c, num_classes=data.num_classes, image_size=h)
     result = lr_find(
         model, lambda lr: make_optimizer(model, lr, cfg.weight_decay),
-        lambda: iterate_batches(data.x_train, data.y_train, cfg.batch_size, shuffle=True,
-                                generator=torch.Generator().manual_seed(args.seed)),
+        lambda: train_batches(data, cfg.batch_size,
+                              generator=torch.Generator().manual_seed(args.seed)),
         lambda m, x, y: F.cross_entropy(m(x), y), method=cfg.lr_method)
     if len(result.lrs) < 2:
         raise CLIError("the LR finder diverged at once; no curve to suggest from")
@@ -448,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw only the registered functions, not the recipe variants")
     p.set_defaults(func=_cmd_plot)
 
-    from .data.loader import DATASETS
+    from .data.loader import AUGMENTS, DATASETS
     from .models import MODELS
     from .study.config import list_presets
 
@@ -457,7 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Presets: " + "; ".join(f"{k}: {v}" for k, v in presets.items()))
     p.add_argument("--preset", default="quick", choices=sorted(presets), metavar="NAME",
                    help=f"one of {', '.join(sorted(presets))} (default: quick)")
-    p.add_argument("--dataset", help=f"{', '.join(DATASETS)} or a path to a .npz file")
+    p.add_argument("--dataset", help=f"{', '.join(DATASETS)}, a path to a .npz file, or a "
+                   "folder with train/ and val/ holding one folder of images per class")
+    p.add_argument("--image-size", type=int,
+                   help="image folders: the side images are resized and cropped to (default 128)")
     p.add_argument("--model", choices=sorted(MODELS), help="network")
     p.add_argument("--activations", help="comma-separated names or patterns, or 'all'")
     p.add_argument("--seeds", type=int, help="runs per activation")
@@ -466,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--train-limit", type=int, help="use only the first N training images")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--augment", choices=AUGMENTS,
+                   help="batch augmentation: none, flip_crop (flip + 4-pixel pad-crop) or "
+                        "rrc_flip (random-resized crop + flip)")
     p.add_argument("--db", default="learnact-results/results.db", help="results database")
     p.add_argument("--jobs", type=int, default=1,
                    help="parallel worker processes (local), or the CPUs of a local Ray")
@@ -496,7 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learnable", action="store_true", help="apply the paper's recipe to it")
     p.add_argument("--preset", default="quick", choices=sorted(presets), metavar="NAME",
                    help="settings to start from (default: quick)")
-    p.add_argument("--dataset", help=f"{', '.join(DATASETS)} or a path to a .npz file")
+    p.add_argument("--dataset", help=f"{', '.join(DATASETS)}, a path to a .npz file, or a "
+                   "folder with train/ and val/ holding one folder of images per class")
+    p.add_argument("--image-size", type=int,
+                   help="image folders: the side images are resized and cropped to (default 128)")
     p.add_argument("--model", choices=sorted(MODELS), help="network")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--train-limit", type=int, help="use only the first N training images")

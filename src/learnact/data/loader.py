@@ -7,6 +7,7 @@ index operations with no per-sample Python and no worker processes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,22 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .formats import DatasetError, read_npz
-from .sources import find_cifar10, find_idx
+from .sources import FASTAI_FOLDERS, find_cifar10, find_fastai_folder, find_idx
 
-__all__ = ["DATASETS", "TensorData", "iterate_batches", "load_dataset", "mixup"]
+__all__ = ["AUGMENTS", "DATASETS", "TensorData", "augment_batch", "crop_batch",
+           "is_dataset_name", "iterate_batches", "load_dataset", "mixup", "train_batches"]
 
-DATASETS = ("cifar10", "digits", "fashion-mnist", "mnist")
+DATASETS = ("cifar10", "digits", "fashion-mnist", "mnist", *FASTAI_FOLDERS)
+# batch augmentations: none; flip + 4-pixel pad-crop (CIFAR); random-resized crop + flip
+AUGMENTS = ("none", "flip_crop", "rrc_flip")
+# the image size of image-folder datasets when none is given
+DEFAULT_IMAGE_SIZE = 128
+
+
+def is_dataset_name(name: str) -> bool:
+    """Whether ``name`` is a known dataset, a ``.npz`` path or an existing directory."""
+    return (name.lower() in DATASETS or name.lower() == "fashion_mnist"
+            or name.endswith(".npz") or Path(name).is_dir())
 
 
 @dataclass
@@ -35,6 +47,11 @@ class TensorData:
             set's per-channel mean and std.
         y_train, y_test: int64 ``(N,)``.
         num_classes: number of classes.
+        train_hw: for image folders, int64 ``(N, 2)``: each training image's
+            height and width on the canvas ``x_train`` (top-left aligned);
+            batches are cropped to :attr:`image_shape` by :func:`train_batches`.
+            ``None`` when every training image is already the model's size.
+        classes: class names, where the dataset has them.
     """
 
     name: str
@@ -43,16 +60,20 @@ class TensorData:
     x_test: Tensor
     y_test: Tensor
     num_classes: int
+    train_hw: Tensor | None = None
+    classes: tuple[str, ...] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one image."""
-        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+        """``(C, H, W)`` of one image as the model sees it."""
+        return tuple(self.x_test.shape[1:])  # type: ignore[return-value]
 
     def to(self, device: torch.device | str) -> TensorData:
         """This dataset on ``device``."""
+        hw = self.train_hw.to(device) if self.train_hw is not None else None
         return TensorData(self.name, self.x_train.to(device), self.y_train.to(device),
-                          self.x_test.to(device), self.y_test.to(device), self.num_classes)
+                          self.x_test.to(device), self.y_test.to(device), self.num_classes,
+                          hw, self.classes)
 
 
 def _digits() -> tuple[np.ndarray, ...]:
@@ -133,16 +154,25 @@ def load_dataset(
     device: torch.device | str = "cpu",
     train_limit: int | None = None,
     download: bool = True,
+    image_size: int | None = None,
+    progress: bool = True,
 ) -> TensorData:
     """Load a dataset as normalised tensors on ``device``.
 
     Args:
-        name: ``mnist``, ``fashion-mnist``, ``cifar10``, ``digits``, or a path
-            to an ``.npz`` file with ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+        name: ``mnist``, ``fashion-mnist``, ``cifar10``, ``digits``,
+            ``imagenette``/``imagewoof`` (``-160``, ``-320`` for fast.ai's
+            resized versions), a path to an ``.npz`` file with ``x_train``,
+            ``y_train``, ``x_test``, ``y_test``, or a folder of images with
+            ``train/`` and ``val/`` (see :mod:`learnact.data.images`).
         data_dir: a directory searched first (also ``$LEARNACT_DATA``).
         device: where the tensors live.
-        train_limit: keep only the first ``train_limit`` training examples.
+        train_limit: keep only the first ``train_limit`` training examples
+            (for image folders: a class-balanced, seeded subset of that size).
         download: allow downloading into the user cache as a last resort.
+        image_size: the image size of image-folder datasets (default 128);
+            an error for the array datasets, whose size is fixed.
+        progress: show decoding progress for image folders.
 
     Raises:
         ValueError: unknown dataset name.
@@ -151,6 +181,14 @@ def load_dataset(
             message names it).
     """
     key = name.lower()
+    if key in FASTAI_FOLDERS or (Path(name).is_dir() and not key.endswith(".npz")):
+        root = (find_fastai_folder(key, data_dir, download=download) if key in FASTAI_FOLDERS
+                else Path(name))
+        return _load_folder(str(name), root, image_size or DEFAULT_IMAGE_SIZE, train_limit,
+                            device, progress)
+    if image_size is not None:
+        raise ConfigError(f"--image-size applies to image-folder datasets; {name!r} has a "
+                          "fixed image size")
     if key.endswith(".npz") or Path(name).suffix == ".npz":
         if not Path(name).is_file():
             raise DatasetError(f"dataset file {name} does not exist")
@@ -164,7 +202,8 @@ def load_dataset(
         xtr, ytr, xte, yte = _digits()
     else:
         raise ConfigError(
-            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or a path to a .npz"
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, a path to a .npz "
+            "or an image folder"
         )
     if train_limit is not None:
         if train_limit < 1:
@@ -184,6 +223,127 @@ def load_dataset(
     data = TensorData(str(name), (x_train - mean) / std, y_train, (x_test - mean) / std,
                       y_test, num_classes)
     return data.to(device)
+
+
+def _balanced_subset(y: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of ``limit`` examples, round-robin over the classes in a seeded order.
+
+    Image folders list one class after another, so the first ``limit`` images
+    would hold one class only.
+    """
+    order = np.random.default_rng(0).permutation(len(y))
+    rank = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        members = order[y[order] == c]
+        rank[members] = np.arange(len(members))
+    picked = np.lexsort((y, rank))[:limit]
+    return np.sort(picked)
+
+
+def _load_folder(name: str, root: Path, size: int, train_limit: int | None,
+                 device: torch.device | str, progress: bool) -> TensorData:
+    from .images import load_image_folder
+
+    arrays = load_image_folder(root, size, progress=progress)
+    x, hw, y = arrays.x_train, arrays.hw_train, arrays.y_train
+    if train_limit is not None:
+        if train_limit < 1:
+            raise ConfigError(f"train_limit must be >= 1, got {train_limit}")
+        keep = _balanced_subset(y, train_limit)
+        x, hw, y = x[keep], hw[keep], y[keep]
+    num_classes = check_arrays(name, x, y, arrays.x_val, arrays.y_val)
+    if train_limit is None and num_classes != len(arrays.classes):
+        raise DatasetError(f"{root}: {len(arrays.classes)} class folders but labels up to "
+                           f"{num_classes - 1}")
+    mean = torch.from_numpy(arrays.mean).view(1, -1, 1, 1)
+    std = torch.from_numpy(arrays.std).view(1, -1, 1, 1)
+    data = TensorData(name, (_to_nchw(x) - mean) / std, torch.from_numpy(y),
+                      (_to_nchw(arrays.x_val) - mean) / std, torch.from_numpy(arrays.y_val),
+                      max(num_classes, len(arrays.classes)),
+                      torch.from_numpy(hw.astype(np.int64)), arrays.classes)
+    return data.to(device)
+
+
+def crop_batch(x: Tensor, hw: Tensor, size: int, *, random: bool,
+               generator: torch.Generator | None = None, min_scale: float = 0.35,
+               ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True) -> Tensor:
+    """Crop each image of a canvas batch to ``size x size``, on the batch's device.
+
+    Image ``i`` occupies ``x[i, :, :hw[i, 0], :hw[i, 1]]``. With ``random``, a
+    random-resized crop as in Inception training (area share uniform in
+    ``[min_scale, 1]``, aspect ratio log-uniform in ``ratio``, clamped to the
+    image rather than re-drawn) and a horizontal flip with probability 1/2;
+    otherwise the centre square of each image. One ``grid_sample`` call
+    (bilinear) serves the whole batch.
+    """
+    n, _, big_h, big_w = x.shape
+    dev = x.device
+    h, w = hw[:, 0].to(dev, torch.float32), hw[:, 1].to(dev, torch.float32)
+    if random:
+        u = torch.rand(n, 4, generator=generator, device=dev)
+        area = h * w * (min_scale + (1 - min_scale) * u[:, 0])
+        log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 1]
+        r = torch.exp(log_r)
+        cw = torch.sqrt(area * r).clamp(max=w).clamp(min=1.0)
+        ch = torch.sqrt(area / r).clamp(max=h).clamp(min=1.0)
+        x0, y0 = (w - cw) * u[:, 2], (h - ch) * u[:, 3]
+        sign = torch.where(torch.rand(n, generator=generator, device=dev) < 0.5, -1.0, 1.0
+                           ) if flip else torch.ones(n, device=dev)
+    else:
+        side = torch.minimum(h, w)
+        cw = ch = side
+        # whole-pixel offsets (as the validation crops): the centre crop is an exact copy
+        x0, y0 = torch.div(w - side, 2, rounding_mode="floor"), torch.div(h - side, 2,
+                                                                          rounding_mode="floor")
+        sign = torch.ones(n, device=dev)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0] = sign * cw / big_w
+    theta[:, 0, 2] = 2 * (x0 + cw / 2) / big_w - 1
+    theta[:, 1, 1] = ch / big_h
+    theta[:, 1, 2] = 2 * (y0 + ch / 2) / big_h - 1
+    grid = F.affine_grid(theta.to(x.dtype), [n, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def augment_batch(xb: Tensor, augment: str, generator: torch.Generator | None,
+                  hw: Tensor | None = None, size: int | None = None) -> Tensor:
+    """One training batch at the model's size, augmented as ``augment`` says.
+
+    ``hw``/``size``: the batch is a canvas of differently sized images (image
+    folders), cropped to ``size``: randomly for ``rrc_flip``, else centred.
+    """
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    if hw is not None:
+        xb = crop_batch(xb, hw, size, random=augment == "rrc_flip", generator=generator)
+    elif augment == "rrc_flip":
+        full = torch.tensor(xb.shape[2:], device=xb.device).expand(len(xb), 2)
+        xb = crop_batch(xb, full, xb.shape[2], random=True, generator=generator)
+    if augment == "flip_crop":
+        xb = _flip_crop(xb, generator)
+    return xb
+
+
+def train_batches(data: TensorData, batch_size: int, *, generator: torch.Generator,
+                  augment: str = "none", device_generator: torch.Generator | None = None
+                  ) -> Iterator[tuple[Tensor, Tensor]]:
+    """Shuffled training batches at the model's image size, augmented on the device.
+
+    The batch order depends on ``generator`` only, so runs with the same seed
+    see the same batches whatever else differs (the activation, the model).
+    Augmentation draws from ``device_generator`` (default: ``generator``).
+    """
+    n = data.x_train.shape[0]
+    order = torch.randperm(n, generator=generator, device="cpu").to(data.x_train.device)
+    aug_gen = device_generator if device_generator is not None else generator
+    size = data.image_shape[1]
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        xb, yb = data.x_train[idx], data.y_train[idx]
+        hw = data.train_hw[idx] if data.train_hw is not None else None
+        if hw is not None or augment != "none":
+            xb = augment_batch(xb, augment, aug_gen, hw, size)
+        yield xb, yb
 
 
 def _flip_crop(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
@@ -212,12 +372,13 @@ def iterate_batches(
     """Yield ``(x, y)`` mini-batches of in-memory tensors.
 
     Args:
-        augment: ``"none"`` or ``"flip_crop"`` (random horizontal flip, then a
-            4-pixel reflect pad and a random crop back to size), applied to
-            whole batches on the data's device.
+        augment: ``"none"``, ``"flip_crop"`` (random horizontal flip, then a
+            4-pixel reflect pad and a random crop back to size) or
+            ``"rrc_flip"`` (random-resized crop and flip, :func:`crop_batch`),
+            applied to whole batches on the data's device.
     """
-    if augment not in ("none", "flip_crop"):
-        raise ValueError(f"augment must be 'none' or 'flip_crop', got {augment!r}")
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
     n = x.shape[0]
     if shuffle:
         order = torch.randperm(n, generator=generator, device="cpu").to(x.device)
@@ -227,8 +388,8 @@ def iterate_batches(
             xb, yb = x[idx], y[idx]
         else:
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        if augment == "flip_crop":
-            xb = _flip_crop(xb, generator)
+        if augment != "none":
+            xb = augment_batch(xb, augment, generator)
         yield xb, yb
 
 

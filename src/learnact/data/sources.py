@@ -27,8 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from .formats import CIFAR_BATCH, DatasetError, read_cifar10_batch, read_idx
+from .images import is_image_folder, scan_image_folder
+from .paths import cache_dir
 
-__all__ = ["DEBIAN_FASHION", "IdxDataset", "cache_dir", "find_cifar10", "find_idx", "search_dirs"]
+__all__ = ["DEBIAN_FASHION", "FASTAI_FOLDERS", "IdxDataset", "cache_dir", "find_cifar10",
+           "find_fastai_folder", "find_idx", "search_dirs"]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +67,6 @@ CIFAR10_BIN = ("data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin")
 CIFAR10_PY = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
               "data_batch_5", "test_batch")
-
-
-def cache_dir() -> Path:
-    """The user cache: ``$XDG_CACHE_HOME/learnact`` or ``~/.cache/learnact``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "learnact"
 
 
 def search_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
@@ -214,3 +211,91 @@ def find_cifar10(data_dir: str | Path | None = None, *, download: bool = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return find_cifar10(data_dir, download=False)
+
+
+@dataclass(frozen=True)
+class FastaiFolder:
+    """An image-folder dataset from fast.ai's public bucket."""
+
+    name: str
+    folder: str               # the archive's top-level folder, e.g. imagenette2-160
+    md5: str | None = None    # of the archive, where published
+
+    @property
+    def url(self) -> str:
+        return f"{FASTAI_BUCKET}{self.folder}.tgz"
+
+
+FASTAI_BUCKET = "https://s3.amazonaws.com/fast-ai-imageclas/"
+# Imagenette's archive checksums as torchvision's ``Imagenette`` dataset lists them;
+# Imagewoof's are not published there, so its archives are checked by structure only.
+FASTAI_FOLDERS = {f.name: f for f in (
+    FastaiFolder("imagenette", "imagenette2", "fe2fc210e6bb7c5664d602c3cd71e612"),
+    FastaiFolder("imagenette-320", "imagenette2-320", "3df6f0d01a2c9592104656642f5e78a3"),
+    FastaiFolder("imagenette-160", "imagenette2-160", "e793b78cc4c9e9a4ccc0c1155377a412"),
+    FastaiFolder("imagewoof", "imagewoof2"),
+    FastaiFolder("imagewoof-320", "imagewoof2-320"),
+    FastaiFolder("imagewoof-160", "imagewoof2-160"),
+)}
+FASTAI_CLASSES = 10
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_fastai_folder(name: str, data_dir: str | Path | None = None, *,
+                       download: bool = True) -> Path:
+    """The folder of Imagenette or Imagewoof (``name`` in :data:`FASTAI_FOLDERS`).
+
+    Looked up in ``data_dir`` (or ``$LEARNACT_DATA``), then the user cache, as
+    ``<dir>/<folder>`` (e.g. ``imagenette2-160``) or ``<dir>/<name>``; then
+    downloaded from fast.ai's bucket into the cache. A download is checked
+    before it enters the cache: its size against the data limit, its MD5
+    where published, no link or path leaving the archive, and ten class
+    folders with images in both ``train/`` and ``val/``.
+    """
+    from .formats import max_data_bytes
+
+    spec = FASTAI_FOLDERS[name]
+    looked = search_dirs(name, data_dir)
+    for directory in looked:
+        for candidate in (directory / spec.folder, directory):
+            if is_image_folder(candidate):
+                return candidate
+    how = (f"Put the extracted {spec.folder}/ (from {spec.url}) in --data-dir or "
+           "$LEARNACT_DATA.")
+    if not download:
+        raise _missing(name, looked, "Downloading is off.", how)
+    target = cache_dir() / name
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=_ensure(target.parent)))
+    try:
+        archive = staging / f"{spec.folder}.tgz"
+        _download(spec.url, archive, timeout=120)
+        size = archive.stat().st_size
+        if size > max_data_bytes():
+            raise DatasetError(f"{spec.url}: {size / (1 << 20):,.0f} MB archive is over the "
+                               "data limit (set LEARNACT_MAX_DATA_MB to raise it)")
+        if spec.md5 is not None and _md5(archive) != spec.md5:
+            raise DatasetError(f"{spec.url}: MD5 mismatch (a corrupt or changed archive)")
+        _safe_extract(archive, staging / "x")
+        src = staging / "x" / spec.folder
+        classes, _, _ = scan_image_folder(src)  # both splits, same classes, none empty
+        if len(classes) != FASTAI_CLASSES:
+            raise DatasetError(f"{spec.url}: {len(classes)} classes, expected {FASTAI_CLASSES}")
+        target.mkdir(parents=True, exist_ok=True)
+        final = target / spec.folder
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(src, final)
+    except (OSError, urllib.error.URLError, tarfile.TarError, DatasetError) as exc:
+        raise _missing(name, looked, f"Download failed ({exc}).", how) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final

@@ -21,8 +21,9 @@ class Site:
         path: the module path inside the model, e.g. ``"groups.0.1.act1"``.
         block: index of the repeating block it belongs to, or ``None`` for
             sites outside blocks (LeNets, a WRN's final activation).
-        position: 1 or 2 for the first or second activation within a block
-            (the paper's A-1/A-2), or ``None`` outside blocks.
+        position: 1, 2, ... for the activations of a block in order (the
+            paper's A-1/A-2; XResNet's bottlenecks have a third), or ``None``
+            outside blocks.
     """
 
     index: int

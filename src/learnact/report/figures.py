@@ -115,32 +115,42 @@ def param_positions(params: pd.DataFrame, activation: str, title: str = "") -> F
 
 
 def param_boxplots(params: pd.DataFrame, activation: str, title: str = "") -> Figure:
-    """Figures 7 and 8: per block, box plots of A-1 (first) vs A-2 (second) activation."""
+    """Figures 7 and 8: per block, box plots of each position's activation (A-1, A-2, ...).
+
+    WideResNet blocks have two positions, XResNet bottlenecks three.
+    """
     p = params[(params["activation"] == activation) & (params["epoch"] == -1)
                & params["block"].notna()]
     names = sorted(p["param"].unique())
     blocks = sorted(int(b) for b in p["block"].unique())
+    positions_in_block = sorted(int(v) for v in p["position"].dropna().unique()) or [1, 2]
+    palette = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    width = 0.8 / len(positions_in_block)
+    slots = [(pos, (k - (len(positions_in_block) - 1) / 2) * width, palette[k % len(palette)])
+             for k, pos in enumerate(positions_in_block)]
     fig, axes = plt.subplots(len(names), 1, figsize=(max(6, 0.9 * len(blocks) + 2),
                                                      2.3 * max(len(names), 1) + 0.6),
                              squeeze=False)
     for ax, name in zip(axes[:, 0], names, strict=True):
         data, positions, colors = [], [], []
         for b in blocks:
-            for pos, offset, color in ((1, -0.18, "tab:blue"), (2, 0.18, "tab:orange")):
+            for pos, offset, color in slots:
                 vals = p[(p["param"] == name) & (p["block"] == b) & (p["position"] == pos)]
                 if len(vals):
                     data.append(vals["value"].to_numpy())
                     positions.append(b + offset)
                     colors.append(color)
-        parts = ax.boxplot(data, positions=positions, widths=0.3, patch_artist=True)
+        parts = ax.boxplot(data, positions=positions, widths=width * 0.85, patch_artist=True)
         for patch, color in zip(parts["boxes"], colors, strict=True):
             patch.set_facecolor(color)
             patch.set_alpha(0.6)
         ax.set_xticks(blocks, [f"B{b}" for b in blocks], fontsize=7)
         ax.set_ylabel(name, fontsize=8)
         ax.tick_params(labelsize=7)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in ("tab:blue", "tab:orange")]
-    fig.legend(handles, ["A-1 (first in block)", "A-2 (second)"], loc="upper right", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for _, _, c in slots]
+    labels = [f"A-{pos}" + (" (first in block)" if k == 0 else "")
+              for k, (pos, _, _) in enumerate(slots)]
+    fig.legend(handles, labels, loc="upper right", fontsize=8)
     fig.suptitle(title or f"{activation}: parameters within blocks", fontsize=10)
     fig.tight_layout()
     return fig

@@ -107,7 +107,7 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
             if params[params["activation"] == act]["block"].notna().any():
                 sec.append(save(F.param_boxplots(params, act, f"{act} on {task}: within blocks"),
                                 tdir / f"blocks_{_slug(act)}.{fmt}",
-                                f"{act}: A-1 vs A-2 per block"))
+                                f"{act}: per block, by position (A-1, A-2, ...)"))
             sec.append(save(F.response_region(params, act, title=f"{act} on {task}"),
                             tdir / f"region_{_slug(act)}.{fmt}",
                             f"{act}: initial curve and min–max envelope of learned curves"))

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from typing import Any
 
-from ..data.loader import DATASETS
+from ..data.loader import AUGMENTS, DATASETS, is_dataset_name
 from ..errors import ConfigError
 from ..models import MODELS
 from ..registry import list_activations
@@ -28,7 +28,7 @@ class StudyConfig:
 
     name: str = "custom"                 # preset name, stored with each run
     description: str = ""
-    dataset: str = "fashion-mnist"       # mnist, fashion-mnist, cifar10, digits or a .npz path
+    dataset: str = "fashion-mnist"       # a name in DATASETS, a .npz path or an image folder
     model: str = "lenet5"                # lenet4, lenet5 or wrn22
     activations: tuple[str, ...] = ("relu",)  # names, patterns or ("all",)
     seeds: int = 1                       # runs per activation: seeds 0..seeds-1
@@ -41,7 +41,9 @@ class StudyConfig:
     final_div: float = 1e5               # one-cycle final lr = lr / final_div
     pct_start: float = 0.25              # warm-up share of the one-cycle schedule
     mixup_alpha: float = 0.0             # 0 disables mixup
-    augment: str = "none"                # none or flip_crop
+    augment: str = "none"                # none, flip_crop or rrc_flip (random-resized crop + flip)
+    label_smoothing: float = 0.0         # cross-entropy label smoothing, in [0, 1)
+    image_size: int | None = None        # image folders only: training/eval size (default 128)
     precision: str = "auto"              # auto (fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16
     channels_last: bool = False
     train_limit: int | None = None       # use only the first N training images
@@ -61,9 +63,17 @@ class StudyConfig:
             raise ConfigError(f"train-limit must be a positive integer, got {self.train_limit!r}")
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.dataset not in DATASETS and not self.dataset.endswith(".npz"):
+        if not is_dataset_name(self.dataset):
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of "
-                             f"{', '.join(DATASETS)} or a path to a .npz file")
+                             f"{', '.join(DATASETS)}, a path to a .npz file or an image "
+                             "folder (with train/ and val/)")
+        if self.image_size is not None and (isinstance(self.image_size, bool)
+                                            or not isinstance(self.image_size, int)
+                                            or self.image_size < 8):
+            raise ConfigError(f"image-size must be an integer >= 8, got {self.image_size!r}")
+        if not (isinstance(self.label_smoothing, (int, float))
+                and 0 <= self.label_smoothing < 1):
+            raise ConfigError(f"label-smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if isinstance(self.lr, str):
             if self.lr != "find":
                 raise ConfigError(f"lr must be a positive number or 'find', got {self.lr!r}")
@@ -72,8 +82,9 @@ class StudyConfig:
         if self.lr_method not in SUGGESTIONS:
             raise ConfigError(f"unknown lr-method {self.lr_method!r}; choose one of "
                              f"{', '.join(SUGGESTIONS)}")
-        if self.augment not in ("none", "flip_crop"):
-            raise ConfigError(f"augment must be none or flip_crop, got {self.augment!r}")
+        if self.augment not in AUGMENTS:
+            raise ConfigError(f"augment must be one of {', '.join(AUGMENTS)}, "
+                              f"got {self.augment!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..activations.factory import create_activation
-from ..data.loader import TensorData, iterate_batches, load_dataset
+from ..data.loader import TensorData, load_dataset, train_batches
 from ..errors import ConfigError, LRFinderDiverged
 from ..helpers import activation_parameters
 from ..models import build_model
@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 IDENTITY_FIELDS = ("epochs", "lr", "lr_method", "batch_size", "weight_decay", "div_factor",
                    "final_div", "pct_start", "mixup_alpha", "augment", "precision",
                    "channels_last", "train_limit")
+# settings added later: part of a run's identity only when they differ from their
+# defaults, so the ids of runs recorded before they existed do not change
+LATER_IDENTITY_FIELDS = {"image_size": None, "label_smoothing": 0.0}
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,11 @@ def expand_runs(cfg: StudyConfig) -> list[RunSpec]:
     runs = []
     for activation in resolve_activations(cfg.activations):
         for seed in range(cfg.seeds):
-            settings = {k: getattr(cfg, k) for k in IDENTITY_FIELDS}
+            settings = {k: getattr(cfg, k) for k in (*IDENTITY_FIELDS, *LATER_IDENTITY_FIELDS)}
             identity = {"activation": activation, "model": cfg.model, "dataset": cfg.dataset,
-                        "seed": seed, **settings}
+                        "seed": seed,
+                        **{k: v for k, v in settings.items()
+                           if k in IDENTITY_FIELDS or v != LATER_IDENTITY_FIELDS[k]}}
             digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
             runs.append(RunSpec(digest[:16], cfg.name, activation, cfg.model, cfg.dataset, seed,
                                 {**settings, "study_config": cfg.to_dict()}))
@@ -210,9 +215,8 @@ def execute_run(run: RunSpec, data: TensorData, store: Store, device: torch.devi
         if lr == "find":
             result = lr_find(
                 model, lambda v: make_optimizer(model, v, cfg["weight_decay"]),
-                lambda: iterate_batches(data.x_train, data.y_train, cfg["batch_size"],
-                                        shuffle=True,
-                                        generator=torch.Generator().manual_seed(run.seed)),
+                lambda: train_batches(data, cfg["batch_size"],
+                                      generator=torch.Generator().manual_seed(run.seed)),
                 lambda m, x, y: F.cross_entropy(m(x), y),
                 method=cfg["lr_method"],
             )
@@ -226,7 +230,7 @@ def execute_run(run: RunSpec, data: TensorData, store: Store, device: torch.devi
             weight_decay=cfg["weight_decay"], div_factor=cfg["div_factor"],
             final_div=cfg["final_div"], pct_start=cfg["pct_start"],
             mixup_alpha=cfg["mixup_alpha"], augment=cfg["augment"], precision=precision,
-            channels_last=cfg["channels_last"])
+            channels_last=cfg["channels_last"], label_smoothing=cfg.get("label_smoothing", 0.0))
 
         def on_epoch(m) -> None:
             store.add_epoch(run.run_id, m.as_dict())
@@ -303,11 +307,12 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
             if run_id is None:
                 return
             run = by_id[run_id]
-            key = (run.dataset, run.settings["train_limit"])
+            key = (run.dataset, run.settings["train_limit"], run.settings.get("image_size"))
             try:
                 if key not in data:
                     data[key] = load_dataset(run.dataset, data_dir=data_dir, device=device,
-                                             train_limit=run.settings["train_limit"])
+                                             train_limit=run.settings["train_limit"],
+                                             image_size=run.settings.get("image_size"))
                 emit(Event("start", run))
                 status = execute_run(run, data[key], store, device, emit)
                 emit(Event(status, run))

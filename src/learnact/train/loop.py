@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.loader import TensorData, iterate_batches, mixup
+from ..data.loader import TensorData, iterate_batches, mixup, train_batches
 from ..helpers import param_groups
 
 __all__ = ["WARMUP_STEPS", "Diverged", "EpochMetrics", "TrainSettings", "evaluate", "fit",
@@ -45,7 +45,8 @@ class TrainSettings:
     final_div: float = 1e5              # final lr = lr / final_div (fastai's div_final)
     pct_start: float = 0.25             # share of steps spent warming up
     mixup_alpha: float = 0.0            # 0 disables mixup
-    augment: str = "none"               # "none" or "flip_crop"
+    augment: str = "none"               # "none", "flip_crop" or "rrc_flip"
+    label_smoothing: float = 0.0        # cross-entropy label smoothing (0 = none)
     precision: str = "fp32"             # "fp32", "bf16" or "fp16" (fp16 on CUDA only)
     channels_last: bool = False
     eval_batch_size: int = 1024
@@ -162,28 +163,27 @@ def fit(
     dev_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
     rng = np.random.default_rng(seed)
     history = []
+    ls = settings.label_smoothing
     warm = min(WARMUP_STEPS, steps_per_epoch // 4)  # 0 for tiny epochs: time them whole
     for epoch in range(settings.epochs):
         model.train()
         start = time.perf_counter()
         running = torch.zeros((), device=device, dtype=torch.float64)
         count = 0
-        batches = iterate_batches(data.x_train, data.y_train, settings.batch_size,
-                                  shuffle=True, generator=gen, augment="none")
+        batches = train_batches(data, settings.batch_size, generator=gen,
+                                augment=settings.augment, device_generator=dev_gen)
         for step, (xb, yb) in enumerate(batches):
-            if settings.augment != "none":
-                xb = next(iterate_batches(xb, yb, len(yb), generator=dev_gen,
-                                          augment=settings.augment))[0]
             if settings.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with _autocast(device, settings.precision):
                 if settings.mixup_alpha > 0:
                     xm, ya, yb2, lam = mixup(xb, yb, settings.mixup_alpha, rng)
                     logits = model(xm).float()
-                    loss = (lam * F.cross_entropy(logits, ya, reduction="none")
-                            + (1 - lam) * F.cross_entropy(logits, yb2, reduction="none")).mean()
+                    loss = (lam * F.cross_entropy(logits, ya, reduction="none", label_smoothing=ls)
+                            + (1 - lam) * F.cross_entropy(logits, yb2, reduction="none",
+                                                          label_smoothing=ls)).mean()
                 else:
-                    loss = F.cross_entropy(model(xb).float(), yb)
+                    loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=ls)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
