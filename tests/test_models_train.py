@@ -181,3 +181,51 @@ def test_epoch_seconds_leave_out_the_warm_up_steps(tiny):
     model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), slow, nn.Linear(16, 10))
     (whole,) = fit(model, tiny, TrainSettings(epochs=1, lr=1e-3, batch_size=100), seed=0)
     assert whole.seconds >= 0.8
+
+
+class _StallAt(nn.Module):
+    def __init__(self, call: int, stall: float) -> None:
+        super().__init__()
+        self.call, self.stall, self.calls = call, stall, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.call:
+            import time
+
+            time.sleep(self.stall)
+        return torch.relu(x)
+
+
+def test_epoch_seconds_are_the_median_step_so_one_stall_does_not_count(tiny):
+    # 8 steps at batch 32; a 0.5 s stall in step 6 (a busy machine) leaves the median alone
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), _StallAt(6, 0.5),
+                          nn.Linear(16, 10))
+    (m,) = fit(model, tiny, TrainSettings(epochs=1, lr=1e-3, batch_size=32), seed=0)
+    assert m.seconds < 0.5  # a mean over steps would be >= 0.5 / 8 * 8 = 0.5
+
+
+@pytest.mark.parametrize("model_name", ["lenet5", "wrn22", "xresnet18"])
+def test_a_seed_gives_every_activation_the_same_other_weights(model_name):
+    """Pairing by seed: whatever an activation draws at construction, the rest is equal."""
+    from learnact.activations.factory import create_activation
+    from learnact.models import build_model
+    from learnact.registry import list_activations
+
+    def weights(name):
+        torch.manual_seed(7)
+        model = build_model(model_name, lambda: create_activation(name), in_channels=3,
+                            num_classes=10, image_size=32)
+        sites = tuple(s.path + "." for s in model.sites)
+        return {k: v for k, v in model.state_dict().items() if not k.startswith(sites)}
+
+    reference = weights("relu")
+    # frelu holds a conv, probact and slaf draw at construction: the strongest cases
+    names = ["dual_line", "frelu", "probact", "slaf"] if model_name != "lenet5" \
+        else list_activations()
+    for name in names:
+        got = weights(name)
+        assert got.keys() == reference.keys(), name
+        for key, value in reference.items():
+            assert torch.equal(got[key], value), (name, key)

@@ -60,6 +60,11 @@ def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=()
                                      base + 0.01 * s + 0.001 * run.seed))
                 store.add_params(run.run_id, -1, rows)
             status = "diverged" if (run.activation, run.seed) in diverge else "done"
+            if model == "wrn22":  # this task's rates come from the LR finder
+                lrs = [1e-5 * 10 ** (k / 10) for k in range(40)]
+                losses = [2.3 - 0.02 * k + 0.001 * i for k in range(40)]
+                store.add_lr_find(run.run_id, "valley", 1e-3 * (1 + i) * (1 + run.seed), lrs,
+                                  losses)
             store.finish(run.run_id, status, lr=1e-3 * (1 + i) * (1 + run.seed), env={})
     store.close()
     return path
@@ -119,6 +124,28 @@ def test_lr_table_matches(db8):
     assert overall["lr_max"] == pytest.approx(1e-3 * 8 * 5)
     assert overall["lr_max_activation"] == "silu"
     assert len(per) == 16
+    # which rule chose the rates: the finder on one task, fixed rates on the other
+    assert list(overview["chosen_by"]) == ["fixed", "LR finder (valley)",
+                                           "LR finder (valley), fixed"]
+    assert set(per[per["model"] == "wrn22"]["chosen_by"]) == {"LR finder (valley)"}
+
+
+def test_finder_curves_and_timing_spread(db8):
+    frames = T.load_frames(db8)
+    curves = T.finder_curves(frames, "mnist", "wrn22")
+    assert len(curves) == 8 and set(curves["seed"]) == {0}  # the lowest seed of each
+    row = curves.set_index("activation").loc["gelu"]
+    assert row["suggestion"] == pytest.approx(2e-3) and len(row["lrs"]) == 40
+    assert row["losses"][1] == pytest.approx(2.3 - 0.02 + 0.001)
+    assert T.finder_curves(frames, "fashion-mnist", "lenet5").empty
+    # spread over epochs and seeds: built by hand
+    runs = pd.DataFrame({"run_id": ["a", "b"], "activation": ["relu", "relu"],
+                         "dataset": ["d", "d"], "model": ["m", "m"]})
+    epochs = pd.DataFrame({"run_id": ["a", "a", "b", "b"], "seconds": [1.0, 1.2, 0.9, 3.0]})
+    spread = T.timing_spread(T.Frames(runs, epochs, pd.DataFrame(), pd.DataFrame()), "d", "m")
+    row = spread.iloc[0]
+    assert (row["epochs"], row["median_s"], row["min_s"], row["max_s"]) == (4, 1.1, 0.9, 3.0)
+    assert row["spread"] == pytest.approx(2.1 / 1.1)
 
 
 def test_paired_against_relu(db8):
@@ -172,6 +199,8 @@ def test_report_writes_everything(db8, tmp_path):
                   "params_dual_line.png", "region_dual_line.png"):
             assert f"{task}/{f}" in names
     assert "mnist_wrn22/blocks_dual_line.png" in names
+    assert "mnist_wrn22/lr_finder.png" in names  # the finder's curves, where it chose
+    assert "fashion-mnist_lenet5/lr_finder.png" not in names
     assert "fashion-mnist_lenet5/blocks_dual_line.png" not in names  # no blocks in LeNet
     assert {"cd_diagram.png", "lr_table.csv", "lr_table.md", "index.html"} <= names
     for p in result.files:
@@ -183,6 +212,7 @@ def test_report_writes_everything(db8, tmp_path):
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
     assert page.count('class="sortable"') >= 4
+    assert "median training-step time" in page and "spread (max − min over median)" in page
 
 
 def test_report_on_a_subset_svg(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from .sites import ActFactory, Site, SiteRecorder
@@ -10,9 +9,16 @@ from .sites import ActFactory, Site, SiteRecorder
 __all__ = ["LeNet4", "LeNet5"]
 
 
-def _flat_size(features: nn.Module, in_channels: int, image_size: int) -> int:
-    with torch.no_grad():
-        return features(torch.zeros(1, in_channels, image_size, image_size)).numel()
+def _flat_size(image_size: int) -> int:
+    """Features after conv(pad 2), pool, conv(5x5), pool: computed, not probed with a forward.
+
+    A probe would run the activations, and a stochastic one (ProbAct) would
+    draw from the random stream that initialises the layers after it.
+    """
+    side = (image_size // 2 - 4) // 2
+    if side < 1:
+        raise ValueError(f"LeNet needs images of at least 12x12 pixels, got {image_size}")
+    return 16 * side * side
 
 
 class _LeNet(nn.Module):
@@ -27,7 +33,7 @@ class _LeNet(nn.Module):
             nn.Conv2d(conv1_maps, 16, 5), rec(), nn.MaxPool2d(2),
         )
         layers: list[nn.Module] = [nn.Flatten()]
-        width = _flat_size(self.features, in_channels, image_size)
+        width = _flat_size(image_size)
         for h in hidden:
             layers += [nn.Linear(width, h), rec()]
             width = h

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 __all__ = ["ActFactory", "Site", "SiteRecorder"]
@@ -33,7 +34,11 @@ class Site:
 
 
 class SiteRecorder:
-    """Builds one activation per site and remembers its block and position."""
+    """Builds one activation per site and remembers its block and position.
+
+    Activations are created on their own random stream: the model's other
+    weights are the same whichever activation is used (see :meth:`__call__`).
+    """
 
     def __init__(self, factory: ActFactory) -> None:
         if not callable(factory):
@@ -42,13 +47,23 @@ class SiteRecorder:
         self._made: list[tuple[nn.Module, int | None, int | None]] = []
 
     def __call__(self, block: int | None = None, position: int | None = None) -> nn.Module:
-        module = self.factory()
+        # The activation is built on a side stream of random numbers (derived from the
+        # seed and the site's index), so whatever it draws leaves the rest of the model's
+        # initialisation untouched: runs of different activations with one seed start
+        # from the same weights everywhere else, and paired comparisons are paired.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((torch.initial_seed() * 1_000_003 + len(self._made)) % 2**63)
+            module = self.factory()
         if not isinstance(module, nn.Module):
             raise TypeError(f"the activation factory returned {type(module).__name__}")
         if any(module is m for m, _, _ in self._made):
             raise ValueError("the activation factory must return a new module on every call")
         self._made.append((module, block, position))
         return module
+
+    def activation_modules(self) -> set[int]:
+        """``id()`` of every module inside an activation built so far (to skip in init loops)."""
+        return {id(sub) for m, _, _ in self._made for sub in m.modules()}
 
     def sites(self, model: nn.Module) -> list[Site]:
         """Resolve the recorded modules to their paths in ``model``, in build order."""

@@ -110,8 +110,9 @@ class XResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(sizes[len(layers)] * expansion, num_classes)
+        inside_acts = rec.activation_modules()  # e.g. FReLU's conv keeps its own init
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in inside_acts:
                 nn.init.kaiming_normal_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

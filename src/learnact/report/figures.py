@@ -23,7 +23,40 @@ from .tables import METRICS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["cd_diagram", "heatmap", "param_boxplots", "param_positions", "response_region"]
+__all__ = ["cd_diagram", "heatmap", "lr_finder_curves", "param_boxplots", "param_positions",
+           "response_region"]
+
+
+def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
+    """Every activation's LR-finder curve (smoothed loss against lr), its chosen rate marked.
+
+    ``curves`` has one row per activation with ``activation``, ``lrs`` and
+    ``losses`` (lists), ``suggestion`` and ``method``. The marker sits on the
+    curve at the chosen rate; the legend names each activation and its rate.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    colors = plt.get_cmap("tab20")
+    for i, row in enumerate(curves.itertuples(index=False)):
+        lrs, losses = np.asarray(row.lrs, float), np.asarray(row.losses, float)
+        color = colors(i % 20)
+        ax.plot(lrs, losses, lw=1.2, color=color, label=f"{row.activation} {row.suggestion:.2g}")
+        if np.isfinite(row.suggestion) and len(lrs):
+            k = int(np.argmin(np.abs(np.log(lrs) - math.log(row.suggestion))))
+            ax.plot([row.suggestion], [losses[k]], "o", ms=6, color=color, mec="black", mew=0.6)
+    ax.set_xscale("log")
+    finite = np.concatenate([np.asarray(v, float) for v in curves["losses"]] or [np.zeros(1)])
+    if finite.size:
+        lo, first = float(np.nanmin(finite)), float(np.nanmedian(
+            [v[0] for v in curves["losses"] if len(v)] or [1.0]))
+        ax.set_ylim(lo - 0.05 * abs(lo), max(first * 1.5, lo + 1e-3))
+    ax.set_xlabel("learning rate (log)")
+    ax.set_ylabel("smoothed training loss")
+    methods = ", ".join(sorted(set(curves["method"].dropna())))
+    ax.set_title(title or "LR finder", fontsize=10)
+    ax.legend(fontsize=6.5, ncol=2, title=f"chosen by: {methods}", title_fontsize=7)
+    ax.grid(True, which="both", alpha=0.25)
+    fig.tight_layout()
+    return fig
 
 
 def heatmap(table: pd.DataFrame, title: str = "") -> Figure:

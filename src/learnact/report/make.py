@@ -92,11 +92,30 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         if "relu" in set(runs["activation"]) and not paired.empty:
             sec.append("<h3>Paired against relu (by seed, test accuracy)</h3>")
             sec.append(table_html(paired, f"paired-{slug}"))
+        timing = T.timing_spread(frames, dataset, model)
+        if not timing.empty:
+            worst = timing.loc[timing["spread"].fillna(0).idxmax()]
+            sec.append(
+                "<p class=note>Timing: an epoch's seconds are the median training-step time "
+                "times the steps per epoch; the first steps of each epoch (a quarter, at most "
+                "5) are left out, and the fused kernels are built before any run starts, so "
+                "neither warm-up nor a build counts. Over epochs and seeds, an activation's "
+                f"epoch time spread (max − min over median) by a median of "
+                f"{100 * timing['spread'].median():.0f}% (largest: {worst['activation']}, "
+                f"{100 * (worst['spread'] if worst['spread'] == worst['spread'] else 0):.0f}%, "
+                f"over {int(worst['epochs'])} epochs). Differences smaller than that spread "
+                "are noise.</p>")
         per = lr_per[(lr_per["dataset"] == dataset) & (lr_per["model"] == model)]
         if not per.empty:
             sec.append("<h3>Learning-rate range per activation</h3>")
-            sec.append(table_html(per[["activation", "lr_min", "lr_max", "runs"]],
+            sec.append(table_html(per[["activation", "lr_min", "lr_max", "runs", "chosen_by"]],
                                   f"lr-{slug}"))
+        curves = T.finder_curves(frames, dataset, model)
+        if not curves.empty:
+            sec.append(save(F.lr_finder_curves(curves, f"LR finder on {task}"),
+                            tdir / f"lr_finder.{fmt}",
+                            f"{task}: each activation's LR-finder curve (lowest seed), the "
+                            "chosen rate marked"))
         params = frames.params[(frames.params["dataset"] == dataset)
                                & (frames.params["model"] == model)]
         for act in sorted(params["activation"].unique()):

@@ -180,20 +180,68 @@ def lr_table(frames: Frames) -> tuple[pd.DataFrame, pd.DataFrame]:
     used and the activation each came from. ``per_activation`` has
     ``dataset, model, activation, lr_min, lr_max, runs``.
     """
-    runs = frames.runs.dropna(subset=["lr"])
+    runs = frames.runs.dropna(subset=["lr"]).copy()
+    rule = frames.lr_find.set_index("run_id")["method"] if not frames.lr_find.empty else {}
+    runs["chosen_by"] = runs["run_id"].map(
+        lambda r: f"LR finder ({rule[r]})" if r in rule else "fixed")
+
+    def chosen(group: pd.DataFrame) -> str:
+        return ", ".join(sorted(set(group["chosen_by"])))
+
     rows = []
     for (dataset, model), group in runs.groupby(["dataset", "model"], sort=True):
         lo, hi = group.loc[group["lr"].idxmin()], group.loc[group["lr"].idxmax()]
         rows.append({"task": f"{dataset} / {model}", "lr_min": lo["lr"],
                      "lr_min_activation": lo["activation"], "lr_max": hi["lr"],
-                     "lr_max_activation": hi["activation"]})
+                     "lr_max_activation": hi["activation"], "chosen_by": chosen(group)})
     if not runs.empty:
         lo, hi = runs.loc[runs["lr"].idxmin()], runs.loc[runs["lr"].idxmax()]
         rows.append({"task": "Overall", "lr_min": lo["lr"], "lr_min_activation": lo["activation"],
-                     "lr_max": hi["lr"], "lr_max_activation": hi["activation"]})
-    per = (runs.groupby(["dataset", "model", "activation"])["lr"]
-           .agg(lr_min="min", lr_max="max", runs="count").reset_index())
+                     "lr_max": hi["lr"], "lr_max_activation": hi["activation"],
+                     "chosen_by": chosen(runs)})
+    per = (runs.groupby(["dataset", "model", "activation"])
+           .agg(lr_min=("lr", "min"), lr_max=("lr", "max"), runs=("lr", "count"),
+                chosen_by=("chosen_by", lambda c: ", ".join(sorted(set(c)))))
+           .reset_index())
     return pd.DataFrame(rows), per
+
+
+def finder_curves(frames: Frames, dataset: str, model: str) -> pd.DataFrame:
+    """One LR-finder curve per activation of a task (its lowest seed's run).
+
+    Columns: ``activation, seed, lrs, losses, suggestion, method``.
+    """
+    import json
+
+    cols = ["activation", "seed", "lrs", "losses", "suggestion", "method"]
+    if frames.lr_find.empty:
+        return pd.DataFrame(columns=cols)
+    runs = frames.runs[(frames.runs["dataset"] == dataset) & (frames.runs["model"] == model)]
+    found = frames.lr_find.merge(runs[["run_id", "activation", "seed"]], on="run_id")
+    if found.empty:
+        return pd.DataFrame(columns=cols)
+    first = found.sort_values(["activation", "seed"]).groupby("activation").head(1).copy()
+    first["lrs"] = first["lrs"].map(json.loads)
+    first["losses"] = first["losses"].map(json.loads)
+    return first[cols].reset_index(drop=True)
+
+
+def timing_spread(frames: Frames, dataset: str, model: str) -> pd.DataFrame:
+    """Per activation: median epoch seconds over epochs and seeds, and their spread.
+
+    Columns: ``activation, epochs, median_s, min_s, max_s, spread`` where
+    ``spread = (max - min) / median``.
+    """
+    runs = frames.runs[(frames.runs["dataset"] == dataset) & (frames.runs["model"] == model)]
+    ep = frames.epochs.merge(runs[["run_id", "activation"]], on="run_id").dropna(
+        subset=["seconds"])
+    if ep.empty:
+        return pd.DataFrame(columns=["activation", "epochs", "median_s", "min_s", "max_s",
+                                     "spread"])
+    out = ep.groupby("activation")["seconds"].agg(epochs="count", median_s="median",
+                                                  min_s="min", max_s="max").reset_index()
+    out["spread"] = (out["max_s"] - out["min_s"]) / out["median_s"].where(out["median_s"] > 0)
+    return out
 
 
 def paired_vs_baseline(runs: pd.DataFrame, baseline: str = "relu") -> pd.DataFrame:

@@ -1,0 +1,162 @@
+"""How close does each LR-finder rule land to the best rate of a grid search?
+
+For every activation of the ``quick`` preset, on Fashion-MNIST (the preset's
+own settings: LeNet5, 1 epoch, batch 128) and on scikit-learn's ``digits``
+(``--digits-epochs``, default 5, since one epoch there is 12 steps), this
+
+1. trains at each rate of a 6-point log grid (``--grid``), seed 0;
+2. runs the LR finder exactly as a study run does (same seed, same batches)
+   and trains at the rate each suggestion rule picks (rules that pick the same
+   rate share one training);
+3. prints, per activation, the grid's best test accuracy and each rule's gap
+   to it in points, then each rule's mean and max gap over all activations and
+   datasets, and the finder's cost relative to one training run.
+
+The grid's best uses the test split: it is the oracle the rules are measured
+against, never a way of choosing. Trainings run in ``--jobs`` processes of one
+thread each. ``--out FILE.json`` keeps every number for later analysis.
+
+    python benchmarks/lr_choice.py [--jobs 2] [--datasets fashion-mnist,digits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import time
+
+GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+# candidate rules measured beside the library's: the lowest loss's rate over k
+CANDIDATES = {"min/3": 3.0, "min/5": 5.0}
+
+
+def _setup(dataset: str, train_limit: int | None):
+    import torch
+
+    from learnact.data import load_dataset
+
+    torch.set_num_threads(1)
+    return load_dataset(dataset, train_limit=train_limit)
+
+
+_DATA: dict = {}
+
+
+def _data(dataset: str, train_limit: int | None):
+    key = (dataset, train_limit)
+    if key not in _DATA:
+        _DATA[key] = _setup(dataset, train_limit)
+    return _DATA[key]
+
+
+def _model(name: str, activation: str, data, seed: int):
+    import torch
+
+    from learnact.activations.factory import create_activation
+    from learnact.models import build_model
+
+    torch.manual_seed(seed)
+    c, h, _ = data.image_shape
+    return build_model(name, lambda: create_activation(activation), in_channels=c,
+                       num_classes=data.num_classes, image_size=h)
+
+
+def train_job(job: dict) -> dict:
+    """Train one (dataset, activation, lr); returns the test accuracy and seconds."""
+    from learnact.train import TrainSettings, fit
+    from learnact.train.loop import Diverged
+
+    data = _data(job["dataset"], job["train_limit"])
+    model = _model(job["model"], job["activation"], data, job["seed"])
+    settings = TrainSettings(epochs=job["epochs"], lr=job["lr"], batch_size=job["batch_size"],
+                             weight_decay=job["weight_decay"])
+    start = time.perf_counter()
+    try:
+        acc = fit(model, data, settings, seed=job["seed"])[-1].test_accuracy
+    except Diverged:
+        acc = 0.0
+    return {**job, "accuracy": acc, "seconds": time.perf_counter() - start}
+
+
+def finder_job(job: dict) -> dict:
+    """Run the LR finder as a study run does; returns the curve and every rule's pick."""
+    import torch
+    import torch.nn.functional as F
+
+    from learnact.data.loader import train_batches
+    from learnact.train import make_optimizer
+    from learnact.train.lr_find import SUGGESTIONS, lr_find
+
+    data = _data(job["dataset"], job["train_limit"])
+    model = _model(job["model"], job["activation"], data, job["seed"])
+    start = time.perf_counter()
+    res = lr_find(model, lambda v: make_optimizer(model, v, job["weight_decay"]),
+                  lambda: train_batches(data, job["batch_size"],
+                                        generator=torch.Generator().manual_seed(job["seed"])),
+                  lambda m, x, y: F.cross_entropy(m(x), y))
+    seconds = time.perf_counter() - start
+    picks = {name: float(rule(res.lrs, res.losses)) for name, rule in SUGGESTIONS.items()}
+    lowest = res.lrs[min(range(len(res.losses)), key=res.losses.__getitem__)]
+    picks.update({name: lowest / k for name, k in CANDIDATES.items() if name not in picks})
+    return {**job, "lrs": res.lrs, "losses": res.losses, "picks": picks, "seconds": seconds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default="fashion-mnist,digits")
+    ap.add_argument("--activations", default=None, help="default: the quick preset's")
+    ap.add_argument("--digits-epochs", type=int, default=5)
+    ap.add_argument("--train-limit", type=int, default=None)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="write every number to this JSON file")
+    args = ap.parse_args()
+
+    from learnact.study import load_preset
+
+    cfg = load_preset("quick")
+    acts = args.activations.split(",") if args.activations else list(cfg.activations)
+    base = {"model": cfg.model, "batch_size": cfg.batch_size, "weight_decay": cfg.weight_decay,
+            "seed": args.seed, "train_limit": args.train_limit}
+    tasks = [{**base, "dataset": ds, "activation": a,
+              "epochs": args.digits_epochs if ds == "digits" else cfg.epochs}
+             for ds in args.datasets.split(",") for a in acts]
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.jobs) as pool:
+        finders = pool.map(finder_job, tasks)
+        jobs = []
+        for t, f in zip(tasks, finders, strict=True):
+            lrs = sorted({*GRID, *(round(v, 12) for v in f["picks"].values())})
+            jobs += [{**t, "lr": lr} for lr in lrs]
+        trained = pool.map(train_job, jobs)
+    acc = {(j["dataset"], j["activation"], j["lr"]): j for j in trained}
+    rules = list(finders[0]["picks"])
+    gaps: dict[str, list[float]] = {r: [] for r in rules}
+    cost = []
+    print(f"grid {', '.join(f'{g:g}' for g in GRID)}; rules {', '.join(rules)}; seed {args.seed}")
+    for t, f in zip(tasks, finders, strict=True):
+        grid = {g: acc[(t["dataset"], t["activation"], g)]["accuracy"] for g in GRID}
+        best_lr = max(grid, key=grid.get)
+        row = [f"{t['dataset']:<13} {t['activation']:<11} best {grid[best_lr]:.4f} @ {best_lr:g}"]
+        for r in rules:
+            lr = round(f["picks"][r], 12)
+            gap = 100 * (grid[best_lr] - acc[(t["dataset"], t["activation"], lr)]["accuracy"])
+            gaps[r].append(gap)
+            row.append(f"{r} {lr:.2g}: {gap:+.2f}")
+        runs = [acc[(t["dataset"], t["activation"], g)]["seconds"] for g in GRID]
+        cost.append(f["seconds"] / statistics.median(runs))
+        print("  ".join(row))
+    print("\ngap to the grid's best, in accuracy points (lower is better)")
+    for r in rules:
+        print(f"  {r:<8} mean {statistics.mean(gaps[r]):.2f}  max {max(gaps[r]):.2f}")
+    print(f"finder cost / one training run: median {statistics.median(cost):.2f} "
+          f"(min {min(cost):.2f}, max {max(cost):.2f})")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"finders": finders, "trained": trained, "gaps": gaps}, fh)
+
+
+if __name__ == "__main__":
+    main()
