@@ -337,3 +337,53 @@ def test_a_rerun_retries_failed_runs_and_counts_the_attempt(npz, tmp_path, capsy
     assert status[failed_id] == ("done", 2)  # attempted twice
     assert all(s == "done" for s, _ in status.values())
     assert len(epochs) == 2
+
+
+def _result(run_id: str, acc: float):
+    from learnact.study.types import LRFindRecord, RunResult
+
+    return RunResult(
+        run_id, "done", lr=0.01, env={"torch": "x"},
+        lr_find=LRFindRecord("valley", 0.01, [1e-3, 1e-2], [2.3, 2.0]),
+        epochs=[{"epoch": e, "train_loss": 1.0, "test_loss": 1.1, "test_accuracy": acc,
+                 "test_top5": 0.9, "seconds": 1.0} for e in range(2)],
+        params=[(-1, [(0, "act", None, None, "pos_slope", 0, 1.5)])])
+
+
+def test_record_writes_a_whole_result_only_while_the_run_is_held(tmp_path):
+    db = tmp_path / "r.db"
+    a = Store(db, lease_s=0.2)
+    run = expand_runs(StudyConfig(activations=("relu",)))[0]
+    a.add_runs([run.as_row()])
+    assert a.claim([run.run_id]) == run.run_id
+    a.add_epoch(run.run_id, _result(run.run_id, 0.1).epochs[0])  # a partial row, replaced
+    b = Store(db, lease_s=0.2)
+    b.host = "another-host"
+    time.sleep(0.3)
+    assert b.claim([run.run_id]) == run.run_id
+    assert not a.record(_result(run.run_id, 0.0))  # lost its lease: writes nothing
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 0  # cleared on reclaim
+    assert b.record(_result(run.run_id, 0.75))
+    assert con.execute("SELECT epoch, test_accuracy FROM epochs ORDER BY epoch").fetchall() == [
+        (0, 0.75), (1, 0.75)]
+    assert con.execute("SELECT method, suggestion FROM lr_find").fetchall() == [("valley", 0.01)]
+    assert con.execute("SELECT value FROM act_params").fetchall() == [(1.5,)]
+    assert con.execute("SELECT status, lr FROM runs").fetchall() == [("done", 0.01)]
+    assert not b.record(_result(run.run_id, 0.5))  # finished: no longer held
+
+
+def test_a_run_whose_lease_is_lost_stops_at_the_next_epoch(npz):
+    from torch import device as torch_device
+
+    from learnact.data import load_dataset
+    from learnact.study.runner import execute_run
+
+    cfg = StudyConfig(activations=("relu",), epochs=3, lr=0.01, dataset=npz)
+    run = expand_runs(cfg)[0]
+    data = load_dataset(npz)
+    seen = []
+    with pytest.raises(LeaseLost):
+        execute_run(run, data, torch_device("cpu"), lambda e: seen.append(e.kind),
+                    stop=lambda: len(seen) >= 1)
+    assert seen == ["epoch"]  # stopped after the first of three epochs

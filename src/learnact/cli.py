@@ -141,29 +141,26 @@ class _Progress:
 
 
 def ranking_table(rows: list[dict]) -> str:
-    """Activations ranked by mean test accuracy over their finished runs."""
-    by_act: dict[tuple[str, str, str], list[dict]] = {}
-    for r in rows:
-        by_act.setdefault((r["dataset"], r["model"], r["activation"]), []).append(r)
+    """Activations ranked by mean test accuracy over their finished runs, per task.
+
+    ``rows`` are :meth:`Store.results` rows; the numbers come from
+    :func:`learnact.study.summary.summarize`, as the report's do.
+    """
+    from .study.summary import summarize
+
     lines = []
-    table = []
-    for (dataset, model, act), runs in by_act.items():
-        ok = [r for r in runs if r["status"] == "done" and r["test_accuracy"] is not None]
-        accs = [r["test_accuracy"] for r in ok]
-        mean = sum(accs) / len(accs) if accs else float("nan")
-        table.append((dataset, model, act, mean, max(accs) if accs else float("nan"),
-                      len(ok), len(runs) - len(ok)))
-    table.sort(key=lambda t: (t[0], t[1], -(t[3] if t[3] == t[3] else -1)))
     header = f"{'rank':>4}  {'activation':<18} {'mean acc':>8} {'max acc':>8} {'runs':>4}  note"
     current = None
     rank = 0
-    for dataset, model, act, mean, best, n, other in table:
-        if (dataset, model) != current:
-            current, rank = (dataset, model), 0
-            lines += ["", f"{dataset} / {model}", header]
+    for s in summarize(rows):
+        if (s["dataset"], s["model"]) != current:
+            current, rank = (s["dataset"], s["model"]), 0
+            lines += ["", f"{s['dataset']} / {s['model']}", header]
         rank += 1
+        other = s["diverged"] + s["failed"] + s["unfinished"]
         note = f"{other} not done" if other else ""
-        lines.append(f"{rank:>4}  {act:<18} {mean:>8.4f} {best:>8.4f} {n:>4}  {note}")
+        lines.append(f"{rank:>4}  {s['activation']:<18} {s['mean_accuracy']:>8.4f} "
+                     f"{s['max_accuracy']:>8.4f} {s['n']:>4}  {note}")
     return "\n".join(lines).strip("\n")
 
 

@@ -103,31 +103,19 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     Columns: ``activation``, ``n`` (finished runs), ``diverged``, ``failed``,
     the :data:`METRICS`, ``accuracy_std``, ``accuracy_ci_low``/``high``,
     ``lr_min``/``lr_max``, and ``rank_<metric>`` for each metric (1 = best).
-    Diverged and failed runs are counted but do not enter the means.
+    Diverged and failed runs are counted but do not enter the means. The
+    per-activation numbers are :func:`learnact.study.summary.summarize`'s (the
+    same as ``learnact results``); the confidence interval and ranks are added here.
     """
+    from ..study.summary import summarize
+
     rows = []
-    for act, group in runs.groupby("activation", sort=True):
-        ok = group[group["status"] == "done"]
-        acc = ok["test_accuracy"].dropna().tolist()
-        mean, std, lo, hi = mean_ci(acc)
-        lrs = group["lr"].dropna()
-        rows.append({
-            "activation": act,
-            "n": len(ok),
-            "diverged": int((group["status"] == "diverged").sum()),
-            "failed": int((group["status"] == "failed").sum()),
-            "max_accuracy": max(acc) if acc else math.nan,
-            "mean_accuracy": mean,
-            "accuracy_std": std,
-            "accuracy_ci_low": lo,
-            "accuracy_ci_high": hi,
-            "mean_top5": ok["test_top5"].mean(),
-            "mean_train_loss": ok["train_loss"].mean(),
-            "mean_test_loss": ok["test_loss"].mean(),
-            "mean_epoch_seconds": ok["epoch_seconds"].mean(),
-            "lr_min": lrs.min() if len(lrs) else math.nan,
-            "lr_max": lrs.max() if len(lrs) else math.nan,
-        })
+    for row in summarize(runs.to_dict("records")):
+        group = runs[runs["activation"] == row["activation"]]
+        ok = group[(group["status"] == "done")]
+        _, _, lo, hi = mean_ci(ok["test_accuracy"].dropna().tolist())
+        rows.append({k: v for k, v in row.items() if k not in ("dataset", "model", "unfinished")}
+                    | {"accuracy_ci_low": lo, "accuracy_ci_high": hi})
     table = pd.DataFrame(rows)
     if table.empty:
         return table

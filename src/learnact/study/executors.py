@@ -8,10 +8,11 @@ none is trained twice, whichever executor ran them.
   processes that claim runs from the database themselves.
 - :class:`RayExecutor`: the driver claims runs and submits each as a Ray task
   (with ``num_cpus``/``num_gpus`` per run, fractional GPUs allowed). Workers
-  train without touching the database and return what they would have
-  written; the driver writes it, the run's ``finish`` last, so a driver killed
-  by SIGKILL loses no completed run and its in-flight runs are redone on the
-  next invocation.
+  train without touching the database and return a
+  :class:`~learnact.study.types.RunResult`; the driver writes it with
+  :meth:`~learnact.study.store.Store.record` in one transaction, so a driver
+  killed by SIGKILL loses no completed run and its in-flight runs are redone
+  on the next invocation.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError
-from .runner import Event, RunRecorder, execute_run, resolve_device, work_loop, worker_main
+from .runner import execute_run, resolve_device, work_loop, worker_main
+from .types import Event, RunResult
 
 __all__ = ["ExecutorContext", "LocalExecutor", "RayExecutor", "RayMissing"]
 
@@ -89,31 +91,28 @@ class LocalExecutor:
 
 
 @lru_cache(maxsize=4)
-def _cached_data(dataset: str, data_dir: str | None, train_limit: int | None, device: str):
+def _cached_data(dataset: str, data_dir: str | None, train_limit: int | None,
+                 image_size: int | None, device: str):
     from ..data.loader import load_dataset
 
     return load_dataset(dataset, data_dir=data_dir, device=resolve_device(device),
-                        train_limit=train_limit)
+                        train_limit=train_limit, image_size=image_size, progress=False)
 
 
-def _remote_train(run, data_dir: str | None, device: str, threads: int):
-    """Body of one Ray task: train ``run``, return the recorded writes and the status."""
+def _remote_train(run, data_dir: str | None, device: str, threads: int) -> RunResult:
+    """Body of one Ray task: train ``run`` and return its result (never raises)."""
     import traceback
 
     import torch
 
-
     torch.set_num_threads(max(1, threads))
-    recorder = RunRecorder()
     try:
-        data = _cached_data(run.dataset, data_dir, run.settings["train_limit"], device)
-        status = execute_run(run, data, recorder, resolve_device(device), lambda e: None)
-        epochs = [args[1] for name, args, _ in recorder.calls if name == "add_epoch"]
-        return recorder.calls, status, epochs
+        data = _cached_data(run.dataset, data_dir, run.settings["train_limit"],
+                            run.settings.get("image_size"), device)
+        return execute_run(run, data, resolve_device(device), lambda e: None)
     except Exception as exc:
         log.error("run %s failed in a Ray worker:\n%s", run.run_id, traceback.format_exc())
-        return [("finish", (run.run_id, "failed"), {"lr": None, "env": {}, "error": repr(exc)})], \
-            "failed", []
+        return RunResult.failed(run.run_id, repr(exc))
 
 
 class RayExecutor:
@@ -214,15 +213,16 @@ class RayExecutor:
                 for ref in done:
                     run = pending.pop(ref)
                     try:
-                        calls, status, epochs = ray.get(ref)
+                        result = ray.get(ref)
                     except Exception as exc:  # worker died, task error, ...
-                        calls = [("finish", (run.run_id, "failed"),
-                                  {"lr": None, "env": {}, "error": repr(exc)})]
-                        status, epochs = "failed", []
-                    for data in epochs:
-                        ctx.emit(Event("epoch", run, {**data, "lr": _lr_of(calls)}))
-                    RunRecorder.replay(calls, store)
-                    ctx.emit(Event(status, run, {"error": _error_of(calls)}))
+                        result = RunResult.failed(run.run_id, repr(exc))
+                    for metrics in result.epochs:
+                        ctx.emit(Event("epoch", run, {**metrics, "lr": result.lr}))
+                    if store.record(result):
+                        ctx.emit(Event(result.status, run, {"error": result.error or ""}))
+                    else:
+                        log.warning("run %s: its lease was lost; another process redoes it",
+                                    run.run_id)
         except KeyboardInterrupt:
             for ref, run in pending.items():
                 ray.cancel(ref, force=True)
@@ -232,17 +232,3 @@ class RayExecutor:
             store.close()
             if started:
                 ray.shutdown()
-
-
-def _lr_of(calls) -> float:
-    for name, _, kwargs in calls:
-        if name == "finish" and kwargs.get("lr") is not None:
-            return kwargs["lr"]
-    return float("nan")
-
-
-def _error_of(calls) -> str:
-    for name, _, kwargs in calls:
-        if name == "finish":
-            return kwargs.get("error") or ""
-    return ""

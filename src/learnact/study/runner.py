@@ -23,7 +23,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,9 @@ from ..train.loop import Diverged, TrainSettings, fit, make_optimizer
 from ..train.lr_find import lr_find
 from .config import StudyConfig, resolve_activations
 from .store import LeaseLost, Store
+from .types import Event, LRFindRecord, RunResult, RunSpec
 
-__all__ = ["Event", "RunRecorder", "RunSpec", "execute_run", "expand_runs", "work_loop",
+__all__ = ["Event", "RunResult", "RunSpec", "execute_run", "expand_runs", "work_loop",
            "worker_main"]
 
 log = logging.getLogger(__name__)
@@ -54,34 +54,6 @@ IDENTITY_FIELDS = ("epochs", "lr", "lr_method", "batch_size", "weight_decay", "d
 # settings added later: part of a run's identity only when they differ from their
 # defaults, so the ids of runs recorded before they existed do not change
 LATER_IDENTITY_FIELDS = {"image_size": None, "label_smoothing": 0.0}
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run of a study."""
-
-    run_id: str
-    study: str
-    activation: str
-    model: str
-    dataset: str
-    seed: int
-    settings: dict[str, Any] = field(hash=False)
-
-    def as_row(self) -> dict[str, Any]:
-        """The fields the store needs."""
-        return {"run_id": self.run_id, "study": self.study, "activation": self.activation,
-                "model": self.model, "dataset": self.dataset, "seed": self.seed,
-                "settings": self.settings}
-
-
-@dataclass
-class Event:
-    """A progress event: ``kind`` is ``start``, ``epoch``, ``done``, ``diverged`` or ``failed``."""
-
-    kind: str
-    run: RunSpec
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 def expand_runs(cfg: StudyConfig) -> list[RunSpec]:
@@ -167,9 +139,14 @@ def _param_rows(model: torch.nn.Module) -> list[tuple]:
 
 
 class _Heartbeat:
-    """Renews a run's lease from a background thread with its own connection."""
+    """Renews a run's lease from a background thread with its own connection.
+
+    ``lost`` turns true when a renewal finds the run taken over; the run then
+    stops at its next epoch boundary (:func:`execute_run`'s ``stop``).
+    """
 
     def __init__(self, db: Path, owner: str, run_id: str, lease_s: float) -> None:
+        self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, args=(db, owner, run_id, lease_s),
                                         daemon=True)
@@ -180,8 +157,8 @@ class _Heartbeat:
         try:
             while not self._stop.wait(lease_s / 3):
                 if not store.heartbeat(run_id):
-                    # the run was taken over: the next write raises LeaseLost and stops it
-                    log.warning("run %s: lease lost; stopping at the next write", run_id)
+                    log.warning("run %s: lease lost; stopping at the next epoch", run_id)
+                    self.lost = True
                     return
         finally:
             store.close()
@@ -197,101 +174,73 @@ def _precision(cfg_precision: str, device: torch.device) -> str:
     return cfg_precision
 
 
-def execute_run(run: RunSpec, data: TensorData, store: Store, device: torch.device,
-                emit: Callable[[Event], None]) -> str:
-    """Train one claimed run and record everything; returns its final status."""
+def execute_run(run: RunSpec, data: TensorData, device: torch.device,
+                emit: Callable[[Event], None],
+                stop: Callable[[], bool] = lambda: False) -> RunResult:
+    """Train one run and return everything it produced; writes nothing.
+
+    Args:
+        run: the run.
+        data: its dataset, on ``device``.
+        device: where to train.
+        emit: progress events (``epoch``), called in this process.
+        stop: polled after the LR finder and after every epoch; when it turns
+            true the run stops with :class:`LeaseLost` (its lease went to
+            another process, which redoes it).
+
+    Returns:
+        A :class:`RunResult` with status ``done`` or ``diverged``. Other
+        exceptions propagate: the caller records the run as failed.
+    """
     cfg = run.settings
     _seed_everything(run.seed)
     c, h, _ = data.image_shape
     model = build_model(run.model, lambda: create_activation(run.activation),
                         in_channels=c, num_classes=data.num_classes, image_size=h).to(device)
     precision = _precision(cfg["precision"], device)
-    env = environment(device)
+    result = RunResult(run.run_id, "done", env=environment(device))
+
+    def check_stop() -> None:
+        if stop():
+            raise LeaseLost(run.run_id)
+
     lr = cfg["lr"]
-    # a RunRecorder (remote executors) has no database to keep a lease in
-    beat = (_Heartbeat(store.path, store.owner, run.run_id, store.lease_s)
-            if getattr(store, "path", None) is not None else None)
+    if lr == "find":
+        found = lr_find(
+            model, lambda v: make_optimizer(model, v, cfg["weight_decay"]),
+            lambda: train_batches(data, cfg["batch_size"],
+                                  generator=torch.Generator().manual_seed(run.seed)),
+            lambda m, x, y: F.cross_entropy(m(x), y),
+            method=cfg["lr_method"],
+        )
+        if not np.isfinite(found.suggestion):
+            raise LRFinderDiverged(found.method)  # recorded as failed: rerun with a fixed --lr
+        lr = float(found.suggestion)
+        result.lr_find = LRFindRecord(found.method, lr, found.lrs, found.losses)
+        check_stop()
+        _seed_everything(run.seed)
+    result.lr = lr
+    settings = TrainSettings(
+        epochs=cfg["epochs"], lr=lr, batch_size=cfg["batch_size"],
+        weight_decay=cfg["weight_decay"], div_factor=cfg["div_factor"],
+        final_div=cfg["final_div"], pct_start=cfg["pct_start"],
+        mixup_alpha=cfg["mixup_alpha"], augment=cfg["augment"], precision=precision,
+        channels_last=cfg["channels_last"], label_smoothing=cfg.get("label_smoothing", 0.0))
+
+    def on_epoch(m) -> None:
+        result.epochs.append(m.as_dict())
+        if cfg["study_config"].get("snapshot_every_epoch"):
+            result.params.append((m.epoch, _param_rows(model)))
+        emit(Event("epoch", run, {**m.as_dict(), "lr": lr}))
+        check_stop()
+
     try:
-        if lr == "find":
-            result = lr_find(
-                model, lambda v: make_optimizer(model, v, cfg["weight_decay"]),
-                lambda: train_batches(data, cfg["batch_size"],
-                                      generator=torch.Generator().manual_seed(run.seed)),
-                lambda m, x, y: F.cross_entropy(m(x), y),
-                method=cfg["lr_method"],
-            )
-            if not np.isfinite(result.suggestion):
-                raise LRFinderDiverged(result.method)
-            lr = float(result.suggestion)
-            store.add_lr_find(run.run_id, result.method, lr, result.lrs, result.losses)
-            _seed_everything(run.seed)
-        settings = TrainSettings(
-            epochs=cfg["epochs"], lr=lr, batch_size=cfg["batch_size"],
-            weight_decay=cfg["weight_decay"], div_factor=cfg["div_factor"],
-            final_div=cfg["final_div"], pct_start=cfg["pct_start"],
-            mixup_alpha=cfg["mixup_alpha"], augment=cfg["augment"], precision=precision,
-            channels_last=cfg["channels_last"], label_smoothing=cfg.get("label_smoothing", 0.0))
-
-        def on_epoch(m) -> None:
-            store.add_epoch(run.run_id, m.as_dict())
-            if cfg["study_config"].get("snapshot_every_epoch"):
-                store.add_params(run.run_id, m.epoch, _param_rows(model))
-            emit(Event("epoch", run, {**m.as_dict(), "lr": lr}))
-
-        try:
-            fit(model, data, settings, seed=run.seed, on_epoch=on_epoch)
-        except Diverged as exc:
-            store.finish(run.run_id, "diverged", lr=lr, env=env, error=str(exc))
-            return "diverged"
-        store.add_params(run.run_id, -1, _param_rows(model))
-        store.finish(run.run_id, "done", lr=lr, env=env)
-        return "done"
+        fit(model, data, settings, seed=run.seed, on_epoch=on_epoch)
     except Diverged as exc:
-        store.finish(run.run_id, "diverged", lr=None, env=env, error=f"LR finder: {exc}")
-        return "diverged"
-    finally:
-        if beat is not None:
-            beat.stop()
-
-
-class RunRecorder:
-    """Stands in for the :class:`Store` inside a remote worker: records the writes.
-
-    :meth:`replay` performs them on the driver's store, ``finish`` last, so a
-    driver killed half-way leaves a run that is still ``running`` and is
-    redone cleanly, never a half-written ``done`` run.
-    """
-
-    path = None
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple, dict]] = []
-
-    def add_epoch(self, *args, **kwargs) -> None:
-        self.calls.append(("add_epoch", args, kwargs))
-
-    def add_lr_find(self, *args, **kwargs) -> None:
-        self.calls.append(("add_lr_find", args, kwargs))
-
-    def add_params(self, *args, **kwargs) -> None:
-        self.calls.append(("add_params", args, kwargs))
-
-    def finish(self, *args, **kwargs) -> bool:
-        self.calls.append(("finish", args, kwargs))
-        return True
-
-    @staticmethod
-    def replay(calls: list[tuple[str, tuple, dict]], store: Store) -> bool:
-        """Apply recorded calls to ``store``; ``False`` if the run's claim was lost."""
-        ok = True
-        try:
-            for name, args, kwargs in calls:
-                result = getattr(store, name)(*args, **kwargs)
-                if name == "finish":
-                    ok = bool(result)
-        except LeaseLost:
-            return False
-        return ok
+        result.status, result.error = "diverged", str(exc)
+        return result
+    result.params.append((-1, _param_rows(model)))
+    return result
 
 
 def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: str,
@@ -314,8 +263,15 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
                                              train_limit=run.settings["train_limit"],
                                              image_size=run.settings.get("image_size"))
                 emit(Event("start", run))
-                status = execute_run(run, data[key], store, device, emit)
-                emit(Event(status, run))
+                beat = _Heartbeat(db, store.owner, run_id, lease_s)
+                try:
+                    result = execute_run(run, data[key], device, emit,
+                                         stop=lambda beat=beat: beat.lost)
+                finally:
+                    beat.stop()
+                if not store.record(result):
+                    raise LeaseLost(run_id)
+                emit(Event(result.status, run, {"error": result.error or ""}))
             except KeyboardInterrupt:
                 store.release(run_id)
                 raise
@@ -326,7 +282,7 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
             except Exception as exc:
                 log.error("run %s (%s seed %d) failed:\n%s", run_id, run.activation, run.seed,
                           traceback.format_exc())
-                store.finish(run_id, "failed", lr=None, env={}, error=repr(exc))
+                store.record(RunResult.failed(run_id, repr(exc)))
                 emit(Event("failed", run, {"error": repr(exc)}))
     finally:
         store.close()

@@ -5,8 +5,11 @@ Concurrency model: every run is a row. A process *claims* a pending run in an
 heartbeat renews. A run whose lease has expired, or whose owner process on
 this host is gone (``kill -9``), is claimed again and redone from scratch:
 its partial rows are deleted in the same transaction. Only ``done`` and
-``diverged`` rows count as results, and they are written in one transaction,
-so nothing completed is lost or stored twice.
+``diverged`` rows count as results. A run's whole result (LR-finder curve,
+epochs, parameter snapshots and its final status) is written by
+:meth:`Store.record` in one transaction, and only while the writer still holds
+the run, so nothing completed is lost, stored twice, or overwritten by a
+process that lost its lease.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from .._proc import pid_alive
 from ..errors import StoreError
+from .types import RunResult
 
 __all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "LeaseLost", "Store", "StoreError",
            "open_readonly"]
@@ -388,6 +392,39 @@ class Store:
             self._hold(c, run_id)
             c.executemany("INSERT OR REPLACE INTO act_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [(run_id, epoch, *r) for r in rows])
+
+    def record(self, result: RunResult) -> bool:
+        """Write a held run's whole result in one transaction, its status last.
+
+        Returns ``False`` (and writes nothing) when this process no longer
+        holds the run: another process took it over and redoes it.
+        """
+        if result.status not in ("done", "diverged", "failed"):
+            raise ValueError(f"bad status {result.status!r}")
+        run_id = result.run_id
+        with self.transaction() as c:
+            try:
+                self._hold(c, run_id)
+            except LeaseLost:
+                return False
+            self._clear_partial(c, run_id)
+            if result.lr_find is not None:
+                f = result.lr_find
+                c.execute("INSERT INTO lr_find VALUES (?, ?, ?, ?, ?)",
+                          (run_id, f.method, f.suggestion, json.dumps(f.lrs),
+                           json.dumps(f.losses)))
+            c.executemany(
+                "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, m["epoch"], m["train_loss"], m["test_loss"], m["test_accuracy"],
+                  m["test_top5"], m["seconds"]) for m in result.epochs])
+            c.executemany("INSERT OR REPLACE INTO act_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          [(run_id, epoch, *r) for epoch, rows in result.params for r in rows])
+            c.execute(
+                "UPDATE runs SET status = ?, lr = ?, env = ?, error = ?, finished = ?, "
+                "lease_until = NULL WHERE run_id = ? AND owner = ? AND status = 'running'",
+                (result.status, result.lr, json.dumps(result.env), result.error, time.time(),
+                 run_id, self.owner))
+        return True
 
     def finish(self, run_id: str, status: str, *, lr: float | None, env: dict[str, Any],
                error: str | None = None) -> bool:

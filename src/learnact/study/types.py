@@ -1,0 +1,83 @@
+"""The study's plain data types: a run to train, a progress event, a run's result.
+
+A leaf module: the runner, the executors and the store all use these types,
+and this module imports none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Event", "LRFindRecord", "RunResult", "RunSpec"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a study."""
+
+    run_id: str
+    study: str
+    activation: str
+    model: str
+    dataset: str
+    seed: int
+    settings: dict[str, Any] = field(hash=False)
+
+    def as_row(self) -> dict[str, Any]:
+        """The fields the store needs."""
+        return {"run_id": self.run_id, "study": self.study, "activation": self.activation,
+                "model": self.model, "dataset": self.dataset, "seed": self.seed,
+                "settings": self.settings}
+
+
+@dataclass
+class Event:
+    """A progress event: ``kind`` is ``start``, ``epoch``, ``done``, ``diverged`` or ``failed``."""
+
+    kind: str
+    run: RunSpec
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LRFindRecord:
+    """The LR finder's sweep for one run: the rule, its pick and the smoothed curve."""
+
+    method: str
+    suggestion: float
+    lrs: list[float]
+    losses: list[float]
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced; :meth:`Store.record` writes it in one transaction.
+
+    Attributes:
+        run_id: the run.
+        status: ``done``, ``diverged`` or ``failed``.
+        lr: the learning rate trained with (``None`` when none was reached).
+        env: versions, device and kernels (see ``runner.environment``).
+        error: why a run diverged or failed.
+        lr_find: the finder's sweep, when the rate was found.
+        epochs: one metrics dict per finished epoch
+            (:meth:`learnact.train.EpochMetrics.as_dict`).
+        params: ``(epoch, rows)`` snapshots of the activation parameters;
+            ``epoch = -1`` is the end of the run. Rows are ``(site_index,
+            path, block, position, param, idx, value)``.
+    """
+
+    run_id: str
+    status: str
+    lr: float | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    lr_find: LRFindRecord | None = None
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    params: list[tuple[int, list[tuple]]] = field(default_factory=list)
+
+    @classmethod
+    def failed(cls, run_id: str, error: str) -> RunResult:
+        """The result of a run that raised."""
+        return cls(run_id, "failed", error=error)
