@@ -118,7 +118,7 @@ def test_lr_find_prints_every_suggestion_and_plots_the_curve(npz, tmp_path, caps
     assert main(["lr-find", "dual_line", "--dataset", npz, "--batch-size", "32",
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    for rule in ("valley", "steep", "minimum"):
+    for rule in ("minimum3", "valley", "steep", "minimum"):
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(rule))
         assert 1e-7 <= float(line.split()[1]) <= 10
     assert "(the study's rule)" in text

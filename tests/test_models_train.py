@@ -14,7 +14,7 @@ from datasets import write_cifar_like, write_npz
 from learnact.data import load_dataset
 from learnact.models import build_model
 from learnact.train import Diverged, TrainSettings, fit, lr_find, make_optimizer
-from learnact.train.lr_find import minimum, steep, valley
+from learnact.train.lr_find import DEFAULT_SUGGESTION, SUGGESTIONS, minimum, minimum3, steep, valley
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -111,6 +111,10 @@ def test_suggestion_functions_on_a_known_curve():
     assert 10 ** -3.7 <= s <= 10 ** -3.3
     lo = min(range(len(losses)), key=losses.__getitem__)
     assert minimum(lrs, losses) == pytest.approx(lrs[lo] / 10)
+    # the lowest loss of this curve: d/dx of the rise 2(x+1.5) balances the sigmoid's fall
+    assert 10 ** -1.5 <= lrs[lo] <= 10 ** -1.2
+    assert minimum3(lrs, losses) == pytest.approx(lrs[lo] / 3)
+    assert SUGGESTIONS["minimum3"] is minimum3 and DEFAULT_SUGGESTION == "minimum3"
     v = valley(lrs, losses)
     assert lrs[0] < v < lrs[lo]
     with pytest.raises(ValueError, match="at least 2"):

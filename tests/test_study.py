@@ -108,7 +108,7 @@ def test_lr_find_is_recorded(npz, tmp_path):
         "SELECT method, suggestion, lrs FROM lr_find").fetchone()
     run_lr = con.execute("SELECT lr FROM runs").fetchone()[0]
     con.close()
-    assert method == "valley" and suggestion == run_lr and len(lrs) > 10
+    assert method == "minimum3" and suggestion == run_lr and len(lrs) > 10
 
 
 def test_nan_gives_diverged_and_the_study_goes_on(npz, tmp_path, capsys):
@@ -387,3 +387,26 @@ def test_a_run_whose_lease_is_lost_stops_at_the_next_epoch(npz):
         execute_run(run, data, torch_device("cpu"), lambda e: seen.append(e.kind),
                     stop=lambda: len(seen) >= 1)
     assert seen == ["epoch"]  # stopped after the first of three epochs
+
+
+def test_the_learning_rate_is_chosen_without_the_test_split(npz):
+    """A planted test split (noise, shuffled labels) leaves the chosen rate unchanged."""
+    import dataclasses
+
+    import torch
+
+    from learnact.data import load_dataset
+    from learnact.study.runner import execute_run
+
+    run = expand_runs(StudyConfig(activations=("dual_line",), dataset=npz, epochs=1))[0]
+    assert run.settings["lr"] == "find" and run.settings["lr_method"] == "minimum3"
+    data = load_dataset(npz)
+    g = torch.Generator().manual_seed(1)
+    planted = dataclasses.replace(
+        data, x_test=torch.randn(data.x_test.shape, generator=g) * 50,
+        y_test=data.y_test[torch.randperm(len(data.y_test), generator=g)])
+    a = execute_run(run, data, torch.device("cpu"), lambda e: None)
+    b = execute_run(run, planted, torch.device("cpu"), lambda e: None)
+    assert a.lr_find.suggestion == b.lr_find.suggestion and a.lr == b.lr
+    assert a.lr_find.losses == b.lr_find.losses
+    assert a.epochs[0]["test_accuracy"] != b.epochs[0]["test_accuracy"]  # the plant took

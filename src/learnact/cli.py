@@ -353,7 +353,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
         print(f"  {name:<8} {lr:.3g}{default}")
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.plot(result.lrs, result.losses, color="0.2", lw=1.5)
-    markers = {"valley": "o", "steep": "s", "minimum": "^"}
+    markers = {"minimum3": "D", "valley": "o", "steep": "s", "minimum": "^"}
     for name, lr in picks.items():
         i = min(range(len(result.lrs)), key=lambda k: abs(result.lrs[k] - lr))
         ax.plot([lr], [result.losses[i]], markers.get(name, "D"), ms=8, label=f"{name} {lr:.2g}")

@@ -34,7 +34,7 @@ class StudyConfig:
     seeds: int = 1                       # runs per activation: seeds 0..seeds-1
     epochs: int = 1
     lr: float | str = "find"             # a learning rate or "find" (LR finder per run)
-    lr_method: str = "valley"            # LR-finder suggestion: valley, steep or minimum
+    lr_method: str = "minimum3"          # LR-finder rule: minimum3, valley, steep or minimum
     batch_size: int = 128
     weight_decay: float = 0.01           # decoupled; activation parameters get none
     div_factor: float = 25.0             # one-cycle start lr = lr / div_factor

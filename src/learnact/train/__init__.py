@@ -1,7 +1,7 @@
 """Training: the paper's recipe (Adam + one-cycle), the LR finder and metrics."""
 
 from .loop import Diverged, EpochMetrics, TrainSettings, evaluate, fit, make_optimizer
-from .lr_find import SUGGESTIONS, LRFindResult, lr_find, minimum, steep, valley
+from .lr_find import SUGGESTIONS, LRFindResult, lr_find, minimum, minimum3, steep, valley
 
 __all__ = [
     "SUGGESTIONS",
@@ -14,6 +14,7 @@ __all__ = [
     "lr_find",
     "make_optimizer",
     "minimum",
+    "minimum3",
     "steep",
     "valley",
 ]
