@@ -16,7 +16,7 @@ def main() -> None:
     text = readme.read_text()
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    table = zoo_table(learnact.list_activations(), markdown=True)
+    table = zoo_table(learnact.list_activations(shape_changing=None), markdown=True)
     readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
 
 

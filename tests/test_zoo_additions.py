@@ -58,3 +58,102 @@ def test_slaf_per_channel_coefficients_have_a_row_per_power():
     c = m.coeffs.detach()
     want = sum(c[i].view(1, 3, 1) * x**i for i in range(4))
     torch.testing.assert_close(m(x), want)
+
+
+# ---------------------------------------------------------------- shape-changing: CReLU, Maxout
+
+
+def test_crelu_against_its_formula_and_gradcheck():
+    # Shang et al. 2016, eq. 1: CReLU(x) = [ReLU(x), ReLU(-x)], concatenated on channels
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    a = x.numpy()
+    import numpy as np
+
+    expect = np.concatenate([np.maximum(a, 0), np.maximum(-a, 0)], axis=1)
+    m = learnact.create_activation("crelu")
+    np.testing.assert_array_equal(m(x).numpy(), expect)
+    assert learnact.create_activation("crelu", dim=-1)(x).shape == (2, 3, 4, 10)
+    xg = (torch.rand(2, 3, 4, dtype=torch.float64) + 0.1) * torch.tensor([1.0, -1.0]).repeat(2)[
+        :4]  # away from the kink at 0
+    assert torch.autograd.gradcheck(m, (xg.requires_grad_(),))
+
+
+def test_maxout_against_its_formula_and_gradcheck():
+    # Goodfellow et al. 2013, eq. 1: h_i = max_{j in [1,k]} z_ij over k consecutive units
+    import numpy as np
+
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    m = learnact.create_activation("maxout", pieces=3)
+    a = x.numpy()
+    expect = np.stack([a[:, 3 * c:3 * c + 3].max(axis=1) for c in range(2)], axis=1)
+    np.testing.assert_array_equal(m(x).numpy(), expect)
+    assert m(x).shape == (2, 2, 3)
+    assert torch.autograd.gradcheck(m, (x.clone().requires_grad_(),))
+    with pytest.raises(ValueError, match="divisible by 3, got 4"):
+        m(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="pieces must be a positive integer"):
+        learnact.create_activation("maxout", pieces=0)
+
+
+@pytest.mark.parametrize("name", ["crelu", "maxout"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_shape_changing_keep_dtype_and_compile(name, dtype):
+    m = learnact.create_activation(name)
+    x = torch.randn(2, 4, 3, dtype=dtype)
+    assert m(x).dtype == dtype
+    if dtype == torch.float32:
+        torch._dynamo.reset()
+        compiled = torch.compile(m, backend="aot_eager", fullgraph=True)
+        torch.testing.assert_close(compiled(x), m(x))
+
+
+@pytest.mark.parametrize("name", ["crelu", "maxout"])
+def test_shape_changing_export_to_onnx(name, tmp_path):
+    import warnings
+
+    ort = pytest.importorskip("onnxruntime")
+    m = learnact.create_activation(name)
+    x = torch.randn(2, 4, 3, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x,), str(tmp_path / "m.onnx"), dynamo=False, opset_version=18,
+                          input_names=["x"], output_names=["y"])
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    torch.testing.assert_close(torch.from_numpy(sess.run(None, {"x": x.numpy()})[0]), m(x))
+
+
+def test_shape_changing_are_listed_apart_and_refused_in_place():
+    from learnact.errors import ConfigError
+    from learnact.study.config import resolve_activations
+
+    assert learnact.list_activations(shape_changing=True) == ["crelu", "maxout"]
+    assert "crelu" not in learnact.list_activations()  # the default: drop-in ones only
+    assert {"crelu", "maxout"} <= set(learnact.list_activations(shape_changing=None))
+    assert "maxout" not in resolve_activations(["all"])
+    with pytest.raises(ConfigError, match="crelu changes the channel count"):
+        resolve_activations(["relu", "crelu"])
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    with pytest.raises(ConfigError, match="maxout changes the channel count"):
+        learnact.swap_activations(model, "maxout")
+    with pytest.raises(ConfigError, match="CReLU changes the channel count"):
+        learnact.swap_activations(model, lambda: learnact.create_activation("crelu"))
+    assert isinstance(model[1], torch.nn.ReLU)  # untouched
+
+
+def test_the_study_cli_refuses_a_shape_changing_activation(capsys, npz, tmp_path):
+    from learnact.cli import main
+
+    code = main(["study", "--dataset", npz, "--activations", "relu,maxout", "--lr", "0.01",
+                 "--db", str(tmp_path / "r.db")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "maxout changes the channel count" in err[0]
+    assert not (tmp_path / "r.db").exists()
+
+
+@pytest.mark.parametrize("name", ["aria2", "eswish", "sine_relu", "soft_clipping", "srelu", "apl",
+                                  "flexible_relu"])
+def test_disputed_defaults_say_where_they_come_from(name):
+    """Libraries disagree on these defaults: each spec says whether it follows its citation."""
+    source = learnact.get_spec(name).defaults_source
+    assert source and ("follows the citation" in source or "learnact's choice" in source
+                       or "unchecked" in source), source

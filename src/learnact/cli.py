@@ -45,7 +45,9 @@ def zoo_table(names: Sequence[str], *, markdown: bool = False) -> str:
         spec = get_spec(name)
         params = ", ".join(n for n, _ in create_activation(name).named_parameters()) or "-"
         aliases = f" ({', '.join(spec.aliases)})" if spec.aliases else ""
-        rows.append((name + aliases, "yes" if spec.learnable else "no", params, spec.formula))
+        formula = spec.formula + (" [shape-changing: not a drop-in]" if spec.shape_changing
+                                  else "")
+        rows.append((name + aliases, "yes" if spec.learnable else "no", params, formula))
     header = ("name", "learnable", "parameters", "formula")
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -59,8 +61,9 @@ def zoo_table(names: Sequence[str], *, markdown: bool = False) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    learnable = {"all": None, "learnable": True, "fixed": False}[args.kind]
-    names = list_activations(args.pattern or None, learnable=learnable)
+    learnable, shaped = {"all": (None, None), "learnable": (True, None),
+                         "fixed": (False, None), "shape-changing": (None, True)}[args.kind]
+    names = list_activations(args.pattern or None, learnable=learnable, shape_changing=shaped)
     if not names:
         raise CLIError(f"no activation matches {' '.join(args.pattern)!r}")
     print(zoo_table(names, markdown=args.format == "markdown"))
@@ -431,8 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="print the activation zoo as a table")
     p.add_argument("pattern", nargs="*", help="fnmatch patterns, e.g. '*relu*' (default: all)")
-    p.add_argument("--kind", choices=("all", "learnable", "fixed"), default="all",
-                   help="only learnable or only fixed activations (default: all)")
+    p.add_argument("--kind", choices=("all", "learnable", "fixed", "shape-changing"),
+                   default="all", help="only learnable, fixed, or channel-count-changing "
+                                       "activations (default: all)")
     p.add_argument("--format", choices=("table", "markdown"), default="table",
                    help="plain text table or Markdown (default: table)")
     p.set_defaults(func=_cmd_list)

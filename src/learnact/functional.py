@@ -21,6 +21,7 @@ __all__ = [
     "bent_identity",
     "channel_dim",
     "channel_view",
+    "crelu",
     "dp_relu",
     "dual_line",
     "elish",
@@ -35,6 +36,7 @@ __all__ = [
     "learnable_recipe",
     "lecun_tanh",
     "lisht",
+    "maxout",
     "mpelu",
     "nlrelu",
     "pelu",
@@ -340,3 +342,23 @@ def probact(x: Tensor, sigma: Tensor | float, training: bool,
         return out + sigma * 0.0 if isinstance(sigma, Tensor) else out
     eps = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
     return out + sigma * eps
+
+
+def crelu(x: Tensor, dim: int = 1) -> Tensor:
+    r"""Concatenated ReLU: :math:`[\max(0, x), \max(0, -x)]` along ``dim`` (twice the channels)."""
+    return torch.cat((F.relu(x), F.relu(-x)), dim=dim)
+
+
+def maxout(x: Tensor, pieces: int = 2, dim: int = 1) -> Tensor:
+    r"""Maxout over channel groups: output channel :math:`c` is :math:`\max_{j<k} x_{ck+j}`.
+
+    ``x.shape[dim]`` must be a multiple of ``pieces`` (:math:`k`); the output
+    has ``x.shape[dim] // pieces`` channels there.
+    """
+    dim = dim % x.dim()
+    channels = x.shape[dim]
+    if channels % pieces:
+        raise ValueError(f"maxout with {pieces} pieces needs a channel count divisible by "
+                         f"{pieces}, got {channels}")
+    grouped = x.unflatten(dim, (channels // pieces, pieces))
+    return grouped.amax(dim=dim + 1)

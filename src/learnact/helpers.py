@@ -16,7 +16,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from .activations.factory import create_activation
-from .registry import is_activation
+from .errors import ConfigError
+from .registry import is_activation, refuse_shape_changing, shape_changing_classes
 
 __all__ = ["activation_parameters", "param_groups", "swap_activations"]
 
@@ -78,6 +79,8 @@ def swap_activations(
     classes = match if isinstance(match, tuple) else (match,)
     if not classes or not all(isinstance(c, type) and issubclass(c, nn.Module) for c in classes):
         raise TypeError(f"match must be an nn.Module subclass or a tuple of them, got {match!r}")
+    if isinstance(to, str):
+        refuse_shape_changing(to, "swap_activations")
     factory = _as_factory(to)
     targets = [
         (parent, key)
@@ -85,10 +88,14 @@ def swap_activations(
         for key, child in parent._modules.items()
         if child is not None and isinstance(child, classes)
     ]
-    for parent, key in targets:
-        new = factory()
+    made = [factory() for _ in targets]  # all checked before the model changes
+    for new in made:
         if not isinstance(new, nn.Module):
             raise TypeError(f"the factory returned {type(new).__name__}, not an nn.Module")
+        if isinstance(new, shape_changing_classes()):
+            raise ConfigError(f"{type(new).__name__} changes the channel count, so "
+                              "swap_activations cannot put it in place of another activation")
+    for (parent, key), new in zip(targets, made, strict=True):
         setattr(parent, key, new)
     if not targets:
         names = ", ".join(c.__name__ for c in classes)

@@ -24,8 +24,10 @@ __all__ = [
     "get_spec",
     "is_activation",
     "list_activations",
+    "refuse_shape_changing",
     "register_activation",
     "register_module_class",
+    "shape_changing_classes",
 ]
 
 
@@ -96,7 +98,8 @@ def get_spec(name: str) -> ActivationSpec:
 
 
 def list_activations(
-    pattern: str | Iterable[str] | None = None, *, learnable: bool | None = None
+    pattern: str | Iterable[str] | None = None, *, learnable: bool | None = None,
+    shape_changing: bool | None = False,
 ) -> list[str]:
     """Sorted canonical names of registered activations.
 
@@ -105,6 +108,9 @@ def list_activations(
             it or one of its aliases matches any of them. ``None`` keeps all.
         learnable: ``True`` for only those with learnable parameters,
             ``False`` for only fixed ones, ``None`` for both.
+        shape_changing: ``False`` (the default) leaves out the activations
+            that change the channel count (CReLU, Maxout), which cannot replace
+            an activation in place; ``True`` lists only those, ``None`` all.
 
     Example::
 
@@ -119,11 +125,14 @@ def list_activations(
         patterns = list(pattern)
         if not all(isinstance(p, str) for p in patterns):
             raise TypeError("pattern must be a str or an iterable of str")
-    if learnable not in (None, True, False):
-        raise TypeError(f"learnable must be None, True or False, got {learnable!r}")
+    for flag, value in (("learnable", learnable), ("shape_changing", shape_changing)):
+        if value not in (None, True, False):
+            raise TypeError(f"{flag} must be None, True or False, got {value!r}")
     names = []
     for spec in _REGISTRY:
         if learnable is not None and spec.learnable != learnable:
+            continue
+        if shape_changing is not None and spec.shape_changing != shape_changing:
             continue
         if patterns is not None and not any(
             fnmatch.fnmatchcase(key, p.lower()) for key in (spec.name, *spec.aliases)
@@ -137,3 +146,18 @@ def list_activations(
 def is_activation(module: nn.Module) -> bool:
     """Whether ``module`` is an instance of a registered activation class or of the recipe."""
     return isinstance(module, _REGISTRY.classes)
+
+
+def shape_changing_classes() -> tuple[type[nn.Module], ...]:
+    """The module classes of registered activations that change the channel count."""
+    return tuple(spec.cls for spec in _REGISTRY if spec.shape_changing)
+
+
+def refuse_shape_changing(name: str, where: str) -> None:
+    """``ConfigError`` when activation ``name`` changes the channel count (it cannot swap in)."""
+    spec = get_spec(name)
+    if spec.shape_changing:
+        raise ConfigError(
+            f"{spec.name} changes the channel count ({spec.formula}), so {where} cannot put "
+            "it in place of another activation; build it into a model "
+            "whose next layer expects that many channels")

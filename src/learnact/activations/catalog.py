@@ -18,6 +18,8 @@ from .torch_compat import Hardsigmoid, PReLU
 __all__ = ["BUILTIN_SPECS"]
 
 PAPER = "Learn-able parameter guided Activation Functions, arXiv:1912.10752 (2019)"
+# said of a default where the cited paper's text was out of reach when it was audited
+UNCHECKED = "the paper's text could not be read from our machines, so this is unchecked"
 
 BUILTIN_SPECS: tuple[S, ...] = (
     # ------------------------------------------------------------------ the paper
@@ -76,7 +78,9 @@ BUILTIN_SPECS: tuple[S, ...] = (
       "hard thresholding; torch.nn.Hardshrink", False, "torch"),
     # ------------------------------------------------------------------ community, fixed
     S("aria2", C.Aria2, "x * (1 + exp(-beta*x))^(-alpha); alpha=1.5, beta=2",
-      "Patwardhan et al., arXiv:1805.08878 (2018)", False, "community"),
+      "Patwardhan et al., arXiv:1805.08878 (2018)", False, "community",
+      defaults_source="alpha=1.5, beta=2: the values peer libraries carry for ARiA2; "
+                      f"{UNCHECKED} against the paper's experiments"),
     S("bent_identity", C.BentIdentity, "(sqrt(x^2 + 1) - 1)/2 + x",
       "Nwankpa et al., arXiv:1811.03378 (2018)", False, "community"),
     S("elish", C.ELiSH, "x*sigmoid(x) if x>=0 else (exp(x)-1)*sigmoid(x)",
@@ -85,7 +89,10 @@ BUILTIN_SPECS: tuple[S, ...] = (
       "x*h(x) if x>=0 else (exp(x)-1)*h(x); h = clamp((x+1)/2, 0, 1)",
       "Basirat & Roth, arXiv:1808.00783 (2018)", False, "community"),
     S("eswish", C.ESwish, "beta * x * sigmoid(x); beta=1.375",
-      "Alcaide, arXiv:1801.07145 (2018)", False, "community", aliases=("e_swish",)),
+      "Alcaide, arXiv:1801.07145 (2018)", False, "community", aliases=("e_swish",),
+      defaults_source="beta=1.375: inside the 1 <= beta <= 2 range the paper proposes; "
+                      "which beta it recommends per network is unchecked (the paper's text "
+                      "could not be read from our machines)"),
     S("isru", C.ISRU, "x / sqrt(1 + alpha*x^2); alpha=1",
       "Carlile et al., arXiv:1710.09967 (2017)", False, "community"),
     S("isrlu", C.ISRLU, "x if x>=0 else x / sqrt(1 + alpha*x^2); alpha=1",
@@ -96,10 +103,13 @@ BUILTIN_SPECS: tuple[S, ...] = (
       "Roy et al., arXiv:1901.05894 (2019)", False, "community"),
     S("sine_relu", C.SineReLU, "x if x>0 else eps*(sin(x) - cos(x)); eps=0.0025",
       "W. Rodrigues (2018); keras-contrib SineReLU", False, "community",
-      aliases=("sinerelu",)),
+      aliases=("sinerelu",),
+      defaults_source="eps=0.0025: follows the citation, keras-contrib's SineReLU default"),
     S("soft_clipping", C.SoftClipping,
       "log((1 + exp(a*x)) / (1 + exp(a*(x-1)))) / a; a=0.5",
-      "Klimek & Perelstein, arXiv:1810.11509 (2018)", False, "community"),
+      "Klimek & Perelstein, arXiv:1810.11509 (2018)", False, "community",
+      defaults_source="a=0.5: the value peer libraries use; the paper treats a as a "
+                      f"hyperparameter, and {UNCHECKED}"),
     S("sqnl", C.SQNL, "1 if x>2; x-x^2/4 on [0,2]; x+x^2/4 on [-2,0); -1 if x<-2",
       "Wuraola & Patel, IJCNN 2018", False, "community"),
     S("weighted_tanh", C.WeightedTanh, "tanh(w*x); w=0.5",
@@ -119,17 +129,29 @@ BUILTIN_SPECS: tuple[S, ...] = (
     S("general_relu", C.GeneralReLU, "min(leaky_relu(x, 0.1) - 0.4, 6)",
       "fast.ai course v3 part 2, lesson 10 (2019)", False, "community",
       aliases=("generalrelu",)),
+    # ------------------------------------------------------------------ shape-changing
+    S("crelu", C.CReLU, "[max(0, x), max(0, -x)] along channels (C -> 2C channels)",
+      "Shang et al., arXiv:1603.05201 (2016)", False, "community", shape_changing=True),
+    S("maxout", C.Maxout, "max over groups of k channels; k=2 (kC -> C channels)",
+      "Goodfellow et al., arXiv:1302.4389 (2013)", False, "community", shape_changing=True),
     # ------------------------------------------------------------------ community, learnable
     S("soft_exponential", C.SoftExponential,
       "(exp(a*x)-1)/a + a if a>0; x if a=0; -log(1-a(x+a))/a if a<0; a=0 learnable",
       "Godfrey & Gashler, arXiv:1602.01321 (2015)", True, "community"),
     S("srelu", C.SReLU,
       "tr+ar(x-tr) if x>=tr; x between; tl+al(x-tl) if x<=tl; tl=0,al=0.01,tr=1,ar=1",
-      "Jin et al., arXiv:1512.07030 (2015)", True, "community"),
+      "Jin et al., arXiv:1512.07030 (2015)", True, "community",
+      defaults_source="learnact's choice: starts as Leaky ReLU (tl=0, al=0.01, tr=1, ar=1). "
+                      "The paper initialises from the data, which a module built before it "
+                      "sees data cannot do, so this departs on purpose"),
     S("apl", C.APL, "max(0,x) + sum_s a_s*max(0, b_s - x); S=2, a=0, b=(0,-1) learnable",
-      "Agostinelli et al., arXiv:1412.6830 (2014)", True, "community"),
+      "Agostinelli et al., arXiv:1412.6830 (2014)", True, "community",
+      defaults_source="learnact's choice: S=2 hinges, a=0 (starts as ReLU), b=(0, -1); the "
+                      f"paper treats S as a hyperparameter, and {UNCHECKED}"),
     S("flexible_relu", C.FlexibleReLU, "max(0, x) + b; b=0 learnable",
-      "Qiu, Xu, Cai, arXiv:1706.08098 (2017)", True, "community", aliases=("frelu",)),
+      "Qiu, Xu, Cai, arXiv:1706.08098 (2017)", True, "community", aliases=("frelu",),
+      defaults_source="b=0 (starts as ReLU): learnact's choice; peer libraries start at "
+                      f"0, 1 or random values, and {UNCHECKED}"),
     S("pelu", C.PELU, "(a/b)*x if x>=0 else a*(exp(x/b)-1); a=b=1 learnable",
       "Trottier et al., arXiv:1605.09332 (2016)", True, "community"),
     S("mpelu", C.MPELU, "x if x>0 else alpha*(exp(beta*x)-1); alpha=beta=1 learnable",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .. import functional as LF
 from ._base import FixedActivation, ParametricActivation, check_num_parameters
@@ -25,6 +25,7 @@ __all__ = [
     "SQNL",
     "Aria2",
     "BentIdentity",
+    "CReLU",
     "ELiSH",
     "ESwish",
     "FTSwishPlus",
@@ -33,6 +34,7 @@ __all__ = [
     "HardELiSH",
     "LeCunTanh",
     "LiSHT",
+    "Maxout",
     "NLReLU",
     "PenalizedTanh",
     "ProbAct",
@@ -807,3 +809,75 @@ class ProbActLearnable(ParametricActivation):
 
     def forward(self, x: Tensor) -> Tensor:
         return LF.probact(x, self.param("sigma", x), self.training)
+
+
+class CReLU(nn.Module):
+    r"""Concatenated ReLU: the positive and the negated negative part, side by side.
+
+    .. math::
+        f(x) = \big[\max(0, x),\ \max(0, -x)\big] \quad \text{along the channel dim}
+
+    It doubles the channel count, so it is *shape-changing*: it cannot replace
+    an activation in place (:func:`learnact.swap_activations` and the study
+    refuse it); build it into a model whose next layer takes ``2C`` channels.
+
+    Args:
+        dim: the channel dimension. Default: 1.
+
+    Shape:
+        ``(N, C, *)`` -> ``(N, 2C, *)``.
+
+    Citation: Shang, Sohn, Almeida, Lee, "Understanding and Improving
+    Convolutional Neural Networks via Concatenated Rectified Linear Units",
+    ICML 2016 (arXiv:1603.05201).
+    """
+
+    def __init__(self, dim: int = 1) -> None:
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"dim must be an int, got {dim!r}")
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.crelu(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Maxout(nn.Module):
+    r"""Maxout: the maximum over groups of ``pieces`` consecutive channels.
+
+    .. math::
+        f(x)_c = \max_{0 \le j < k} x_{ck + j}
+
+    With :math:`k` pieces it divides the channel count by :math:`k`, so it is
+    *shape-changing*: it cannot replace an activation in place
+    (:func:`learnact.swap_activations` and the study refuse it). The
+    learnable part of a maxout unit is the layer before it, which must
+    produce :math:`kC` channels.
+
+    Args:
+        pieces: :math:`k`, channels per group. Default: 2.
+        dim: the channel dimension. Default: 1.
+
+    Shape:
+        ``(N, kC, *)`` -> ``(N, C, *)``.
+
+    Citation: Goodfellow, Warde-Farley, Mirza, Courville, Bengio, "Maxout
+    Networks", ICML 2013 (arXiv:1302.4389).
+    """
+
+    def __init__(self, pieces: int = 2, dim: int = 1) -> None:
+        super().__init__()
+        if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1:
+            raise ValueError(f"pieces must be a positive integer, got {pieces!r}")
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"dim must be an int, got {dim!r}")
+        self.pieces, self.dim = pieces, dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return LF.maxout(x, self.pieces, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"pieces={self.pieces}, dim={self.dim}"

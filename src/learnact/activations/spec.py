@@ -26,6 +26,13 @@ class ActivationSpec:
         family: ``"torch"`` (``torch.nn``), ``"community"`` or ``"paper"``.
         aliases: other names that resolve to this entry.
         defaults: keyword arguments always passed to ``cls`` (user kwargs win).
+        shape_changing: the output has a different channel count from the
+            input (CReLU, Maxout): it cannot replace an activation in place, so
+            ``swap_activations`` and the study refuse it and
+            ``list_activations`` leaves it out unless asked.
+        defaults_source: where the default constants come from, where
+            libraries disagree (the citation's paper or code, or learnact's
+            own choice and why).
     """
 
     name: str
@@ -36,6 +43,8 @@ class ActivationSpec:
     family: str
     aliases: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    shape_changing: bool = False
+    defaults_source: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():

@@ -111,8 +111,12 @@ class StudyConfig:
 
 
 def resolve_activations(items: tuple[str, ...] | list[str]) -> list[str]:
-    """Expand names, aliases, fnmatch patterns and ``all`` to canonical names, in order."""
-    from ..registry import get_spec
+    """Expand names, aliases, fnmatch patterns and ``all`` to canonical names, in order.
+
+    ``all`` and patterns cover the activations that keep the channel count; a
+    shape-changing one (CReLU, Maxout) named explicitly is a ``ConfigError``.
+    """
+    from ..registry import get_spec, refuse_shape_changing
 
     out: list[str] = []
     for item in items:
@@ -127,6 +131,7 @@ def resolve_activations(items: tuple[str, ...] | list[str]) -> list[str]:
                 raise ConfigError(f"no activation matches {item!r}")
         else:
             names = [get_spec(item).name]
+            refuse_shape_changing(item, "the study")
         out += [n for n in names if n not in out]
     if not out:
         raise ConfigError("no activations given")
