@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 user error)."""
+    """Run the CLI; returns the exit code (0 ok, 1 some runs failed, 2 user error, 130 Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "names", None) == ["all"]:

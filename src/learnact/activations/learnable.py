@@ -83,7 +83,7 @@ class DPReLU(ParametricActivation):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return dispatch.dual_line(x, self.pos_slope, self.neg_slope, None)
+        return dispatch.run_dual_line(x, self.pos_slope, self.neg_slope, None)
 
 
 class DualLine(ParametricActivation):
@@ -159,7 +159,7 @@ class DualLine(ParametricActivation):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return dispatch.dual_line(x, self.pos_slope, self.neg_slope, self.mean_shift)
+        return dispatch.run_dual_line(x, self.pos_slope, self.neg_slope, self.mean_shift)
 
 
 class Learnable(ParametricActivation):
@@ -265,7 +265,7 @@ class Learnable(ParametricActivation):
 
     def forward(self, x: Tensor) -> Tensor:
         shift = self.mean_shift if self.use_mean_shift else None
-        return dispatch.learnable(x, self.base, self.pos_slope, shift)
+        return dispatch.run_recipe(x, self.base, self.pos_slope, shift)
 
     def extra_repr(self) -> str:
         parts = [f"mean_shift={self.use_mean_shift}", f"num_parameters={self.num_parameters}"]

@@ -3,7 +3,7 @@
 :class:`RecipeAroundG` is the recipe's training path for a ``G`` without
 trainable parameters that the kernel does not compute inline: ``G`` runs as
 itself once, and its backward plus one fused select replace the recipe's eager
-backward. :func:`learnact.kernels.dispatch.learnable` decides when it applies.
+backward. :func:`learnact.kernels.dispatch.run_recipe` decides when it applies.
 """
 
 from __future__ import annotations

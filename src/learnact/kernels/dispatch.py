@@ -34,13 +34,13 @@ from .layout import kernel_layout, memory_format
 
 __all__ = [
     "MODES",
-    "dual_line",
     "fused_unavailable_reason",
     "get_mode",
     "inline_g",
     "kernel_mode",
-    "learnable",
-    "learnable_recipe",
+    "run_dual_line",
+    "run_recipe",
+    "run_recipe_around_g",
 ]
 
 MODES = ("auto", "reference", "fused")
@@ -116,7 +116,7 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
     return None
 
 
-def dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tensor:
+def run_dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tensor:
     """DP ReLU (``shift=None``) or Dual Line with ``(C,)`` parameters, by the active mode.
 
     The fused path is one call into a kernel whose autograd node saves only ``x``
@@ -149,7 +149,7 @@ def _recipe_unavailable_reason(x: Tensor, gx: Tensor) -> str | None:
     return fused_unavailable_reason(x)
 
 
-def learnable_recipe(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -> Tensor:
+def run_recipe_around_g(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None) -> Tensor:
     """The general recipe on a precomputed ``gx = G(x)`` with ``(C,)`` parameters, by the mode.
 
     The fused path (C++ on the CPU, Triton on CUDA) replaces the comparison,
@@ -193,7 +193,7 @@ def inline_g(base) -> tuple[int, float] | None:
     return kind, float(base.alpha) if kind == 1 else 1.0
 
 
-def learnable(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
+def run_recipe(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
     """``Learnable``'s forward: ``base`` (:math:`G`) and the recipe around it, by the mode.
 
     On the CPU, for ``G`` in GELU, ELU and SiLU (see :func:`inline_g`), one C++
@@ -203,7 +203,7 @@ def learnable(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
     other ``G`` when training on the CPU with no trainable parameters in ``G``,
     the fused backward runs ``G``'s backward on the whole gradient and then one
     in-place select (see :class:`~learnact.kernels.cpu_autograd.RecipeAroundG`);
-    otherwise ``G`` runs as itself and :func:`learnable_recipe` fuses the recipe
+    otherwise ``G`` runs as itself and :func:`run_recipe_around_g` fuses the recipe
     around its output.
     """
     if (not torch.compiler.is_compiling() and x.device.type == "cpu"
@@ -218,11 +218,11 @@ def learnable(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
         xk, inner = kernel_layout(x, pos.shape[-1])
         gx = base(xk)  # G's graph hangs off x but is reached only through its edge
         if _recipe_unavailable_reason(xk, gx) is not None:
-            return learnable_recipe(xk, gx, pos, shift)  # G ran once, whatever happens
+            return run_recipe_around_g(xk, gx, pos, shift)  # G ran once, whatever happens
         edge = torch.autograd.graph.get_gradient_edge
         graph = (edge(xk), edge(gx), gx.detach().contiguous(memory_format=memory_format(xk)))
         del gx
         from .cpu_autograd import RecipeAroundG
 
         return RecipeAroundG.apply(xk, pos, shift, inner, graph)
-    return learnable_recipe(x, base(x), pos, shift)
+    return run_recipe_around_g(x, base(x), pos, shift)
