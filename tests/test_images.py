@@ -379,3 +379,24 @@ def test_leaderboard_presets_follow_the_recipe(preset):
     assert (cfg.augment, cfg.label_smoothing) == ("rrc_flip", 0.1)
     assert cfg.activations == ("relu", "mish", "dp_relu", "dual_line")
     assert "Needs a GPU" in cfg.description and "departs" in cfg.description
+
+
+def test_the_leaderboard_preset_runs_on_the_cpu_with_a_train_limit(tmp_path, cache, capsys):
+    """The preset as users call it, on a stand-in imagenette2-160 in --data-dir."""
+    write_image_folder(tmp_path / "data" / "imagenette2-160", classes=10, train_per_class=2,
+                       val_per_class=1)
+    db = tmp_path / "r.db"
+    code = main(["study", "--preset", "imagenette-xresnet50-128", "--data-dir",
+                 str(tmp_path / "data"), "--train-limit", "10", "--image-size", "32",
+                 "--epochs", "1", "--seeds", "1", "--activations", "dual_line", "--device", "cpu",
+                 "--db", str(db)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    with sqlite3.connect(db) as conn:
+        status, settings = conn.execute("SELECT status, settings FROM runs").fetchone()
+    import json
+
+    s = json.loads(settings)
+    assert status == "done"
+    assert (s["augment"], s["label_smoothing"], s["image_size"], s["batch_size"]) == (
+        "rrc_flip", 0.1, 32, 64)

@@ -233,3 +233,28 @@ def test_a_seed_gives_every_activation_the_same_other_weights(model_name):
         assert got.keys() == reference.keys(), name
         for key, value in reference.items():
             assert torch.equal(got[key], value), (name, key)
+
+
+def test_a_seed_gives_every_activation_the_same_batches(tiny):
+    """Pairing by seed: the batches, their order and their augmentation ignore the activation."""
+    seen: dict[str, list[float]] = {}
+
+    class Spy(nn.Module):
+        def __init__(self, key):
+            super().__init__()
+            self.key = key
+
+        def forward(self, x):
+            if self.training:
+                seen.setdefault(self.key, []).append(float(x.double().sum()))
+            return x
+
+    for name in ("relu", "dual_line", "probact"):
+        torch.manual_seed(0)
+        model = nn.Sequential(Spy(name), build_model(
+            "lenet5", lambda n=name: learnact.create_activation(n), in_channels=1,
+            num_classes=10, image_size=28))
+        fit(model, tiny, TrainSettings(epochs=2, lr=1e-3, batch_size=64, augment="flip_crop"),
+            seed=3)
+    assert len(seen["relu"]) == 2 * math.ceil(len(tiny.y_train) / 64)
+    assert seen["relu"] == seen["dual_line"] == seen["probact"]
