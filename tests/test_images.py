@@ -400,3 +400,14 @@ def test_the_leaderboard_preset_runs_on_the_cpu_with_a_train_limit(tmp_path, cac
     assert status == "done"
     assert (s["augment"], s["label_smoothing"], s["image_size"], s["batch_size"]) == (
         "rrc_flip", 0.1, 32, 64)
+
+
+def test_files_that_are_not_jpeg_or_png_are_reported(tmp_path, cache, caplog):
+    root = write_image_folder(tmp_path / "imgs")
+    (root / "train" / "class_1" / "photo.webp").write_bytes(b"RIFF")
+    (root / "train" / ".DS_Store").write_bytes(b"")  # hidden files are not reported
+    with caplog.at_level("WARNING", logger="learnact.data.images"):
+        classes, train, _ = images.scan_image_folder(root)
+    assert len(train) == 24 and classes == ("class_0", "class_1", "class_2")
+    assert "1 file(s) that are not .jpg/.jpeg/.png were left out" in caplog.text
+    assert "photo.webp" in caplog.text

@@ -22,7 +22,8 @@ folder at the same size reads the cache and decodes nothing.
 
 Nothing is skipped silently: a file with an image extension that does not
 decode (corrupt, truncated, or over the pixel limit) is an error naming it,
-as are an empty class folder and train/val class sets that differ.
+as are an empty class folder and train/val class sets that differ; files of
+other types are left out with a warning that counts them.
 """
 
 from __future__ import annotations
@@ -118,17 +119,22 @@ def is_image_folder(path: str | Path) -> bool:
 
 def _class_files(split: Path) -> dict[str, list[Path]]:
     out = {}
+    others: list[Path] = []
     for entry in sorted(split.iterdir()):
         if not entry.is_dir() or entry.name.startswith("."):
             continue
-        files = sorted(p for p in entry.rglob("*")
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = [p for p in entry.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        files = sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS)
+        others += [p for p in found if p.suffix.lower() not in IMAGE_EXTENSIONS]
         if not files:
             raise DatasetError(f"{entry}: class folder has no images "
                                f"({', '.join(IMAGE_EXTENSIONS)})")
         out[entry.name] = files
     if not out:
         raise DatasetError(f"{split}: no class folders (expected {split}/<class>/<image>)")
+    if others:  # said, not skipped silently: e.g. WebP or BMP images are not read
+        log.warning("%s: %d file(s) that are not %s were left out, e.g. %s", split,
+                    len(others), "/".join(IMAGE_EXTENSIONS), others[0])
     return out
 
 
@@ -233,12 +239,15 @@ def _decode_all(files: list[tuple[Path, int]], size: int, train: bool,
     out: list[np.ndarray] = []
     grays: list[bool] = []
     workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:  # Pillow releases the GIL while decoding
+    pool = ThreadPoolExecutor(workers)  # Pillow releases the GIL while decoding
+    try:
         for arr, gray in pool.map(lambda f: _decode(f[0], size, train, max_pixels), files):
             out.append(arr)
             grays.append(gray)
             if len(out) % 64 == 0 or len(out) == len(files):
                 progress.update(offset + len(out))
+    finally:  # on a bad file, the error comes now, not after the rest of the folder
+        pool.shutdown(wait=True, cancel_futures=True)
     return out, grays
 
 
