@@ -272,3 +272,16 @@ def test_index_html_in_headless_chromium(db8, tmp_path):
     ns = [float(v) for v in ranking["asc"]]
     assert ns == sorted(ns)
     assert [float(v) for v in ranking["desc"]] == sorted(ns, reverse=True)
+
+
+def test_block_boxplots_show_every_position_of_a_bottleneck():
+    from learnact.report import figures as F
+
+    rows = [{"activation": "dual_line", "epoch": -1, "block": b, "position": pos,
+             "param": "pos_slope", "value": 1.0 + 0.01 * b + 0.1 * pos + 0.001 * seed}
+            for b in range(16) for pos in (1, 2, 3) for seed in range(3)]
+    fig = F.param_boxplots(pd.DataFrame(rows), "dual_line")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["A-1 (first in block)", "A-2", "A-3"]
+    ax = fig.axes[0]
+    assert len(ax.get_xticks()) == 16 and len(ax.patches) == 16 * 3  # one box per position
