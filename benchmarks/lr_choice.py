@@ -15,6 +15,9 @@ own settings: LeNet5, 1 epoch, batch 128) and on scikit-learn's ``digits``
 The grid's best uses the test split: it is the oracle the rules are measured
 against, never a way of choosing. Trainings run in ``--jobs`` processes of one
 thread each. ``--out FILE.json`` keeps every number for later analysis.
+``digits`` needs scikit-learn (``pip install scikit-learn``); Fashion-MNIST comes
+from Debian's ``dataset-fashion-mnist`` or ``--data-dir``. On 2 cores one seed
+takes about 20 minutes. Results of seeds 0 and 1: ``results_lr_choice.txt``.
 
     python benchmarks/lr_choice.py [--jobs 2] [--datasets fashion-mnist,digits]
 """
