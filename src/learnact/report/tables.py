@@ -67,7 +67,7 @@ def load_frames(db: str | Path) -> Frames:
     Raises:
         ReportError: the file is missing, unreadable, or holds no runs.
     """
-    from ..study.store import StoreError, open_readonly
+    from ..study.store import StoreError, open_readonly, read_tables
 
     path = Path(db)
     try:
@@ -76,12 +76,12 @@ def load_frames(db: str | Path) -> Frames:
         raise ReportError(str(exc)) from exc
     try:
         try:
-            runs = pd.read_sql_query("SELECT * FROM runs", con)
-            epochs = pd.read_sql_query("SELECT * FROM epochs", con)
-            params = pd.read_sql_query("SELECT * FROM act_params", con)
-            lr_find = pd.read_sql_query("SELECT * FROM lr_find", con)
+            tables = {name: pd.DataFrame.from_records(rows, columns=cols)
+                      for name, (cols, rows) in read_tables(con).items()}
         finally:
             con.close()
+        runs, epochs = tables["runs"], tables["epochs"]
+        params, lr_find = tables["params"], tables["lr_find"]
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
         raise ReportError(f"{path}: not a readable learnact results database ({exc})") from exc
     if runs.empty:

@@ -30,7 +30,7 @@ from ..errors import StoreError
 from .types import RunResult
 
 __all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "LeaseLost", "Store", "StoreError",
-           "open_readonly"]
+           "open_readonly", "read_tables"]
 
 FINISHED = ("done", "diverged")
 # PRAGMA application_id of learnact's databases ("LACT"); files without it are not ours
@@ -126,6 +126,23 @@ def _quick_check(conn: sqlite3.Connection, path: Path, verb: str) -> None:
         more = " ..." if len(problems) > 1 else ""
         raise StoreError(f"{path} is corrupt (SQLite quick_check: {first}{more}); learnact "
                          f"will not {verb} it")
+
+
+# The tables a reader (the report) loads whole, in the store's own words.
+READ_TABLES = {"runs": "SELECT * FROM runs", "epochs": "SELECT * FROM epochs",
+               "params": "SELECT * FROM act_params", "lr_find": "SELECT * FROM lr_find"}
+
+
+def read_tables(conn: sqlite3.Connection) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every table a report needs: name -> ``(columns, rows)``, from one connection.
+
+    The queries live here, beside the schema, so a reader never writes its own SQL.
+    """
+    out = {}
+    for name, query in READ_TABLES.items():
+        cur = conn.execute(query)
+        out[name] = ([d[0] for d in cur.description], cur.fetchall())
+    return out
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
