@@ -51,6 +51,34 @@ TILE_M = 64
 
 
 @triton.jit
+def _load_row_block(g_ptr, x_ptr, inner, BLOCK: tl.constexpr):
+    # program (row, b) of a backward over (outer*C, inner) rows: its offsets, x and g
+    row = tl.program_id(0).to(tl.int64)
+    b = tl.program_id(1).to(tl.int64)
+    cols = b * BLOCK + tl.arange(0, BLOCK)
+    mask = cols < inner
+    offs = row * inner + cols
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    return row, b, offs, mask, x, g
+
+
+@triton.jit
+def _load_tile(g_ptr, x_ptr, M, C, TILE_M: tl.constexpr, TILE_C: tl.constexpr):
+    # program (i, j) of a channels-last backward: a (TILE_M, TILE_C) tile of x and g
+    i = tl.program_id(0).to(tl.int64)
+    j = tl.program_id(1).to(tl.int64)
+    rows = i * TILE_M + tl.arange(0, TILE_M)
+    chans = j * TILE_C + tl.arange(0, TILE_C)
+    cmask = chans < C
+    mask = (rows[:, None] < M) & cmask[None, :]
+    offs = rows[:, None] * C + chans[None, :]
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    return i, chans, cmask, offs, mask, x, g
+
+
+@triton.jit
 def _fwd(x_ptr, y_ptr, p_ptr, q_ptr, m_ptr, n, C, inner, HAS_SHIFT: tl.constexpr,
          BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -70,13 +98,7 @@ def _bwd_rows(g_ptr, x_ptr, gx_ptr, p_ptr, q_ptr, part_ptr, C, inner, blocks,
               BLOCK: tl.constexpr):
     # program (row, b): elements [b*BLOCK, (b+1)*BLOCK) of row `row`, whose channel
     # is row % C; writes its 3 partial sums to part[row, b, :]
-    row = tl.program_id(0).to(tl.int64)
-    b = tl.program_id(1).to(tl.int64)
-    cols = b * BLOCK + tl.arange(0, BLOCK)
-    mask = cols < inner
-    offs = row * inner + cols
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    row, b, offs, mask, x, g = _load_row_block(g_ptr, x_ptr, inner, BLOCK)
     c = row % C
     p = tl.load(p_ptr + c)
     q = tl.load(q_ptr + c)
@@ -94,15 +116,7 @@ def _bwd_tiles(g_ptr, x_ptr, gx_ptr, p_ptr, q_ptr, part_ptr, M, C,
                TILE_M: tl.constexpr, TILE_C: tl.constexpr):
     # channels-last (M, C): program (i, j) takes rows [i*TILE_M, ...) x channels
     # [j*TILE_C, ...), sums over its rows and writes part[i, c, :]
-    i = tl.program_id(0).to(tl.int64)
-    j = tl.program_id(1).to(tl.int64)
-    rows = i * TILE_M + tl.arange(0, TILE_M)
-    chans = j * TILE_C + tl.arange(0, TILE_C)
-    cmask = chans < C
-    mask = (rows[:, None] < M) & cmask[None, :]
-    offs = rows[:, None] * C + chans[None, :]
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    i, chans, cmask, offs, mask, x, g = _load_tile(g_ptr, x_ptr, M, C, TILE_M, TILE_C)
     p = tl.load(p_ptr + chans, mask=cmask, other=0.0)
     q = tl.load(q_ptr + chans, mask=cmask, other=0.0)
     is_neg = x < 0
@@ -133,13 +147,7 @@ def _recipe_fwd(x_ptr, gx_ptr, y_ptr, a_ptr, m_ptr, n, C, inner, HAS_SHIFT: tl.c
 @triton.jit
 def _recipe_bwd_rows(g_ptr, x_ptr, gxd_ptr, gg_ptr, a_ptr, part_ptr, C, inner, blocks,
                      BLOCK: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
-    b = tl.program_id(1).to(tl.int64)
-    cols = b * BLOCK + tl.arange(0, BLOCK)
-    mask = cols < inner
-    offs = row * inner + cols
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    row, b, offs, mask, x, g = _load_row_block(g_ptr, x_ptr, inner, BLOCK)
     a = tl.load(a_ptr + row % C)
     pos = x >= 0
     tl.store(gxd_ptr + offs, tl.where(pos, a * g, 0.0).to(gxd_ptr.dtype.element_ty), mask=mask)
@@ -152,15 +160,7 @@ def _recipe_bwd_rows(g_ptr, x_ptr, gxd_ptr, gg_ptr, a_ptr, part_ptr, C, inner, b
 @triton.jit
 def _recipe_bwd_tiles(g_ptr, x_ptr, gxd_ptr, gg_ptr, a_ptr, part_ptr, M, C,
                       TILE_M: tl.constexpr, TILE_C: tl.constexpr):
-    i = tl.program_id(0).to(tl.int64)
-    j = tl.program_id(1).to(tl.int64)
-    rows = i * TILE_M + tl.arange(0, TILE_M)
-    chans = j * TILE_C + tl.arange(0, TILE_C)
-    cmask = chans < C
-    mask = (rows[:, None] < M) & cmask[None, :]
-    offs = rows[:, None] * C + chans[None, :]
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    i, chans, cmask, offs, mask, x, g = _load_tile(g_ptr, x_ptr, M, C, TILE_M, TILE_C)
     a = tl.load(a_ptr + chans, mask=cmask, other=0.0)
     pos = x >= 0
     gxd = tl.where(pos, a[None, :] * g, 0.0)
