@@ -35,7 +35,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,8 +323,7 @@ def _write_cache(path: Path, data: ImageFolderArrays) -> None:
 
 
 def load_image_folder(root: str | Path, size: int, *, cache_dir: Path | None = None,
-                      progress: bool = True,
-                      on_decode: Callable[[], None] | None = None) -> ImageFolderArrays:
+                      progress: bool = True) -> ImageFolderArrays:
     """Decode an image folder at ``size`` pixels, or read it from the cache.
 
     Args:
@@ -336,7 +334,6 @@ def load_image_folder(root: str | Path, size: int, *, cache_dir: Path | None = N
             modification times, so adding, removing or editing an image makes a
             new entry.
         progress: report decoding progress (see :class:`_Progress`).
-        on_decode: called once when the folder has to be decoded (tests use it).
 
     Raises:
         DatasetError: see :func:`scan_image_folder`, or an image that does not
@@ -357,8 +354,6 @@ def load_image_folder(root: str | Path, size: int, *, cache_dir: Path | None = N
             log.info("image folder %s: read from cache %s", root, path)
             return cached
     _require_pillow()
-    if on_decode is not None:
-        on_decode()
     start = time.perf_counter()
     data = _build(root, size, classes, train, val, progress)
     log.info("image folder %s: decoded %d images in %.1f s", root, len(train) + len(val),

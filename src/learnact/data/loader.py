@@ -324,6 +324,14 @@ def augment_batch(xb: Tensor, augment: str, generator: torch.Generator | None,
     return xb
 
 
+def _shuffled(n: int, batch_size: int, generator: torch.Generator | None,
+              device: torch.device) -> Iterator[Tensor]:
+    """Index batches of one seeded permutation (drawn on the CPU, so any device agrees)."""
+    order = torch.randperm(n, generator=generator, device="cpu").to(device)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
 def train_batches(data: TensorData, batch_size: int, *, generator: torch.Generator,
                   augment: str = "none", device_generator: torch.Generator | None = None
                   ) -> Iterator[tuple[Tensor, Tensor]]:
@@ -333,12 +341,9 @@ def train_batches(data: TensorData, batch_size: int, *, generator: torch.Generat
     see the same batches whatever else differs (the activation, the model).
     Augmentation draws from ``device_generator`` (default: ``generator``).
     """
-    n = data.x_train.shape[0]
-    order = torch.randperm(n, generator=generator, device="cpu").to(data.x_train.device)
     aug_gen = device_generator if device_generator is not None else generator
     size = data.image_shape[1]
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+    for idx in _shuffled(data.x_train.shape[0], batch_size, generator, data.x_train.device):
         xb, yb = data.x_train[idx], data.y_train[idx]
         hw = data.train_hw[idx] if data.train_hw is not None else None
         if hw is not None or augment != "none":
@@ -381,13 +386,10 @@ def iterate_batches(
         raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
     n = x.shape[0]
     if shuffle:
-        order = torch.randperm(n, generator=generator, device="cpu").to(x.device)
-    for start in range(0, n, batch_size):
-        if shuffle:
-            idx = order[start:start + batch_size]
-            xb, yb = x[idx], y[idx]
-        else:
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        batches = ((x[idx], y[idx]) for idx in _shuffled(n, batch_size, generator, x.device))
+    else:
+        batches = ((x[s:s + batch_size], y[s:s + batch_size]) for s in range(0, n, batch_size))
+    for xb, yb in batches:
         if augment != "none":
             xb = augment_batch(xb, augment, generator)
         yield xb, yb

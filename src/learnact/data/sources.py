@@ -14,6 +14,7 @@ they parse, so a failure never leaves a partial file behind.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import CIFAR_BATCH, DatasetError, read_cifar10_batch, read_idx
+from .formats import CIFAR_BATCH, DatasetError, max_data_bytes, read_cifar10_batch, read_idx
 from .images import is_image_folder, scan_image_folder
 from .paths import cache_dir
 
@@ -241,8 +242,6 @@ FASTAI_CLASSES = 10
 
 
 def _md5(path: Path) -> str:
-    import hashlib
-
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -261,8 +260,6 @@ def find_fastai_folder(name: str, data_dir: str | Path | None = None, *,
     where published, no link or path leaving the archive, and ten class
     folders with images in both ``train/`` and ``val/``.
     """
-    from .formats import max_data_bytes
-
     spec = FASTAI_FOLDERS[name]
     looked = search_dirs(name, data_dir)
     for directory in looked:

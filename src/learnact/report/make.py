@@ -94,7 +94,8 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
             sec.append(table_html(paired, f"paired-{slug}"))
         timing = T.timing_spread(frames, dataset, model)
         if not timing.empty:
-            worst = timing.loc[timing["spread"].fillna(0).idxmax()]
+            spread = timing["spread"].fillna(0.0)  # NaN: a zero median, nothing to compare
+            worst = timing.loc[spread.idxmax()]
             sec.append(
                 "<p class=note>Timing: an epoch's seconds are the median training-step time "
                 "times the steps per epoch; the first steps of each epoch (a quarter, at most "
@@ -102,7 +103,7 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
                 "neither warm-up nor a build counts. Over epochs and seeds, an activation's "
                 f"epoch time spread (max − min over median) by a median of "
                 f"{100 * timing['spread'].median():.0f}% (largest: {worst['activation']}, "
-                f"{100 * (worst['spread'] if worst['spread'] == worst['spread'] else 0):.0f}%, "
+                f"{100 * spread.max():.0f}%, "
                 f"over {int(worst['epochs'])} epochs). Differences smaller than that spread "
                 "are noise.</p>")
         per = lr_per[(lr_per["dataset"] == dataset) & (lr_per["model"] == model)]

@@ -13,6 +13,7 @@ separate study commands) never train or store the same run twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -82,14 +83,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@functools.lru_cache(maxsize=1)
+def _git_revision() -> str | None:
+    """learnact's git revision, asked once per process (not once per run)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=False,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """learnact and torch versions, device, Python, and the git revision if any."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=False,
-                             cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        rev = None
+    rev = _git_revision()
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     env = {"learnact": __version__, "torch": torch.__version__, "device": str(device),
            "device_name": dev or platform.machine(), "python": platform.python_version(),
