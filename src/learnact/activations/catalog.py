@@ -13,7 +13,7 @@ from ..registry import register_activation
 from . import community as C
 from .learnable import DPReLU, DualLine
 from .spec import ActivationSpec as S
-from .torch_compat import Hardsigmoid, PReLU
+from .torch_compat import Hardsigmoid, PReLU, RReLU
 
 __all__ = ["BUILTIN_SPECS"]
 
@@ -34,7 +34,7 @@ BUILTIN_SPECS: tuple[S, ...] = (
       "Maas, Hannun, Ng, ICML 2013 workshop", False, "torch", aliases=("lrelu",)),
     S("prelu", PReLU, "x if x>=0 else a*x; a=0.25 learnable",
       "He et al., arXiv:1502.01852 (2015)", True, "torch"),
-    S("rrelu", nn.RReLU, "x if x>=0 else a*x; a~U(1/8,1/3) in training, mean in eval",
+    S("rrelu", RReLU, "x if x>=0 else a*x; a~U(1/8,1/3) in training, mean in eval",
       "Xu et al., arXiv:1505.00853 (2015)", False, "torch"),
     S("relu6", nn.ReLU6, "min(max(0, x), 6)",
       "Krizhevsky 2010; Howard et al., arXiv:1704.04861 (2017)", False, "torch"),

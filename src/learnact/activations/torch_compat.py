@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Hardsigmoid", "PReLU"]
+__all__ = ["Hardsigmoid", "PReLU", "RReLU"]
 
 
 class PReLU(nn.PReLU):
@@ -37,3 +37,23 @@ class Hardsigmoid(nn.Hardsigmoid):
 
     def forward(self, input: Tensor) -> Tensor:
         return (input * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)
+
+
+class RReLU(nn.RReLU):
+    r""":class:`torch.nn.RReLU` whose eval mode is a plain Leaky ReLU, so ``torch.func.vmap`` works.
+
+    .. math::
+        \mathrm{RReLU}(x) = \begin{cases} x & x \ge 0 \\ a x & x < 0 \end{cases},
+        \quad a \sim U(\text{lower}, \text{upper}) \text{ in training, }
+        a = (\text{lower} + \text{upper}) / 2 \text{ in eval}
+
+    In eval mode ``aten::rrelu`` computes exactly ``leaky_relu(x, (lower + upper) / 2)``,
+    but it has no batching rule, so ``vmap`` over ``nn.RReLU`` fails even where
+    nothing is random. This subclass calls ``leaky_relu`` in eval mode and the
+    native op (random slopes) in training. Same arguments and ``state_dict``.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(input)
+        return F.leaky_relu(input, (self.lower + self.upper) / 2, self.inplace)

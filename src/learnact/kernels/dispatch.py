@@ -10,9 +10,11 @@ Mode, from :func:`kernel_mode` (a context manager) or ``$LEARNACT_KERNELS``:
 The fused kernels apply to float32/bfloat16/float16 tensors in eager mode: a
 C++ kernel on the CPU (:mod:`learnact.kernels.cpu`) and a Triton kernel on
 CUDA devices (:mod:`learnact.kernels.triton_kernels`, when ``triton`` is
-installed). Under ``torch.jit.trace``/scripting, ONNX export and
-``torch.compile`` the reference path is used, so those keep working (and
-``torch.compile`` fuses the reference form itself). float64 also takes the
+installed). Under ``torch.jit.trace``/scripting, ONNX export,
+``torch.compile`` and ``torch.func`` transforms (``grad``, ``vmap``,
+``jacrev``, ``functional_call`` inside them) the reference path is used, so
+those keep working (``torch.compile`` fuses the reference form itself; the
+fused autograd nodes have no batching or forward-mode rules). float64 also takes the
 reference path: the fused backward is first-order only, and float64 is the
 dtype of gradgradcheck and numerics work.
 """
@@ -101,6 +103,8 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
         return "ONNX export uses the reference path"
     if torch.compiler.is_compiling():
         return "torch.compile traces the reference path"
+    if torch._C._are_functorch_transforms_active():
+        return "torch.func transforms (grad, vmap, jacrev, ...) use the reference path"
     if x.device.type not in ("cpu", "cuda"):
         return f"no fused kernel for device {x.device.type!r}"
     if x.dtype not in _FUSED_DTYPES:
