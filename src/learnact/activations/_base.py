@@ -6,6 +6,11 @@ channel on dim 1), ``device``/``dtype`` factory keywords, init values as
 constructor arguments, :meth:`reset_parameters` and an ``extra_repr`` that
 shows every argument. :class:`FixedActivation` does the same for the
 constants of parameter-free activations.
+
+Every learnact activation class accepts ``inplace`` and ignores it, as timm's
+own layers do: timm builds activations with ``act_layer(inplace=True)``. The
+output is always a new tensor (the learnable ones need the unmodified input
+for their backward).
 """
 
 from __future__ import annotations
@@ -105,12 +110,13 @@ class FixedActivation(nn.Module):
     """Base class for parameter-free activations defined by named constants.
 
     Subclasses list their constant names in ``constants``; each is stored as a
-    plain float attribute and shown by ``extra_repr``.
+    plain float attribute and shown by ``extra_repr``. ``inplace`` is accepted
+    and ignored (timm's ``act_layer(inplace=True)`` convention).
     """
 
     constants: tuple[str, ...] = ()
 
-    def __init__(self, **values: float) -> None:
+    def __init__(self, *, inplace: bool = False, **values: float) -> None:
         super().__init__()
         for name in self.constants:
             value = values[name]

@@ -2,7 +2,8 @@
 
 Each module's maths lives in :mod:`learnact.functional`; the module holds the
 constants (fixed functions) or the learnable parameters, following the
-:class:`torch.nn.PReLU` contract.
+:class:`torch.nn.PReLU` contract. Every class also takes ``inplace`` and
+ignores it (timm's ``act_layer(inplace=True)``); the output is a new tensor.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Aria2(FixedActivation):
 
     constants = ("alpha", "beta")
 
-    def __init__(self, alpha: float = 1.5, beta: float = 2.0) -> None:
+    def __init__(self, alpha: float = 1.5, beta: float = 2.0, *, inplace: bool = False) -> None:
         super().__init__(alpha=alpha, beta=beta)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -136,7 +137,7 @@ class ESwish(FixedActivation):
 
     constants = ("beta",)
 
-    def __init__(self, beta: float = 1.375) -> None:
+    def __init__(self, beta: float = 1.375, *, inplace: bool = False) -> None:
         super().__init__(beta=beta)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -158,7 +159,7 @@ class ISRU(FixedActivation):
 
     constants = ("alpha",)
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, alpha: float = 1.0, *, inplace: bool = False) -> None:
         super().__init__(alpha=alpha)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -179,7 +180,7 @@ class ISRLU(FixedActivation):
 
     constants = ("alpha",)
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, alpha: float = 1.0, *, inplace: bool = False) -> None:
         super().__init__(alpha=alpha)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -229,7 +230,7 @@ class SineReLU(FixedActivation):
 
     constants = ("epsilon",)
 
-    def __init__(self, epsilon: float = 0.0025) -> None:
+    def __init__(self, epsilon: float = 0.0025, *, inplace: bool = False) -> None:
         super().__init__(epsilon=epsilon)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -251,7 +252,7 @@ class SoftClipping(FixedActivation):
 
     constants = ("alpha",)
 
-    def __init__(self, alpha: float = 0.5) -> None:
+    def __init__(self, alpha: float = 0.5, *, inplace: bool = False) -> None:
         if alpha == 0:
             raise ValueError("SoftClipping needs alpha != 0")
         super().__init__(alpha=alpha)
@@ -291,7 +292,7 @@ class WeightedTanh(FixedActivation):
 
     constants = ("weight",)
 
-    def __init__(self, weight: float = 0.5) -> None:
+    def __init__(self, weight: float = 0.5, *, inplace: bool = False) -> None:
         super().__init__(weight=weight)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -314,7 +315,9 @@ class FTSwishPlus(FixedActivation):
 
     constants = ("threshold", "mean_shift")
 
-    def __init__(self, threshold: float = -0.25, mean_shift: float = -0.1) -> None:
+    def __init__(
+        self, threshold: float = -0.25, mean_shift: float = -0.1, *, inplace: bool = False
+    ) -> None:
         super().__init__(threshold=threshold, mean_shift=mean_shift)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -340,7 +343,9 @@ class TReLU(FixedActivation):
 
     constants = ("threshold", "mean_shift")
 
-    def __init__(self, threshold: float = -0.25, mean_shift: float = -0.03) -> None:
+    def __init__(
+        self, threshold: float = -0.25, mean_shift: float = -0.03, *, inplace: bool = False
+    ) -> None:
         super().__init__(threshold=threshold, mean_shift=mean_shift)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -364,7 +369,9 @@ class GeneralReLU(FixedActivation):
 
     constants = ("leak", "sub", "maxv")
 
-    def __init__(self, leak: float = 0.1, sub: float = 0.4, maxv: float = 6.0) -> None:
+    def __init__(
+        self, leak: float = 0.1, sub: float = 0.4, maxv: float = 6.0, *, inplace: bool = False
+    ) -> None:
         super().__init__(leak=leak, sub=sub, maxv=maxv)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -402,7 +409,7 @@ class SoftExponential(ParametricActivation):
 
     def __init__(
         self, num_parameters: int = 1, alpha_init: float = 0.0, *, device: Device = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None, inplace: bool = False,
     ) -> None:
         super().__init__(num_parameters, {"alpha": alpha_init}, device=device, dtype=dtype)
 
@@ -447,6 +454,7 @@ class SReLU(ParametricActivation):
         *,
         device: Device = None,
         dtype: torch.dtype | None = None,
+        inplace: bool = False,
     ) -> None:
         inits = {
             "t_left": t_left_init,
@@ -494,6 +502,7 @@ class APL(ParametricActivation):
         *,
         device: Device = None,
         dtype: torch.dtype | None = None,
+        inplace: bool = False,
     ) -> None:
         num_hinges = check_num_parameters(num_hinges)
         a = tuple(a_init) if isinstance(a_init, Sequence) else (a_init,) * num_hinges
@@ -537,7 +546,7 @@ class FlexibleReLU(ParametricActivation):
 
     def __init__(
         self, num_parameters: int = 1, bias_init: float = 0.0, *, device: Device = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None, inplace: bool = False,
     ) -> None:
         super().__init__(num_parameters, {"bias": bias_init}, device=device, dtype=dtype)
 
@@ -578,6 +587,7 @@ class PELU(ParametricActivation):
         *,
         device: Device = None,
         dtype: torch.dtype | None = None,
+        inplace: bool = False,
     ) -> None:
         if not min_value > 0:
             raise ValueError(f"min_value must be > 0, got {min_value}")
@@ -612,7 +622,7 @@ class SwishBeta(ParametricActivation):
 
     def __init__(
         self, num_parameters: int = 1, beta_init: float = 1.0, *, device: Device = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None, inplace: bool = False,
     ) -> None:
         super().__init__(num_parameters, {"beta": beta_init}, device=device, dtype=dtype)
 
@@ -635,7 +645,7 @@ class NLReLU(FixedActivation):
 
     constants = ("beta",)
 
-    def __init__(self, beta: float = 1.0) -> None:
+    def __init__(self, beta: float = 1.0, *, inplace: bool = False) -> None:
         super().__init__(beta=beta)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -658,7 +668,7 @@ class PenalizedTanh(FixedActivation):
 
     constants = ("a",)
 
-    def __init__(self, a: float = 0.25) -> None:
+    def __init__(self, a: float = 0.25, *, inplace: bool = False) -> None:
         super().__init__(a=a)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -692,7 +702,7 @@ class MPELU(ParametricActivation):
 
     def __init__(
         self, num_parameters: int = 1, alpha_init: float = 1.0, beta_init: float = 1.0, *,
-        device: Device = None, dtype: torch.dtype | None = None,
+        device: Device = None, dtype: torch.dtype | None = None, inplace: bool = False,
     ) -> None:
         super().__init__(num_parameters, {"alpha": alpha_init, "beta": beta_init},
                          device=device, dtype=dtype)
@@ -729,7 +739,7 @@ class SLAF(ParametricActivation):
     def __init__(
         self, num_parameters: int = 1, degree: int = 2,
         coeffs_init: float | Sequence[float] = 1.0, *, device: Device = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None, inplace: bool = False,
     ) -> None:
         if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
             raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
@@ -770,7 +780,7 @@ class ProbAct(FixedActivation):
 
     constants = ("sigma",)
 
-    def __init__(self, sigma: float = 0.05) -> None:
+    def __init__(self, sigma: float = 0.05, *, inplace: bool = False) -> None:
         super().__init__(sigma=sigma)
         if self.sigma < 0:
             raise ValueError(f"sigma must be >= 0, got {sigma}")
@@ -803,7 +813,7 @@ class ProbActLearnable(ParametricActivation):
 
     def __init__(
         self, num_parameters: int = 1, sigma_init: float = 0.0, *, device: Device = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None, inplace: bool = False,
     ) -> None:
         super().__init__(num_parameters, {"sigma": sigma_init}, device=device, dtype=dtype)
 
@@ -832,7 +842,7 @@ class CReLU(nn.Module):
     ICML 2016 (arXiv:1603.05201).
     """
 
-    def __init__(self, dim: int = 1) -> None:
+    def __init__(self, dim: int = 1, *, inplace: bool = False) -> None:
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise TypeError(f"dim must be an int, got {dim!r}")
@@ -868,7 +878,7 @@ class Maxout(nn.Module):
     Networks", ICML 2013 (arXiv:1302.4389).
     """
 
-    def __init__(self, pieces: int = 2, dim: int = 1) -> None:
+    def __init__(self, pieces: int = 2, dim: int = 1, *, inplace: bool = False) -> None:
         super().__init__()
         if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1:
             raise ValueError(f"pieces must be a positive integer, got {pieces!r}")

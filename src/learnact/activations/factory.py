@@ -36,7 +36,9 @@ def create_activation(name: str, *, learnable: bool = False, **kwargs: Any) -> n
             also for ``dp_relu``/``dual_line``, whose own inits then keep
             their defaults); ``num_parameters``,
             ``device`` and ``dtype`` go to the recipe and, where it takes
-            them, to the base too.
+            them, to the base too. ``inplace`` (timm's convention) is
+            accepted for every name: passed to a class that takes it, ignored
+            otherwise and always ignored with ``learnable=True``.
 
     Raises:
         ValueError: unknown name (the message lists the closest names).
@@ -62,6 +64,8 @@ def create_activation(name: str, *, learnable: bool = False, **kwargs: Any) -> n
                 f"(activation {spec.name!r} accepts: {', '.join(spec.accepted_kwargs) or 'none'})"
             )
         return spec.build(**kwargs)
+    # the recipe reads the unmodified input after G, so G never runs in place
+    kwargs.pop("inplace", None)
     recipe = {k: kwargs.pop(k) for k in RECIPE_KWARGS if k in kwargs}
     accepted = spec.accepted_kwargs
     for shared in ("num_parameters", "device", "dtype"):

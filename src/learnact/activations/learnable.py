@@ -37,6 +37,9 @@ class DPReLU(ParametricActivation):
         device: device of the parameters.
         dtype: dtype of the parameters; the forward pass always returns the
             input's dtype.
+        inplace: accepted and ignored, so the class works as timm's
+            ``act_layer(inplace=True)``; the output is always a new tensor
+            (the backward needs the unmodified input).
 
     Shape:
         - Input: :math:`(*)`; with ``num_parameters=C`` the channel dimension
@@ -74,6 +77,7 @@ class DPReLU(ParametricActivation):
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        inplace: bool = False,
     ) -> None:
         super().__init__(
             num_parameters,
@@ -108,6 +112,8 @@ class DualLine(ParametricActivation):
             (-0.03), as in the paper.
         device: device of the parameters.
         dtype: dtype of the parameters; the output keeps the input's dtype.
+        inplace: accepted and ignored (timm's ``act_layer(inplace=True)``);
+            the output is always a new tensor.
 
     Shape:
         - Input: :math:`(*)`; with ``num_parameters=C`` the channel dimension
@@ -146,6 +152,7 @@ class DualLine(ParametricActivation):
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        inplace: bool = False,
     ) -> None:
         super().__init__(
             num_parameters,
@@ -192,6 +199,8 @@ class Learnable(ParametricActivation):
         mean_shift_init: initial mean shift. Default: -0.22 (as Dual Line).
         device: device of the new parameters.
         dtype: dtype of the new parameters; the output keeps the input dtype.
+        inplace: accepted and ignored (timm's ``act_layer(inplace=True)``);
+            the output is always a new tensor. An in-place ``base`` is refused.
 
     Shape:
         - Input: :math:`(*)`; with ``num_parameters=C`` the channel dimension
@@ -232,6 +241,7 @@ class Learnable(ParametricActivation):
         mean_shift_init: float = -0.22,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        inplace: bool = False,
     ) -> None:
         if isinstance(base, str):
             base = get_spec(base).build()

@@ -59,11 +59,20 @@ class ActivationSpec:
         return tuple(p.name for p in params if p.kind in kinds)
 
     def build(self, **kwargs: Any) -> nn.Module:
-        """Instantiate the activation; unknown keywords raise ``TypeError``."""
+        """Instantiate the activation; unknown keywords raise ``TypeError``.
+
+        ``inplace`` is accepted for every entry, so ``spec.build`` works as
+        timm's ``act_layer(inplace=True)``: it is passed on to a class that
+        takes it (``nn.ReLU`` then works in place; learnact's classes ignore
+        it) and dropped for one that does not (``nn.GELU``).
+        """
         accepted = self.accepted_kwargs
+        if "inplace" in kwargs and "inplace" not in accepted:
+            kwargs = {k: v for k, v in kwargs.items() if k != "inplace"}
         unknown = sorted(set(kwargs) - set(accepted))
         if unknown:
-            listing = ", ".join(accepted) if accepted else "none"
+            # inplace (timm's convention, taken by every entry) would only pad the list
+            listing = ", ".join(a for a in accepted if a != "inplace") or "none"
             raise TypeError(
                 f"activation {self.name!r} got unexpected keyword argument(s) "
                 f"{', '.join(unknown)}; it accepts: {listing}"

@@ -17,8 +17,13 @@ class PReLU(nn.PReLU):
     ``torch.nn.PReLU`` raises on a bfloat16/float16 input with a float32
     weight (``prelu: Type promoting not supported``); this subclass casts the
     weight to the input dtype first, as every learnact activation does. It is
-    still an ``nn.PReLU``, with the same arguments and ``state_dict`` keys.
+    still an ``nn.PReLU``, with the same arguments and ``state_dict`` keys,
+    plus ``inplace``, accepted and ignored (timm's ``act_layer(inplace=True)``).
     """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None,
+                 *, inplace: bool = False) -> None:
+        super().__init__(num_parameters, init, device=device, dtype=dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.prelu(input, self.weight.to(input.dtype))
@@ -33,7 +38,11 @@ class Hardsigmoid(nn.Hardsigmoid):
     ``aten::hardsigmoid_backward`` has no derivative, so gradient penalties
     and ``gradgradcheck`` fail through the native op (and through the recipe
     wrapped around it). The same function written with ``clamp`` has one.
+    ``inplace`` is accepted and ignored: the output is always a new tensor.
     """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(inplace=False)
 
     def forward(self, input: Tensor) -> Tensor:
         return (input * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)
