@@ -23,7 +23,23 @@ never hang:
 - a failed build is recorded (``<entry>.failed``), so other processes do not
   retry it; ``learnact kernels build --force`` forgets failures;
 - before an ISA variant is built, a tiny probe using the intrinsics the kernels
-  need checks that the compiler accepts its flags.
+  need checks that the compiler accepts its flags;
+- a build announces itself with one line on stderr (it happens once per
+  machine and takes about a minute).
+
+The cache trusts only itself, because loading a library runs its code:
+
+- every folder from ``/`` down to the cache folder must belong to you (or
+  root) and be writable by no one else; a world-writable folder with the
+  sticky bit (``/tmp``) is allowed only above a folder of yours, since no one
+  else can then rename or replace that folder;
+- an entry (its folder and its library) must belong to you, be writable by no
+  one else, and not be a symbolic link;
+- each build records the library's SHA-256 beside it (``digest.json``); a
+  library whose digest does not match (truncated, damaged, or from an older
+  learnact that recorded none) is rebuilt, never loaded;
+- anything else is not loaded: one warning says which path and why, and the
+  pure-PyTorch path runs. ``learnact kernels info`` shows the checks.
 
 Nothing is compiled at ``import learnact``; ``learnact kernels build`` builds
 ahead of time and ``learnact kernels info`` says what will run.
@@ -38,9 +54,11 @@ import importlib.machinery
 import importlib.util
 import json
 import logging
+import math
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -60,6 +78,7 @@ __all__ = [
     "BuildResult",
     "build",
     "cache_dir",
+    "check_environment",
     "cpu_isas",
     "info",
     "load",
@@ -266,6 +285,159 @@ def _ninja_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
+# ------------------------------------------------------------------ trust
+
+
+class _Untrusted(Exception):
+    """A cache folder or entry that someone else could have written: never loaded."""
+
+
+DIGEST_FILE = "digest.json"
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _private_group(gid: int) -> bool:
+    """Whether ``gid`` is this user's own group (the user-private-group scheme, umask 002)."""
+    try:
+        import grp
+
+        me = _owner_name(os.geteuid())
+        group = grp.getgrgid(gid)
+    except (ImportError, KeyError):
+        return False
+    return gid == os.getegid() and group.gr_name == me and all(m == me for m in group.gr_mem)
+
+
+def _stat_problem(path: Path, st: os.stat_result, *, sticky_ok: bool) -> str | None:
+    """Why ``path`` (with stat ``st``) could have been written by another user, or ``None``."""
+    if not hasattr(os, "geteuid"):  # Windows: no POSIX owners or modes to check
+        return None
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"{path} belongs to {_owner_name(st.st_uid)}, not to you"
+    by_all = st.st_mode & stat.S_IWOTH
+    by_group = st.st_mode & stat.S_IWGRP and not _private_group(st.st_gid)
+    if not (by_all or by_group):
+        return None
+    if sticky_ok and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
+        return None  # like /tmp: others cannot rename or replace what is ours inside
+    who = "every user" if by_all else "its group"
+    return f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):o})"
+
+
+def _folder_problem(root: Path) -> str | None:
+    """Why the folders from ``/`` down to ``root`` (resolved) cannot be trusted, or ``None``.
+
+    Folders that do not exist yet are fine: this process creates them, privately.
+    """
+    chain = [*reversed(root.parents), root]
+    for i, folder in enumerate(chain):
+        try:
+            st = os.stat(folder)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{folder} cannot be checked ({exc.strerror or exc})"
+        if not stat.S_ISDIR(st.st_mode):
+            return f"{folder} is not a folder"
+        # a sticky shared folder is allowed above a folder of ours, never as the cache itself
+        problem = _stat_problem(folder, st, sticky_ok=i < len(chain) - 1)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _trusted_root(create: bool) -> Path:
+    """The resolved cache folder, checked (and created privately when ``create``).
+
+    Raises ``_Untrusted`` naming the folder and why.
+    """
+    root = Path(os.path.realpath(cache_dir()))
+    problem = _folder_problem(root)
+    if problem is None and create and not root.is_dir():
+        missing = [p for p in (*reversed(root.parents), root) if not p.exists()]
+        for folder in missing:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder, 0o755)  # the umask can only take bits away
+        problem = _folder_problem(root)  # again: one of them may have been made by another
+    if problem is not None:
+        raise _Untrusted(f"the kernel cache is not private: {problem}; set "
+                         "TORCH_EXTENSIONS_DIR to a folder of yours")
+    return root
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _entry_state(isa: str, root: Path) -> tuple[str, str]:
+    """``("ok", sha256)``, ``("missing", "")`` or ``("damaged", why)`` for a variant's entry.
+
+    Raises ``_Untrusted`` for an entry someone else could have written.
+    """
+    name = entry_name(isa)
+    entry = root / name
+    so = entry / _so_path(isa).name
+    try:
+        st = os.lstat(entry)
+    except FileNotFoundError:
+        return "missing", ""
+    if not stat.S_ISDIR(st.st_mode):
+        raise _Untrusted(f"{entry} is not a folder (a link?); not loading it")
+    so_st = _lstat_or_none(so)
+    if so_st is None:
+        return "damaged", f"{so} is missing"
+    if not stat.S_ISREG(so_st.st_mode):
+        raise _Untrusted(f"{so} is not a regular file (a link?); not loading it")
+    for path, path_st in ((entry, st), (so, so_st)):
+        problem = _stat_problem(path, path_st, sticky_ok=False)
+        if problem is not None:
+            raise _Untrusted(f"{problem}; not loading it (`learnact kernels build --force` "
+                             "rebuilds it)")
+    try:
+        recorded = json.loads((entry / DIGEST_FILE).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "damaged", f"{entry} has no digest of its library (an older or unfinished build)"
+    actual = _sha256(so)
+    if actual != recorded:
+        return "damaged", (f"{so} does not match the SHA-256 recorded when it was built "
+                           f"({os.lstat(so).st_size:,} bytes; truncated or changed)")
+    return "ok", actual
+
+
+def _lstat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _discard_entry(isa: str, root: Path) -> None:
+    """Move a variant's entry out of the way (under the build lock) and delete it.
+
+    Renaming, never truncating or overwriting: a process that has the old
+    library mapped keeps a whole file.
+    """
+    entry = root / entry_name(isa)
+    if not os.path.lexists(entry):
+        return
+    aside = root / f".build-{entry.name}-{os.getpid()}-old"
+    shutil.rmtree(aside, ignore_errors=True)
+    os.rename(entry, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ building
 
 
@@ -282,8 +454,8 @@ def _build_lock(isa: str, timeout: float) -> Iterator[bool]:
     except ImportError:  # Windows
         yield True
         return
-    path = cache_dir() / f"{entry_name(isa)}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path = Path(os.path.realpath(cache_dir())) / f"{entry_name(isa)}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -305,11 +477,27 @@ def _build_lock(isa: str, timeout: float) -> Iterator[bool]:
 
 def _timeout() -> float:
     raw = os.environ.get("LEARNACT_BUILD_TIMEOUT", "")
+    if not raw.strip():
+        return _DEFAULT_TIMEOUT
     try:
-        return float(raw) if raw.strip() else _DEFAULT_TIMEOUT
+        value = float(raw)
     except ValueError:
-        raise ConfigError(f"LEARNACT_BUILD_TIMEOUT must be a number of seconds, got {raw!r}"
-                         ) from None
+        value = math.nan
+    # nan would never be reached by the clock, and inf would wait forever
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError("LEARNACT_BUILD_TIMEOUT must be a number of seconds (finite, >= 0), "
+                          f"got {raw!r}")
+    return value
+
+
+def check_environment() -> None:
+    """Check ``$LEARNACT_CPU_ISA`` and ``$LEARNACT_BUILD_TIMEOUT`` without building anything.
+
+    Raises :class:`~learnact.errors.ConfigError` naming the variable, so a
+    command can refuse a bad value before it creates any file.
+    """
+    selected_isa()
+    _timeout()
 
 
 def _record_failure(isa: str, error: str, log_text: str = "") -> None:
@@ -350,15 +538,13 @@ def _clean_stale_tmp(root: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-    return True
-
-
 def _compile(isa: str) -> Path:
     """Build ``isa`` in a private folder and rename it into place; returns the ``.so``."""
     from torch.utils.cpp_extension import load as torch_load
 
-    root = cache_dir()
+    root = Path(os.path.realpath(cache_dir()))
     name = entry_name(isa)
+    so_name = _so_path(isa).name
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".build-{name}-{os.getpid()}-"))
     try:
         problem = _probe(isa, tmp)
@@ -375,22 +561,35 @@ def _compile(isa: str) -> Path:
                          text.splitlines()[0] if text else type(exc).__name__)
             _record_failure(isa, f"the {isa} build failed: {first}", text)
             raise _BuildFailed(f"the {isa} build failed: {first}") from exc
-        built = tmp / _so_path(isa).name
+        built = tmp / so_name
         if not built.exists():  # torch names it from the extension suffix it chose
-            built = next(tmp.glob(f"{name}*.so"), built)
-            if built.name != _so_path(isa).name:
-                built.rename(tmp / _so_path(isa).name)
+            other = next(tmp.glob(f"{name}*.so"), None)
+            if other is None:
+                raise _BuildFailed(f"the {isa} build produced no library")
+            other.rename(built)
+        _seal(tmp, built)
         final = root / name
         try:
             os.rename(tmp, final)  # atomic: the entry is whole or absent
         except OSError:
-            if not _so_path(isa).exists():
+            if _entry_state(isa, root)[0] != "ok":
                 raise
         sys.modules.setdefault(name, module)  # loaded from the build folder already
-        return _so_path(isa)
+        return final / so_name
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _seal(folder: Path, so: Path) -> None:
+    """Make a finished build writable by its owner only, and record its library's digest."""
+    for path in (folder, *folder.rglob("*")):
+        st = os.lstat(path)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
+    digest = {"file": so.name, "size": so.stat().st_size, "sha256": _sha256(so)}
+    (folder / DIGEST_FILE).write_text(json.dumps(digest))
+    os.chmod(folder / DIGEST_FILE, 0o644)
 
 
 class _BuildFailed(Exception):
@@ -404,16 +603,21 @@ class _LockTimeout(Exception):
 def _ensure_built(isa: str, force: bool = False) -> tuple[Path, str]:
     """The variant's ``.so``, building it if needed; ``(path, 'cached'|'built')``.
 
-    Raises ``_BuildFailed`` (recorded failure, now or earlier) or ``_LockTimeout``.
+    Raises ``_BuildFailed`` (recorded failure, now or earlier), ``_LockTimeout`` or
+    ``_Untrusted`` (the cache or the entry could have been written by someone else).
     """
+    root = _trusted_root(create=True)
+    so = root / entry_name(isa) / _so_path(isa).name
+    damaged = ""
+    if not force:
+        state, detail = _entry_state(isa, root)
+        if state == "ok":
+            return so, "cached"
+        damaged = detail if state == "damaged" else ""
     problem = _unbuildable(isa)
     if problem is not None:
-        raise _BuildFailed(problem)
-    so = _so_path(isa)
-    if so.exists():
-        return so, "cached"
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
+        raise _BuildFailed(f"{damaged}, and it cannot be rebuilt: {problem}" if damaged
+                           else problem)
     if force:
         _failure_path(isa).unlink(missing_ok=True)
     failed = _read_failure(isa)
@@ -425,13 +629,18 @@ def _ensure_built(isa: str, force: bool = False) -> tuple[Path, str]:
         if not held:
             raise _LockTimeout(f"another process held the {isa} build lock for more than "
                                f"{timeout:g} s ({root}); set LEARNACT_BUILD_TIMEOUT to wait longer")
-        if so.exists():  # built by the process we waited for
+        if not force and _entry_state(isa, root)[0] == "ok":  # built by the process we waited for
             return so, "cached"
         failed = _read_failure(isa)
         if failed is not None:
             raise _BuildFailed(failed)
         _clean_stale_tmp(root)
-        log.info("building learnact's %s CPU kernels in %s", isa, root)
+        _discard_entry(isa, root)
+        # the one line a user sees before a minute of silence (logging's last resort
+        # handler prints a bare message on stderr when the application set none)
+        log.warning("learnact: %sbuilding the fused CPU kernels (%s) in %s: this happens once "
+                    "per machine and takes about a minute (`learnact kernels build` does it "
+                    "ahead of time)", f"{damaged}; re" if damaged else "", isa, root)
         return _compile(isa), "built"
 
 
@@ -452,7 +661,9 @@ def build(isas: list[str] | None = None, force: bool = False) -> list[BuildResul
     """Build variants ahead of time (default: the one this process would use).
 
     ``isas`` may name any variants, including ones this CPU cannot execute (they
-    are compiled, not run). ``force`` forgets recorded failures first.
+    are compiled, not run). ``force`` forgets recorded failures and rebuilds even
+    a verified entry. A damaged entry is rebuilt without it; an entry or cache
+    folder another user could have written is refused (``failed``, with why).
     """
     results = []
     for isa in isas or [selected_isa()]:
@@ -461,7 +672,7 @@ def build(isas: list[str] | None = None, force: bool = False) -> list[BuildResul
         start = time.monotonic()
         try:
             so, status = _ensure_built(isa, force=force)
-        except (_BuildFailed, _LockTimeout) as exc:
+        except (_BuildFailed, _LockTimeout, _Untrusted) as exc:
             results.append(BuildResult(isa, False, "failed", None, str(exc),
                                        time.monotonic() - start))
             continue
@@ -473,6 +684,7 @@ def build(isas: list[str] | None = None, force: bool = False) -> list[BuildResul
 # ------------------------------------------------------------------ loading
 
 _state: dict[str, str] = {}  # isa -> why it is unavailable in this process
+_distrusted: dict[str, str] = {}  # isa -> why its cache entry was not trusted
 _warned: set[str] = set()
 
 
@@ -486,6 +698,10 @@ def _load_variant(isa: str):
     try:
         so, _ = _ensure_built(isa)
         return _import(so)
+    except _Untrusted as exc:
+        _state[isa] = str(exc)
+        _distrusted[isa] = str(exc)
+        return None
     except (_BuildFailed, _LockTimeout, ImportError, OSError) as exc:
         _state[isa] = str(exc)
         return None
@@ -499,16 +715,21 @@ def _load(isa: str, forced: bool):
                  isa, _state.get(isa))
         module = _load_variant("baseline")
         if module is not None:
+            for reason in _distrusted.values():  # a refused entry is said, even with a fallback
+                _warn_once(f"learnact: {reason}; using the baseline build")
             return module
         isa = "baseline"
     if module is None:
-        reason = _state.get(isa, "unknown")
-        if reason not in _warned:
-            _warned.add(reason)
-            warnings.warn(f"learnact: the fused CPU kernel is unavailable ({reason}); using "
-                          "the pure-PyTorch path. Set LEARNACT_KERNELS=reference to silence "
-                          "this.", RuntimeWarning, stacklevel=4)
+        _warn_once(f"learnact: the fused CPU kernel is unavailable ({_state.get(isa, 'unknown')}"
+                   "); using the pure-PyTorch path. Set LEARNACT_KERNELS=reference to silence "
+                   "this.")
     return module
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=5)
 
 
 _by_env: dict[str, object] = {}  # $LEARNACT_CPU_ISA as set -> loaded module: the hot path
@@ -542,6 +763,7 @@ def reset() -> None:
     _load.cache_clear()
     _by_env.clear()
     _state.clear()
+    _distrusted.clear()
     _warned.clear()
 
 
@@ -575,13 +797,26 @@ def info() -> dict:
     """What will run and why, without building anything (``learnact kernels info``)."""
     import torch
 
+    try:
+        root: Path | None = _trusted_root(create=False)
+        trust = "private: yours alone from / down, every library checked against its digest"
+    except _Untrusted as exc:
+        root, trust = None, f"NOT TRUSTED, nothing is loaded from it: {exc}"
     variants = {}
     for isa in ISAS:
         row = {"flags": " ".join(_flags(isa)), "entry": entry_name(isa),
                "cpu_can_run": isa in cpu_isas()}
         problem = _unbuildable(isa)
-        if _so_path(isa).exists():
-            row["status"] = "built"
+        try:
+            state, detail = _entry_state(isa, root) if root is not None else ("untrusted", "")
+        except _Untrusted as exc:
+            state, detail = "untrusted", str(exc)
+        if state == "ok":
+            row["status"] = f"built (SHA-256 {detail[:16]}... verified)"
+        elif state == "untrusted":
+            row["status"] = f"not loaded: {detail or 'the cache is not trusted'}"
+        elif state == "damaged":
+            row["status"] = f"damaged, rebuilt on next use: {detail}"
         elif problem is not None:
             row["status"] = f"cannot build: {problem}"
         elif (failed := _read_failure(isa)) is not None:
@@ -601,6 +836,7 @@ def info() -> dict:
         "compiler": f"{_compiler()}: {_compiler_version(_compiler())}",
         "torch": torch.__version__,
         "cache": str(cache_dir()),
+        "cache_check": trust,
         "build_timeout_s": _timeout(),
         "variants": variants,
     }
