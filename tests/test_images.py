@@ -409,5 +409,5 @@ def test_files_that_are_not_jpeg_or_png_are_reported(tmp_path, cache, caplog):
     with caplog.at_level("WARNING", logger="learnact.data.images"):
         classes, train, _ = images.scan_image_folder(root)
     assert len(train) == 24 and classes == ("class_0", "class_1", "class_2")
-    assert "1 file(s) that are not .jpg/.jpeg/.png were left out" in caplog.text
+    assert "left out 1 file(s) that are not .jpg/.jpeg/.png" in caplog.text
     assert "photo.webp" in caplog.text

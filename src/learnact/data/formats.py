@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ConfigError, DatasetError
 
 __all__ = ["DEFAULT_MAX_DATA_MB", "DatasetError", "max_data_bytes", "read_cifar10_batch",
-           "read_idx", "read_npz"]
+           "read_idx", "read_npy_member", "read_npz"]
 
 
 
@@ -38,7 +38,11 @@ _BOMB_MB, _BOMB_RATIO = 256, 100
 
 
 def max_data_bytes() -> int:
-    """The cap on one decompressed dataset file: ``$LEARNACT_MAX_DATA_MB`` or 4096 MB."""
+    """The cap on one decompressed dataset file: ``$LEARNACT_MAX_DATA_MB`` or 4096 MB.
+
+    Raises :class:`~learnact.errors.ConfigError` naming the variable for a value
+    that is not a positive, finite number (``inf`` is refused: a cap must be one).
+    """
     raw = os.environ.get("LEARNACT_MAX_DATA_MB", "").strip()
     if not raw:
         return DEFAULT_MAX_DATA_MB * _MB
@@ -47,8 +51,9 @@ def max_data_bytes() -> int:
     except ValueError:
         raise ConfigError(f"LEARNACT_MAX_DATA_MB must be a number of megabytes, got {raw!r}"
                          ) from None
-    if not value > 0:
-        raise ConfigError(f"LEARNACT_MAX_DATA_MB must be positive, got {raw!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"LEARNACT_MAX_DATA_MB must be a positive, finite number of "
+                          f"megabytes, got {raw!r}")
     return int(value * _MB)
 
 
@@ -246,8 +251,13 @@ def read_cifar10_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _read_npy_member(zf: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
-    """One ``.npy`` member, its declared size checked against the cap before reading."""
+def read_npy_member(zf: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
+    """One ``.npy`` member of an open ``.npz``, its declared size checked before it is read.
+
+    The header's shape and dtype are checked against the cap and the bomb rule
+    (see :func:`max_data_bytes`) before any memory is allocated; object arrays
+    are refused. ``path`` names the file in errors.
+    """
     info = zf.getinfo(name)
     with zf.open(info) as fh:
         version = np.lib.format.read_magic(fh)
@@ -274,6 +284,7 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     keys = ("x_train", "y_train", "x_test", "y_test")
     out = {}
+    max_data_bytes()  # a bad $LEARNACT_MAX_DATA_MB is its own error, not this file's
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -281,8 +292,8 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
             if missing:
                 raise DatasetError(f"{path}: missing array(s) {', '.join(missing)}")
             for key in keys:
-                out[key] = _read_npy_member(zf, f"{key}.npy", path)
-    except DatasetError:
+                out[key] = read_npy_member(zf, f"{key}.npy", path)
+    except (DatasetError, ConfigError):
         raise
     except (OSError, zipfile.BadZipFile, ValueError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: not a readable .npz file ({exc})") from exc

@@ -20,14 +20,34 @@ folder at the same size reads the cache and decodes nothing.
 * Validation images are resized the same way and centre-cropped to
   ``size x size``.
 
+Only JPEG and PNG are decoded: Pillow is asked for those two formats alone,
+so a file of another format named ``.jpg`` or ``.png`` (GIF, WebP, BMP, TIFF,
+EPS, ...) is an error naming it and never reaches another decoder. 16-bit
+grayscale PNGs are scaled to 8 bits (65535 -> 255), not clipped.
+
 Nothing is skipped silently: a file with an image extension that does not
-decode (corrupt, truncated, or over the pixel limit) is an error naming it,
-as are an empty class folder and train/val class sets that differ; files of
-other types are left out with a warning that counts them.
+decode (corrupt, truncated, another format, or over the pixel limit) is an
+error naming it, as are an empty class folder and train/val class sets that
+differ. Files of other types, entries that are not regular files (FIFOs,
+devices, broken or looping links: never opened, so a FIFO cannot block a
+load) and hidden class folders are left out with one warning per process that
+counts them. Symbolic links to files and to class folders are followed: a
+class folder may live on another disk.
+
+``$LEARNACT_MAX_IMAGE_PIXELS`` (default 64 million) is the only pixel cap:
+while learnact decodes, Pillow's own cap (and its ``DecompressionBombWarning``)
+is off, and learnact's check runs on the header, before any pixel is decoded.
+
+The cache is a convenience, never trusted: an entry is read with its declared
+array sizes checked against ``$LEARNACT_MAX_DATA_MB`` before anything is
+allocated, a cache folder that cannot be written (``$XDG_CACHE_HOME`` a file,
+a read-only disk) costs a warning and a decode next time, and a folder whose
+files change while it is decoded is an error rather than a cache entry.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -35,6 +55,7 @@ import os
 import sys
 import tempfile
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
+from .formats import read_npy_member
 from .paths import cache_dir as user_cache
 
 __all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "MAX_ASPECT", "ImageFolderArrays",
@@ -59,7 +81,17 @@ MAX_ASPECT = 4 / 3
 # One image of more pixels than this is refused as a decompression bomb.
 DEFAULT_MAX_PIXELS = 64_000_000
 CACHE_VERSION = 1
-_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+# Pillow's format names of the only formats decoded
+PIL_FORMATS = ("JPEG", "PNG")
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# 16-bit samples (grayscale PNGs): Pillow's convert() would clip them at 255
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+# leading bytes of formats that are refused, to say what a misnamed file really is
+_SIGNATURES = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+               (b"%!PS", "PostScript/EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"),
+               (b"\0\0\1\0", "ICO"), (b"\x0a", "PCX"), (b"\x01\xda", "SGI"),
+               (b"P1", "PNM"), (b"P2", "PNM"), (b"P3", "PNM"), (b"P4", "PNM"),
+               (b"P5", "PNM"), (b"P6", "PNM"), (b"8BPS", "PSD"), (b"\0\0\0\x0cjP", "JPEG 2000"))
 
 
 def max_image_pixels() -> int:
@@ -119,22 +151,40 @@ def is_image_folder(path: str | Path) -> bool:
 def _class_files(split: Path) -> dict[str, list[Path]]:
     out = {}
     others: list[Path] = []
+    special: list[Path] = []
+    hidden: list[Path] = []
     for entry in sorted(split.iterdir()):
-        if not entry.is_dir() or entry.name.startswith("."):
+        if not entry.is_dir():
             continue
-        found = [p for p in entry.rglob("*") if p.is_file() and not p.name.startswith(".")]
-        files = sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS)
-        others += [p for p in found if p.suffix.lower() not in IMAGE_EXTENSIONS]
+        if entry.name.startswith("."):
+            hidden.append(entry)
+            continue
+        files, found = [], sorted(p for p in entry.rglob("*") if not p.name.startswith("."))
+        for p in found:
+            if p.is_file():  # follows links; False for FIFOs, devices, loops, broken links
+                (files if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+            elif not p.is_dir():
+                special.append(p)
         if not files:
             raise DatasetError(f"{entry}: class folder has no images "
                                f"({', '.join(IMAGE_EXTENSIONS)})")
         out[entry.name] = files
     if not out:
         raise DatasetError(f"{split}: no class folders (expected {split}/<class>/<image>)")
-    if others:  # said, not skipped silently: e.g. WebP or BMP images are not read
-        log.warning("%s: %d file(s) that are not %s were left out, e.g. %s", split,
-                    len(others), "/".join(IMAGE_EXTENSIONS), others[0])
+    parts = [f"{len(found)} {what} (e.g. {found[0].name!r})" for found, what in (
+        (others, f"file(s) that are not {'/'.join(IMAGE_EXTENSIONS)}"),
+        (special, "entries that are not regular files (FIFOs, devices, broken or looping "
+                  "links)"),
+        (hidden, "hidden folder(s)")) if found]
+    if parts:  # said, not skipped silently: e.g. WebP or BMP images are not read
+        _warn_once(f"{split}: left out {'; '.join(parts)}")
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _warn_once(message: str) -> None:
+    """Log ``message`` once per process: a study scans its folder in the driver and the worker."""
+    log.warning("%s", message)
 
 
 def scan_image_folder(root: str | Path) -> tuple[tuple[str, ...], list[tuple[Path, int]],
@@ -172,12 +222,33 @@ def _require_pillow():
     return Image
 
 
+def _what_it_is(path: Path) -> str:
+    """`` (it looks like GIF)`` for a misnamed file of a known format, else ``""``."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return ""
+    if head[8:12] == b"WEBP":
+        return " (it looks like WebP)"
+    name = next((n for sig, n in _SIGNATURES if head.startswith(sig)), None)
+    return f" (it looks like {name})" if name else ""
+
+
+def _to_8bit(im, Image):
+    """A 16-bit grayscale image as 8-bit ``L``, scaled (65535 -> 255) rather than clipped."""
+    wide = np.asarray(im).astype(np.float64)
+    return Image.fromarray(np.clip(np.rint(wide * (255 / 65535)), 0, 255).astype(np.uint8), "L")
+
+
 def _decode(path: Path, size: int, train: bool, max_pixels: int
             ) -> tuple[np.ndarray, bool]:
     """One image as uint8 ``(h, w, 3)`` resized (and for val cropped); and whether it was gray."""
     Image = _require_pillow()
     try:
-        with Image.open(path) as im:
+        # formats=: a file that is not JPEG or PNG never reaches another decoder (EPS would
+        # run Ghostscript), whatever its name says
+        with Image.open(path, formats=PIL_FORMATS) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise DatasetError(f"{path}: {w}x{h} image is over the {max_pixels:,}-pixel "
@@ -187,9 +258,16 @@ def _decode(path: Path, size: int, train: bool, max_pixels: int
             scale = size / min(w, h)
             nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
             im.draft("RGB", (nw, nh))  # JPEG: decode at a reduced scale when it can
+            if im.mode in _WIDE_MODES:
+                im = _to_8bit(im, Image)
             im = im.convert("RGB").resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=3.0)
     except DatasetError:
         raise
+    except Image.UnidentifiedImageError:
+        seen = _what_it_is(path)
+        raise DatasetError(f"{path}: not a JPEG or PNG image{seen}; only JPEG and PNG are read"
+                           if seen else f"{path}: cannot decode image: not a JPEG or PNG "
+                           "image, or a damaged one; only JPEG and PNG are read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"{path}: cannot decode image ({exc})") from None
     arr = np.asarray(im, dtype=np.uint8)
@@ -202,7 +280,10 @@ def _decode(path: Path, size: int, train: bool, max_pixels: int
 def _cache_key(files: list[tuple[Path, int]], root: Path, size: int) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION} size={size} aspect={MAX_ASPECT}\n".encode())
     for path, label in files:
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
         h.update(f"{path.relative_to(root)}\t{label}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
@@ -238,6 +319,9 @@ def _decode_all(files: list[tuple[Path, int]], size: int, train: bool,
     out: list[np.ndarray] = []
     grays: list[bool] = []
     workers = max(1, min(8, os.cpu_count() or 1))
+    Image = _require_pillow()
+    # ours is the one cap: Pillow's (179M pixels, with warnings from 89M) is off meanwhile
+    pillow_cap, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     pool = ThreadPoolExecutor(workers)  # Pillow releases the GIL while decoding
     try:
         for arr, gray in pool.map(lambda f: _decode(f[0], size, train, max_pixels), files):
@@ -247,6 +331,7 @@ def _decode_all(files: list[tuple[Path, int]], size: int, train: bool,
                 progress.update(offset + len(out))
     finally:  # on a bad file, the error comes now, not after the rest of the folder
         pool.shutdown(wait=True, cancel_futures=True)
+        Image.MAX_IMAGE_PIXELS = pillow_cap
     return out, grays
 
 
@@ -292,10 +377,10 @@ _FIELDS = ("x_train", "hw_train", "y_train", "x_val", "y_val", "mean", "std")
 
 
 def _read_cache(path: Path, size: int) -> ImageFolderArrays | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in _FIELDS}
-            classes = tuple(str(c) for c in z["classes"])
+    try:  # each array's declared size is checked against the data cap before it is read
+        with zipfile.ZipFile(path) as zf:
+            arrays = {k: read_npy_member(zf, f"{k}.npy", path) for k in _FIELDS}
+            classes = tuple(str(c) for c in read_npy_member(zf, "classes.npy", path))
     except Exception as exc:  # any unreadable cache is rebuilt, never trusted
         log.warning("image cache %s is unreadable (%s); decoding again", path, exc)
         return None
@@ -309,16 +394,18 @@ def _read_cache(path: Path, size: int) -> ImageFolderArrays | None:
 
 
 def _write_cache(path: Path, data: ImageFolderArrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, classes=np.array(data.classes), **{k: getattr(data, k) for k in _FIELDS})
         os.replace(tmp, path)
     except OSError as exc:  # a read-only or full cache costs a decode next time, nothing more
-        log.warning("could not write the image cache %s: %s", path, exc)
+        _warn_once(f"could not write the image cache {path} ({exc.strerror or exc}); the "
+                   "folder is decoded again next time")
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -350,12 +437,16 @@ def load_image_folder(root: str | Path, size: int, *, cache_dir: Path | None = N
     path = Path(cache_dir) / f"{root.resolve().name}-{size}px-{key[:20]}.npz"
     if path.is_file():
         cached = _read_cache(path, size)
-        if cached is not None and cached.classes == classes:
+        if cached is not None and cached.classes == classes and len(cached.y_train) == len(
+                train) and len(cached.y_val) == len(val):
             log.info("image folder %s: read from cache %s", root, path)
             return cached
     _require_pillow()
     start = time.perf_counter()
     data = _build(root, size, classes, train, val, progress)
+    if _cache_key(train + val, root, size) != key:
+        raise DatasetError(f"{root}: files changed while they were decoded; load it again "
+                           "once nothing writes to it")
     log.info("image folder %s: decoded %d images in %.1f s", root, len(train) + len(val),
              time.perf_counter() - start)
     _write_cache(path, data)
