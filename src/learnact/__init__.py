@@ -3,7 +3,8 @@
 Implements "Learn-able parameter guided Activation Functions" (arXiv
 1912.10752): DP ReLU, Dual Line and the general recipe that gives any
 activation a learnable positive slope and mean shift, plus a registry of
-53 activation functions and helpers to put them into real models.
+activation functions (``learnact.list_activations()``) and helpers to put them
+into real models.
 
 Example::
 
@@ -24,7 +25,8 @@ from .registry import (
     register_activation,
 )
 
-__version__ = "0.1.0"
+# the one place the version is written (pyproject.toml reads it; see CHANGELOG.md)
+__version__ = "0.3.0.dev0"
 
 __all__ = [
     "ActivationSpec",
