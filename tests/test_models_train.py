@@ -114,7 +114,7 @@ def test_suggestion_functions_on_a_known_curve():
     # the lowest loss of this curve: d/dx of the rise 2(x+1.5) balances the sigmoid's fall
     assert 10 ** -1.5 <= lrs[lo] <= 10 ** -1.2
     assert minimum3(lrs, losses) == pytest.approx(lrs[lo] / 3)
-    assert SUGGESTIONS["minimum3"] is minimum3 and DEFAULT_SUGGESTION == "minimum3"
+    assert SUGGESTIONS["minimum3"] is minimum3 and DEFAULT_SUGGESTION == "edge"
     v = valley(lrs, losses)
     assert lrs[0] < v < lrs[lo]
     with pytest.raises(ValueError, match="at least 2"):

@@ -91,24 +91,27 @@ def test_results_csv_columns(npz, tmp_path, capsys):
     capsys.readouterr()
     assert main(["results", "--db", str(db), "--format", "csv"]) == 0
     table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert list(table[0]) == ["activation", "model", "dataset", "seed", "status", "epochs", "lr",
-                              "test_accuracy", "test_top5", "test_loss", "train_loss",
-                              "epoch_seconds"]
+    assert list(table[0]) == ["activation", "model", "dataset", "seed", "status", "flags",
+                              "epochs", "lr", "lr_path", "test_accuracy", "test_top5",
+                              "test_loss", "train_loss", "epoch_seconds", "lr_reason", "error"]
     assert table[0]["activation"] == "relu" and table[0]["status"] == "done"
     assert float(table[0]["lr"]) == 0.003 and table[0]["epochs"] == "1"
 
 
-def test_lr_find_is_recorded(npz, tmp_path):
+def test_lr_find_is_recorded(slow_npz, tmp_path):
+    # 6,000 images: 47 batches an epoch, enough for the finder's curve to be trusted
     db = tmp_path / "r.db"
-    args = study_args(npz, db, acts="dual_line", epochs=1)
+    args = study_args(slow_npz, db, acts="dual_line", epochs=1)
     args[args.index("--lr") + 1] = "find"
     assert main(args) == 0
     con = sqlite3.connect(db)
     method, suggestion, lrs = con.execute(
         "SELECT method, suggestion, lrs FROM lr_find").fetchone()
     run_lr = con.execute("SELECT lr FROM runs").fetchone()[0]
+    path, problems = con.execute("SELECT path, problems FROM lr_choice").fetchone()
     con.close()
-    assert method == "minimum3" and suggestion == run_lr and len(lrs) > 10
+    assert method == "edge" and len(lrs) > 10
+    assert (path, problems) == ("finder", "[]") and suggestion == run_lr
 
 
 def test_nan_gives_diverged_and_the_study_goes_on(npz, tmp_path, capsys):
@@ -192,7 +195,7 @@ def test_jobs_runs_in_parallel_processes(npz, tmp_path, capsys):
         (["--seeds", "0"], "seeds must be a positive integer"),
         (["--epochs", "-1"], "epochs must be a positive integer"),
         (["--batch-size", "0"], "batch-size must be a positive integer"),
-        (["--lr", "fast"], "--lr must be a positive number or 'find'"),
+        (["--lr", "fast"], "--lr must be a positive number, 'find' or 'tune'"),
         (["--jobs", "0"], "--jobs must be a positive integer"),
     ],
 )
@@ -399,7 +402,7 @@ def test_the_learning_rate_is_chosen_without_the_test_split(npz):
     from learnact.study.runner import execute_run
 
     run = expand_runs(StudyConfig(activations=("dual_line",), dataset=npz, epochs=1))[0]
-    assert run.settings["lr"] == "find" and run.settings["lr_method"] == "minimum3"
+    assert run.settings["lr"] == "find" and run.settings["lr_method"] == "edge"
     data = load_dataset(npz)
     g = torch.Generator().manual_seed(1)
     planted = dataclasses.replace(
@@ -409,4 +412,7 @@ def test_the_learning_rate_is_chosen_without_the_test_split(npz):
     b = execute_run(run, planted, torch.device("cpu"), lambda e: None)
     assert a.lr_find.suggestion == b.lr_find.suggestion and a.lr == b.lr
     assert a.lr_find.losses == b.lr_find.losses
+    # tiny data: the finder's curve is not trusted and the rate is tuned, on a split of
+    # the training set, so the tuning table is unchanged by the plant too
+    assert a.lr_choice.path == "tune" and a.lr_choice.tune == b.lr_choice.tune
     assert a.epochs[0]["test_accuracy"] != b.epochs[0]["test_accuracy"]  # the plant took

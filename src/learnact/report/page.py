@@ -10,9 +10,12 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
+
+from .._text import printable
 
 __all__ = ["page", "table_html"]
 
@@ -65,13 +68,15 @@ SCRIPT = """
 
 
 def _cell(v) -> str:
+    if v is pd.NA:
+        return "–"
     if isinstance(v, float):
         if math.isnan(v):
             return "–"
         if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4):
             return f"{v:.3g}"
         return f"{v:.4f}"
-    return html.escape(str(v))
+    return html.escape(printable(str(v)))
 
 
 def table_html(df: pd.DataFrame, table_id: str, row_class: pd.Series | None = None) -> str:
@@ -89,13 +94,19 @@ def image_html(path: Path, caption: str) -> str:
     """A figure embedded as a data URI."""
     mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
     data = base64.b64encode(path.read_bytes()).decode()
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
-            f"<figcaption class=note>{html.escape(caption)}</figcaption></figure>")
+    caption = html.escape(printable(caption))
+    return (f'<figure><img alt="{caption}" src="data:{mime};base64,{data}">'
+            f"<figcaption class=note>{caption}</figcaption></figure>")
+
+
+# control characters other than tab and newline: never meaningful in a page
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def page(title: str, sections: list[str]) -> str:
-    """The whole document."""
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+    """The whole document; control characters from names in any section are escaped."""
+    text = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>{''.join(sections)}"
             f"<script>{SCRIPT}</script></body></html>")
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)

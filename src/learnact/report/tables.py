@@ -48,12 +48,15 @@ class Frames:
         epochs: one row per (run, epoch).
         params: activation parameter values with site, block and position.
         lr_find: one row per run that used the LR finder.
+        lr_choice: one row per run: how its rate was chosen (``path``,
+            ``reason``); empty for databases older than schema 2.
     """
 
     runs: pd.DataFrame
     epochs: pd.DataFrame
     params: pd.DataFrame
     lr_find: pd.DataFrame
+    lr_choice: pd.DataFrame | None = None
 
     def tasks(self) -> list[tuple[str, str]]:
         """The (dataset, model) pairs present, sorted."""
@@ -81,7 +84,7 @@ def load_frames(db: str | Path) -> Frames:
         finally:
             con.close()
         runs, epochs = tables["runs"], tables["epochs"]
-        params, lr_find = tables["params"], tables["lr_find"]
+        params, lr_find, lr_choice = tables["params"], tables["lr_find"], tables["lr_choice"]
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
         raise ReportError(f"{path}: not a readable learnact results database ({exc})") from exc
     if runs.empty:
@@ -92,9 +95,18 @@ def load_frames(db: str | Path) -> Frames:
                      on="run_id")
     runs["epoch_seconds"] = runs["run_id"].map(mean_s)
     runs["n_epochs"] = runs["run_id"].map(epochs.groupby("run_id").size()).fillna(0)
+    choice = lr_choice.set_index("run_id")
+    runs["lr_path"] = runs["run_id"].map(choice["path"]).astype(object)
+    runs["lr_reason"] = runs["run_id"].map(choice["reason"]).astype(object)
+    # databases before schema 2 recorded only the finder's rule: a run with a curve
+    # used the finder, any other run with a rate was given one
+    found = set(lr_find["run_id"])
+    old = runs["lr_path"].isna() & runs["lr"].notna()
+    runs.loc[old, "lr_path"] = runs.loc[old, "run_id"].map(
+        lambda r: "finder" if r in found else "fixed")
     meta = runs.set_index("run_id")[["activation", "model", "dataset", "seed", "status"]]
     params = params.join(meta, on="run_id")
-    return Frames(runs, epochs, params, lr_find)
+    return Frames(runs, epochs, params, lr_find, lr_choice)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -103,27 +115,32 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     Columns: ``activation``, ``n`` (finished runs), ``diverged``, ``failed``,
     the :data:`METRICS`, ``accuracy_std``, ``accuracy_ci_low``/``high``,
     ``lr_min``/``lr_max``, and ``rank_<metric>`` for each metric (1 = best).
-    Diverged and failed runs are counted but do not enter the means. The
-    per-activation numbers are :func:`learnact.study.summary.summarize`'s (the
-    same as ``learnact results``); the confidence interval and ranks are added here.
+    Diverged, at-chance and failed runs are counted but do not enter the
+    means, and an activation with a diverged or at-chance run gets no rank
+    (``ranked`` false, ranks NA). The per-activation numbers are
+    :func:`learnact.study.summary.summarize`'s (the same as ``learnact
+    results``); the confidence interval and ranks are added here.
     """
-    from ..study.summary import summarize
+    from ..study.summary import is_ordinary, summarize
 
+    records = runs.to_dict("records")
     rows = []
-    for row in summarize(runs.to_dict("records")):
-        group = runs[runs["activation"] == row["activation"]]
-        ok = group[(group["status"] == "done")]
-        _, _, lo, hi = mean_ci(ok["test_accuracy"].dropna().tolist())
+    for row in summarize(records):
+        ok = [r["test_accuracy"] for r in records
+              if r["activation"] == row["activation"] and is_ordinary(r)]
+        _, _, lo, hi = mean_ci(ok)
         rows.append({k: v for k, v in row.items() if k not in ("dataset", "model", "unfinished")}
                     | {"accuracy_ci_low": lo, "accuracy_ci_high": hi})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
+    ranked = table["ranked"].astype(bool)
     for col, (_, higher) in METRICS.items():
-        table[f"rank_{col}"] = table[col].rank(ascending=not higher, method="min",
-                                                na_option="bottom").astype(int)
-    table = table.sort_values(["mean_accuracy", "activation"], ascending=[False, True],
-                              na_position="last")
+        # only ranked activations get ranks; the others read as NA ("–")
+        table[f"rank_{col}"] = table[col].where(ranked).rank(
+            ascending=not higher, method="min").astype("Int64")
+    table = table.sort_values(["ranked", "mean_accuracy", "activation"],
+                              ascending=[False, False, True], na_position="last")
     return table.reset_index(drop=True)
 
 
@@ -136,27 +153,39 @@ def _ordinal(n: int) -> str:
 
 def ranking_summary(table: pd.DataFrame, focus: list[str] | None = None,
                     metrics: tuple[str, ...] = ("max_accuracy", "mean_accuracy", "mean_top5",
-                                                "mean_train_loss", "mean_test_loss")) -> list[str]:
-    """Sentences in the style of the paper's sections 7.1-7.3.
+                                                "mean_train_loss", "mean_test_loss"),
+                    runs: pd.DataFrame | None = None) -> list[str]:
+    """Sentences in the style of the paper's sections 7.1-7.3, and how sure they are.
 
-    For each activation in ``focus`` (default: the paper's two and the best
-    one), e.g. ``"dual_line: 2nd best max accuracy, best mean accuracy, ..."``.
+    For each ranked activation in ``focus`` (default: the paper's two and the
+    best one), e.g. ``"dual_line: 2nd best max accuracy, best mean accuracy,
+    ..."``, counted among the ranked activations only. With the task's
+    ``runs``, :func:`learnact.study.summary.certainty`'s sentences follow:
+    which activations are indistinguishable from the best, whether seeds
+    disagree more than activations, and which are not ranked and why.
     """
     if table.empty:
         return []
-    best = table.iloc[0]["activation"]
-    names = focus if focus is not None else [
-        n for n in ("dual_line", "dp_relu") if n in set(table["activation"])]
-    if best not in names:
-        names = [*names, best]
+    ranked = table[table["ranked"].astype(bool)]
     lines = []
-    for name in names:
-        row = table[table["activation"] == name]
-        if row.empty:
-            continue
-        row = row.iloc[0]
-        parts = [f"{_ordinal(int(row[f'rank_{m}']))} {METRICS[m][0]}" for m in metrics]
-        lines.append(f"{name}: " + ", ".join(parts) + f" (of {len(table)})")
+    if not ranked.empty:
+        best = ranked.iloc[0]["activation"]
+        names = focus if focus is not None else [
+            n for n in ("dual_line", "dp_relu") if n in set(ranked["activation"])]
+        if best not in names:
+            names = [*names, best]
+        for name in names:
+            row = ranked[ranked["activation"] == name]
+            if row.empty:
+                continue
+            row = row.iloc[0]
+            parts = [f"{_ordinal(int(row[f'rank_{m}']))} {METRICS[m][0]}" for m in metrics]
+            lines.append(f"{name}: " + ", ".join(parts) + f" (of {len(ranked)} ranked)")
+    if runs is not None and not runs.empty:
+        from ..study.summary import certainty
+
+        for sentences in certainty(runs.to_dict("records")).values():
+            lines += sentences
     return lines
 
 
@@ -170,8 +199,16 @@ def lr_table(frames: Frames) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     runs = frames.runs.dropna(subset=["lr"]).copy()
     rule = frames.lr_find.set_index("run_id")["method"] if not frames.lr_find.empty else {}
-    runs["chosen_by"] = runs["run_id"].map(
-        lambda r: f"LR finder ({rule[r]})" if r in rule else "fixed")
+
+    def chosen_by(r) -> str:
+        path = r["lr_path"] if isinstance(r.get("lr_path"), str) else (
+            "finder" if r["run_id"] in rule else "fixed")
+        if path.startswith("finder"):
+            stable = ", median of perturbed picks" if path == "finder-stable" else ""
+            return f"LR finder ({rule.get(r['run_id'], '?')}{stable})"
+        return {"tune": "tuned (successive halving)"}.get(path, path)
+
+    runs["chosen_by"] = [chosen_by(r) for r in runs.to_dict("records")]
 
     def chosen(group: pd.DataFrame) -> str:
         return ", ".join(sorted(set(group["chosen_by"])))
@@ -236,9 +273,13 @@ def paired_vs_baseline(runs: pd.DataFrame, baseline: str = "relu") -> pd.DataFra
     """Each activation against ``baseline`` on test accuracy, paired by seed.
 
     Columns: ``activation, pairs, mean_diff, ci_low, ci_high, wilcoxon_p, note``.
-    Only seeds where both runs finished (``done``) are paired.
+    Only seeds where both runs are ordinary results (``done``, not at chance)
+    are paired; a side that is not ranked is named in ``note``.
     """
-    done = runs[runs["status"] == "done"]
+    from ..study.summary import is_ordinary, summarize
+
+    unranked = {s["activation"] for s in summarize(runs.to_dict("records")) if not s["ranked"]}
+    done = runs[[is_ordinary(r) for r in runs.to_dict("records")]]
     base = done[done["activation"] == baseline].set_index("seed")["test_accuracy"]
     rows = []
     for act, group in done.groupby("activation", sort=True):
@@ -249,7 +290,11 @@ def paired_vs_baseline(runs: pd.DataFrame, baseline: str = "relu") -> pd.DataFra
         diffs = [float(mine[s] - base[s]) for s in seeds]
         mean, _, lo, hi = mean_ci(diffs)
         _, p, used = wilcoxon_signed_rank(diffs)
-        if not seeds:
+        if act in unranked or baseline in unranked:
+            who = act if act in unranked else baseline
+            note = (f"{who} is not ranked (diverged or at-chance runs): the pairs use its "
+                    "ordinary runs only and are no evidence either way")
+        elif not seeds:
             note = f"no seed shared with {baseline}"
         elif len(seeds) < 5:
             note = (f"only {len(seeds)} paired seed(s): the smallest two-sided p-value "
@@ -266,11 +311,17 @@ def paired_vs_baseline(runs: pd.DataFrame, baseline: str = "relu") -> pd.DataFra
 def friedman_table(runs: pd.DataFrame) -> dict | None:
     """Friedman test and Nemenyi CD over tasks, on mean accuracy per (task, activation).
 
-    Uses the activations present (finished) in every task. Returns ``None``
+    Uses the activations ranked in every task (no diverged or at-chance run). Returns ``None``
     with fewer than 2 tasks or 2 common activations, else a dict with
     ``activations``, ``avg_ranks``, ``chi2``, ``p``, ``cd``, ``n_tasks``.
     """
-    done = runs[runs["status"] == "done"]
+    from ..study.summary import is_ordinary, summarize
+
+    records = runs.to_dict("records")
+    unranked = {(s["dataset"], s["model"], s["activation"]) for s in summarize(records)
+                if not s["ranked"]}
+    done = runs[[is_ordinary(r) and (r["dataset"], r["model"], r["activation"]) not in unranked
+                 for r in records]]
     pivot = done.groupby(["dataset", "model", "activation"])["test_accuracy"].mean().unstack()
     pivot = pivot.dropna(axis=1)
     if pivot.shape[0] < 2 or pivot.shape[1] < 2:
@@ -284,6 +335,8 @@ def friedman_table(runs: pd.DataFrame) -> dict | None:
 
 
 def _fmt(v) -> str:
+    if v is pd.NA:
+        return "–"
     if isinstance(v, float):
         if math.isnan(v):
             return "–"

@@ -33,8 +33,9 @@ class StudyConfig:
     activations: tuple[str, ...] = ("relu",)  # names, patterns or ("all",)
     seeds: int = 1                       # runs per activation: seeds 0..seeds-1
     epochs: int = 1
-    lr: float | str = "find"             # a learning rate or "find" (LR finder per run)
-    lr_method: str = "minimum3"          # LR-finder rule: minimum3, valley, steep or minimum
+    lr: float | str = "find"             # a rate, "find" (checked LR finder; tuned when its
+                                         # curve is useless) or "tune" (always tune)
+    lr_method: str = "edge"              # LR-finder rule: edge, minimum3, valley, steep, minimum
     batch_size: int = 128
     weight_decay: float = 0.01           # decoupled; activation parameters get none
     div_factor: float = 25.0             # one-cycle start lr = lr / div_factor
@@ -75,10 +76,12 @@ class StudyConfig:
                 and 0 <= self.label_smoothing < 1):
             raise ConfigError(f"label-smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if isinstance(self.lr, str):
-            if self.lr != "find":
-                raise ConfigError(f"lr must be a positive number or 'find', got {self.lr!r}")
+            if self.lr not in ("find", "tune"):
+                raise ConfigError(f"lr must be a positive number, 'find' or 'tune', "
+                                  f"got {self.lr!r}")
         elif not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a positive finite number or 'find', got {self.lr!r}")
+            raise ConfigError(f"lr must be a positive finite number, 'find' or 'tune', "
+                              f"got {self.lr!r}")
         if self.lr_method not in SUGGESTIONS:
             raise ConfigError(f"unknown lr-method {self.lr_method!r}; choose one of "
                              f"{', '.join(SUGGESTIONS)}")

@@ -17,31 +17,33 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import platform
 import random
+import sqlite3
 import subprocess
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import __version__
 from ..activations.factory import create_activation
-from ..data.loader import TensorData, load_dataset, train_batches
-from ..errors import ConfigError, LRFinderDiverged
+from ..data.loader import TensorData, load_dataset
+from ..errors import ConfigError, StoreError
 from ..helpers import activation_parameters
 from ..models import build_model
-from ..train.loop import Diverged, TrainSettings, fit, make_optimizer
-from ..train.lr_find import lr_find
+from ..train.loop import Diverged, TrainSettings, fit
+from ..train.lr_choice import choose_lr
 from .config import StudyConfig, resolve_activations
 from .store import LeaseLost, Store
-from .types import Event, LRFindRecord, RunResult, RunSpec
+from .types import Event, LRChoiceRecord, LRFindRecord, RunResult, RunSpec
 
 __all__ = ["Event", "RunResult", "RunSpec", "execute_run", "expand_runs", "work_loop",
            "worker_main"]
@@ -95,12 +97,13 @@ def _git_revision() -> str | None:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """learnact and torch versions, device, Python, and the git revision if any."""
+    """learnact and torch versions, device, Python, torch's thread count (CPU results are
+    bit-identical only at the same count), and the git revision if any."""
     rev = _git_revision()
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     env = {"learnact": __version__, "torch": torch.__version__, "device": str(device),
            "device_name": dev or platform.machine(), "python": platform.python_version(),
-           "git": rev}
+           "git": rev, "threads": torch.get_num_threads()}
     if device.type == "cpu":
         env["cpu_kernels"] = _cpu_kernel_variant()
     return env
@@ -202,37 +205,41 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
     cfg = run.settings
     _seed_everything(run.seed)
     c, h, _ = data.image_shape
-    model = build_model(run.model, lambda: create_activation(run.activation),
-                        in_channels=c, num_classes=data.num_classes, image_size=h).to(device)
+
+    def build() -> torch.nn.Module:
+        return build_model(run.model, lambda: create_activation(run.activation),
+                           in_channels=c, num_classes=data.num_classes, image_size=h)
+
+    model = build().to(device)
     precision = _precision(cfg["precision"], device)
-    result = RunResult(run.run_id, "done", env=environment(device))
+    # the data's content, so a later study can tell if the file changed under this result
+    result = RunResult(run.run_id, "done",
+                       env={**environment(device), "data_fingerprint": data.fingerprint})
 
     def check_stop() -> None:
         if stop():
             raise LeaseLost(run.run_id)
 
-    lr = cfg["lr"]
-    if lr == "find":
-        found = lr_find(
-            model, lambda v: make_optimizer(model, v, cfg["weight_decay"]),
-            lambda: train_batches(data, cfg["batch_size"],
-                                  generator=torch.Generator().manual_seed(run.seed)),
-            lambda m, x, y: F.cross_entropy(m(x), y),
-            method=cfg["lr_method"],
-        )
-        if not np.isfinite(found.suggestion):
-            raise LRFinderDiverged(found.method)  # recorded as failed: rerun with a fixed --lr
-        lr = float(found.suggestion)
-        result.lr_find = LRFindRecord(found.method, lr, found.lrs, found.losses)
-        check_stop()
-        _seed_everything(run.seed)
-    result.lr = lr
     settings = TrainSettings(
-        epochs=cfg["epochs"], lr=lr, batch_size=cfg["batch_size"],
+        epochs=cfg["epochs"], lr=1e-3, batch_size=cfg["batch_size"],
         weight_decay=cfg["weight_decay"], div_factor=cfg["div_factor"],
         final_div=cfg["final_div"], pct_start=cfg["pct_start"],
         mixup_alpha=cfg["mixup_alpha"], augment=cfg["augment"], precision=precision,
         channels_last=cfg["channels_last"], label_smoothing=cfg.get("label_smoothing", 0.0))
+    choice = choose_lr(build, data, settings, seed=run.seed, lr=cfg["lr"],
+                       method=cfg["lr_method"], seed_everything=_seed_everything, model=model)
+    lr = choice.lr
+    result.lr_choice = LRChoiceRecord.from_choice(choice)
+    if choice.finder is not None:
+        found = choice.finder
+        result.lr_find = LRFindRecord(found.method, found.suggestion, found.lrs, found.losses)
+    if choice.path != "fixed":
+        check_stop()
+        _seed_everything(run.seed)
+        if choice.path == "tune":  # the candidates drew from the streams: a fresh model
+            model = build().to(device)
+    result.lr = lr
+    settings = replace(settings, lr=lr)
 
     def on_epoch(m) -> None:
         result.epochs.append(m.as_dict())
@@ -244,10 +251,29 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
     try:
         fit(model, data, settings, seed=run.seed, on_epoch=on_epoch)
     except Diverged as exc:
-        result.status, result.error = "diverged", str(exc)
+        result.status, result.error = "diverged", exc.reason
         return result
     result.params.append((-1, _param_rows(model)))
+    if result.epochs and at_chance(result.epochs[-1]["test_accuracy"], data.y_test,
+                                   data.num_classes):
+        result.flags.append("chance")
     return result
+
+
+def at_chance(accuracy: float, y_test: torch.Tensor, num_classes: int) -> bool:
+    """Whether ``accuracy`` is indistinguishable from always guessing the commonest class.
+
+    One-sided binomial test at 1%, normal approximation: at chance when the
+    accuracy is below ``p0 + 2.33 * sqrt(p0 (1 - p0) / n)``, where ``p0`` is
+    the commonest class's share of the ``n`` test labels. With 10,000 balanced
+    labels over 10 classes that is 0.107; with 30 over 2 classes, 0.71.
+    """
+    n = len(y_test)
+    if n == 0:
+        return False
+    counts = torch.bincount(y_test.detach().cpu().long(), minlength=num_classes)
+    p0 = float(counts.max()) / n
+    return accuracy < p0 + 2.326 * math.sqrt(p0 * (1 - p0) / n)
 
 
 def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: str,
@@ -276,11 +302,23 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
                                          stop=lambda beat=beat: beat.lost)
                 finally:
                     beat.stop()
-                if not store.record(result):
+                try:
+                    recorded = store.record(result)
+                except sqlite3.Error as exc:  # a full disk: not the run's failure
+                    raise StoreError(f"{db}: a finished run's results could not be written "
+                                     f"({exc}; is the disk full?); runs already stored are "
+                                     "kept: free space and rerun the same command") from None
+                if not recorded:
                     raise LeaseLost(run_id)
                 emit(Event(result.status, run, {"error": result.error or ""}))
             except KeyboardInterrupt:
                 store.release(run_id)
+                raise
+            except StoreError:  # given back as pending, never stored as failed
+                try:
+                    store.release(run_id)
+                except sqlite3.Error:
+                    pass  # the lease expires, or the dead pid frees it, as after kill -9
                 raise
             except LeaseLost:  # another process redoes it; write nothing more here
                 log.warning("run %s (%s seed %d): another process took it over; stopped",
@@ -327,9 +365,17 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="learnact-parent-watch").start()
 
 
+# a --jobs worker's exit code when results could not be written (e.g. a full disk)
+RESULTS_UNWRITABLE = 3
+
+
 def worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
                  lease_s: float, parent_pid: int | None = None) -> None:
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     torch.set_num_threads(1)
-    work_loop(runs, Path(db), data_dir, device, lambda e: None, lease_s)
+    try:
+        work_loop(runs, Path(db), data_dir, device, lambda e: None, lease_s)
+    except StoreError as exc:  # one line, and an exit code the driver reads
+        log.error("%s", exc)
+        raise SystemExit(RESULTS_UNWRITABLE) from None

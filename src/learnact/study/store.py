@@ -35,9 +35,10 @@ __all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "LeaseLost", "Store",
 FINISHED = ("done", "diverged")
 # PRAGMA application_id of learnact's databases ("LACT"); files without it are not ours
 APPLICATION_ID = 0x4C414354
-# meta.schema_version; databases of the first release carry neither mark (version 0)
-SCHEMA_VERSION = 1
-_TABLES = {"meta", "runs", "epochs", "lr_find", "act_params"}
+# meta.schema_version; databases of the first release carry neither mark (version 0).
+# Version 2 added runs.flags and the lr_choice table.
+SCHEMA_VERSION = 2
+_TABLES = {"meta", "runs", "epochs", "lr_find", "act_params", "lr_choice"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS runs (
     owner TEXT, host TEXT, pid INTEGER, lease_until REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
     lr REAL, error TEXT, env TEXT,
-    created REAL NOT NULL, started REAL, finished REAL
+    created REAL NOT NULL, started REAL, finished REAL,
+    flags TEXT                          -- comma-separated marks on a result, e.g. 'chance'
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -64,6 +66,11 @@ CREATE TABLE IF NOT EXISTS epochs (
 CREATE TABLE IF NOT EXISTS lr_find (
     run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
     method TEXT, suggestion REAL, lrs TEXT, losses TEXT
+);
+CREATE TABLE IF NOT EXISTS lr_choice (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+    path TEXT NOT NULL,                 -- fixed, finder, finder-stable or tune
+    reason TEXT, problems TEXT, tune TEXT  -- problems and tune: JSON lists
 );
 CREATE TABLE IF NOT EXISTS act_params (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -129,19 +136,45 @@ def _quick_check(conn: sqlite3.Connection, path: Path, verb: str) -> None:
 
 
 # The tables a reader (the report) loads whole, in the store's own words.
-READ_TABLES = {"runs": "SELECT * FROM runs", "epochs": "SELECT * FROM epochs",
-               "params": "SELECT * FROM act_params", "lr_find": "SELECT * FROM lr_find"}
+READ_TABLES = {"runs": "runs", "epochs": "epochs", "params": "act_params",
+               "lr_find": "lr_find", "lr_choice": "lr_choice"}
+# columns added after schema 1, with the value they read as in older databases
+LATER_COLUMNS = {"runs": {"flags": None}}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _schema_columns(table: str) -> list[str]:
+    """The columns :data:`SCHEMA` gives ``table``."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(SCHEMA)
+        return _columns(mem, table)
+    finally:
+        mem.close()
 
 
 def read_tables(conn: sqlite3.Connection) -> dict[str, tuple[list[str], list[tuple]]]:
     """Every table a report needs: name -> ``(columns, rows)``, from one connection.
 
     The queries live here, beside the schema, so a reader never writes its own SQL.
+    An older database (read-only, so not migrated) reads as the current schema:
+    the ``lr_choice`` table it lacks is empty, a column it lacks is ``NULL``.
     """
     out = {}
-    for name, query in READ_TABLES.items():
-        cur = conn.execute(query)
-        out[name] = ([d[0] for d in cur.description], cur.fetchall())
+    for name, table in READ_TABLES.items():
+        have = _columns(conn, table)
+        if not have:  # a table this database predates: empty, with today's columns
+            out[name] = (_schema_columns(table), [])
+            continue
+        extra = {c: v for c, v in LATER_COLUMNS.get(table, {}).items() if c not in have}
+        cur = conn.execute(f"SELECT * FROM {table}")
+        rows = cur.fetchall()
+        if extra:
+            rows = [(*r, *extra.values()) for r in rows]
+        out[name] = ([d[0] for d in cur.description] + list(extra), rows)
     return out
 
 
@@ -225,8 +258,8 @@ class Store:
             version = _identify(self.conn, self.path) if exists else None
             if exists:
                 _quick_check(self.conn, self.path, "write into")
-            if version == 0:
-                self._migrate_from_v0()
+            if version is not None and version < SCHEMA_VERSION:
+                self._migrate(version)
             self.conn.execute("PRAGMA journal_mode = WAL")
             if version is None and not create:
                 raise StoreError(f"{self.path} holds no learnact results")
@@ -245,9 +278,13 @@ class Store:
             self.conn.close()
             raise
 
-    def _migrate_from_v0(self) -> None:
-        """Mark a first-release database as learnact's (schema 1), after a backup copy."""
-        backup = self.path.with_name(self.path.name + ".schema0.bak")
+    def _migrate(self, version: int) -> None:
+        """Bring an older database to :data:`SCHEMA_VERSION`, after a backup copy.
+
+        Schema 0 (the first release) gets the marks; schema 1 and older get
+        ``runs.flags`` and the ``lr_choice`` table. Run ids never change.
+        """
+        backup = self.path.with_name(self.path.name + f".schema{version}.bak")
         dest = sqlite3.connect(backup)
         try:
             self.conn.backup(dest)
@@ -255,6 +292,10 @@ class Store:
             dest.close()
         with self.transaction() as conn:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            if "flags" not in _columns(conn, "runs"):
+                conn.execute("ALTER TABLE runs ADD COLUMN flags TEXT")
+            lr_choice = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS lr_choice"):]
+            conn.execute(lr_choice[:lr_choice.index(");") + 2])
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
 
@@ -346,8 +387,9 @@ class Store:
 
     @staticmethod
     def _clear_partial(c: sqlite3.Connection, run_id: str) -> None:
-        for table in ("epochs", "lr_find", "act_params"):
+        for table in ("epochs", "lr_find", "act_params", "lr_choice"):
             c.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        c.execute("UPDATE runs SET flags = NULL WHERE run_id = ?", (run_id,))
 
     def heartbeat(self, run_id: str) -> bool:
         """Extend the lease on ``run_id``; ``False`` if this process no longer holds it."""
@@ -374,6 +416,23 @@ class Store:
         return {r[0] for r in self.conn.execute(
             f"SELECT run_id FROM runs WHERE run_id IN ({marks}) AND status IN ('done', 'diverged')",
             run_ids)}
+
+    def finished_envs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The recorded ``env`` of each done or diverged run among ``run_ids``."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        rows = self.conn.execute(
+            f"SELECT run_id, env FROM runs WHERE run_id IN ({marks}) "
+            "AND status IN ('done', 'diverged')", run_ids).fetchall()
+        out = {}
+        for run_id, env in rows:
+            try:
+                value = json.loads(env) if env else {}
+            except ValueError:
+                value = {}
+            out[run_id] = value if isinstance(value, dict) else {}
+        return out
 
     # ------------------------------------------------------------------ results
 
@@ -436,11 +495,17 @@ class Store:
                   m["test_top5"], m["seconds"]) for m in result.epochs])
             c.executemany("INSERT OR REPLACE INTO act_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [(run_id, epoch, *r) for epoch, rows in result.params for r in rows])
+            if result.lr_choice is not None:
+                ch = result.lr_choice
+                c.execute("INSERT INTO lr_choice VALUES (?, ?, ?, ?, ?)",
+                          (run_id, ch.path, ch.reason, json.dumps(ch.problems),
+                           json.dumps(ch.tune)))
             c.execute(
                 "UPDATE runs SET status = ?, lr = ?, env = ?, error = ?, finished = ?, "
-                "lease_until = NULL WHERE run_id = ? AND owner = ? AND status = 'running'",
+                "flags = ?, lease_until = NULL "
+                "WHERE run_id = ? AND owner = ? AND status = 'running'",
                 (result.status, result.lr, json.dumps(result.env), result.error, time.time(),
-                 run_id, self.owner))
+                 ",".join(result.flags) or None, run_id, self.owner))
         return True
 
     def finish(self, run_id: str, status: str, *, lr: float | None, env: dict[str, Any],
@@ -465,9 +530,16 @@ class Store:
                 self._clear_partial(c, run_id)
 
     def results(self) -> list[dict[str, Any]]:
-        """One dict per run with its last epoch's metrics (``None`` when it has none)."""
-        query = """
+        """One dict per run with its last epoch's metrics (``None`` when it has none),
+        its ``flags`` and how its rate was chosen (``lr_path``, ``lr_reason``)."""
+        flags = "r.flags" if "flags" in _columns(self.conn, "runs") else "NULL"
+        have_choice = bool(_columns(self.conn, "lr_choice"))
+        choice = ("(SELECT path FROM lr_choice c WHERE c.run_id = r.run_id)",
+                  "(SELECT reason FROM lr_choice c WHERE c.run_id = r.run_id)"
+                  ) if have_choice else ("NULL", "NULL")
+        query = f"""
             SELECT r.run_id, r.study, r.activation, r.model, r.dataset, r.seed, r.status,
+                   {flags} AS flags, {choice[0]} AS lr_path, {choice[1]} AS lr_reason,
                    (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.run_id) AS epochs,
                    r.lr, e.test_accuracy, e.test_top5, e.test_loss, e.train_loss,
                    (SELECT AVG(seconds) FROM epochs e2 WHERE e2.run_id = r.run_id)

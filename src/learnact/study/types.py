@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "LRFindRecord", "RunResult", "RunSpec"]
+__all__ = ["Event", "LRChoiceRecord", "LRFindRecord", "RunResult", "RunSpec"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,32 @@ class LRFindRecord:
 
 
 @dataclass
+class LRChoiceRecord:
+    """How a run's learning rate was chosen (:class:`learnact.train.lr_choice.LRChoice`).
+
+    Attributes:
+        path: ``fixed``, ``finder``, ``finder-stable`` or ``tune``.
+        reason: one sentence: why this path.
+        problems: the finder-curve check's codes (``end``, ``flat``, ``reuse``,
+            ``cap``, ``unstable``), empty when it passed or did not run.
+        tune: successive halving's rows (rung, epochs, lr, val_accuracy,
+            val_loss, kept), when the run was tuned.
+    """
+
+    path: str
+    reason: str
+    problems: list[str] = field(default_factory=list)
+    tune: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_choice(cls, choice: Any) -> LRChoiceRecord:
+        """The record of an :class:`~learnact.train.lr_choice.LRChoice`."""
+        return cls(choice.path, choice.reason,
+                   list(choice.check.problems) if choice.check is not None else [],
+                   list(choice.tune.rows) if choice.tune is not None else [])
+
+
+@dataclass
 class RunResult:
     """Everything one run produced; :meth:`Store.record` writes it in one transaction.
 
@@ -66,6 +92,10 @@ class RunResult:
         params: ``(epoch, rows)`` snapshots of the activation parameters;
             ``epoch = -1`` is the end of the run. Rows are ``(site_index,
             path, block, position, param, idx, value)``.
+        lr_choice: how the rate was chosen.
+        flags: marks on a ``done`` run that keep it out of rankings:
+            ``chance`` (test accuracy indistinguishable from guessing the
+            commonest class; see :func:`learnact.study.runner.at_chance`).
     """
 
     run_id: str
@@ -76,6 +106,8 @@ class RunResult:
     lr_find: LRFindRecord | None = None
     epochs: list[dict[str, float]] = field(default_factory=list)
     params: list[tuple[int, list[tuple]]] = field(default_factory=list)
+    lr_choice: LRChoiceRecord | None = None
+    flags: list[str] = field(default_factory=list)
 
     @classmethod
     def failed(cls, run_id: str, error: str) -> RunResult:

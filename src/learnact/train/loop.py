@@ -22,16 +22,29 @@ from torch import Tensor, nn
 from ..data.loader import TensorData, iterate_batches, mixup, train_batches
 from ..helpers import param_groups
 
-__all__ = ["WARMUP_STEPS", "Diverged", "EpochMetrics", "TrainSettings", "evaluate", "fit",
-           "make_optimizer"]
+__all__ = ["DIVERGED_LOSS_FACTOR", "WARMUP_STEPS", "Diverged", "EpochMetrics", "TrainSettings",
+           "evaluate", "fit", "make_optimizer"]
 
 
 class Diverged(Exception):
-    """The training loss became NaN or infinite."""
+    """Training blew up: the loss became NaN or infinite, or it ended above a guess's.
 
-    def __init__(self, epoch: int, step: int) -> None:
-        super().__init__(f"loss is not finite at epoch {epoch}, step {step}")
+    Attributes:
+        epoch, step: where it was noticed.
+        reason: one sentence, stored with the run.
+    """
+
+    def __init__(self, epoch: int, step: int, reason: str | None = None) -> None:
+        self.reason = reason or f"loss is not finite at epoch {epoch}, step {step}"
+        super().__init__(self.reason)
         self.epoch, self.step = epoch, step
+
+
+# A run whose last epoch's mean training loss is above this many times ln K (the
+# cross-entropy of a uniform guess over K classes) has diverged: it ends worse
+# than knowing nothing, where every run starts. Mixup and label smoothing raise
+# the loss of a model that learns, but not above ln K.
+DIVERGED_LOSS_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
@@ -167,7 +180,9 @@ def fit(
     """Train with the one-cycle recipe; return one :class:`EpochMetrics` per epoch.
 
     Raises:
-        Diverged: the loss became NaN or infinite.
+        Diverged: the loss became NaN or infinite, or the last epoch's mean
+            training loss is above :data:`DIVERGED_LOSS_FACTOR` x ln K (K
+            classes). Epochs finished before are passed to ``on_epoch`` first.
     """
     device = data.x_train.device
     if settings.channels_last:
@@ -235,4 +250,10 @@ def fit(
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)
+    limit = DIVERGED_LOSS_FACTOR * math.log(max(data.num_classes, 2))
+    if history and history[-1].train_loss > limit:
+        raise Diverged(settings.epochs - 1, steps_per_epoch - 1,
+                       f"the last epoch's training loss {history[-1].train_loss:.4g} is above "
+                       f"{DIVERGED_LOSS_FACTOR} x ln {data.num_classes} = {limit:.3g}, worse "
+                       "than a uniform guess")
     return history
