@@ -5,9 +5,11 @@ own settings: LeNet5, 1 epoch, batch 128) and on scikit-learn's ``digits``
 (``--digits-epochs``, default 5, since one epoch there is 12 steps), this
 
 1. trains at each rate of a 6-point log grid (``--grid``), seed 0;
-2. runs the LR finder exactly as a study run does (same seed, same batches)
-   and trains at the rate each suggestion rule picks (rules that pick the same
-   rate share one training);
+2. chooses the rate exactly as a study run does (``choose_lr``: the finder,
+   same seed and batches, its curve checked, tuned where it is useless; the
+   ``study`` column), and trains at that rate and at the rate each suggestion
+   rule picks on the finder's curve (rules that pick the same rate share one
+   training);
 3. prints, per activation, the grid's best test accuracy and each rule's gap
    to it in points, then each rule's mean and max gap over all activations and
    datasets, and the finder's cost relative to one training run.
@@ -84,26 +86,40 @@ def train_job(job: dict) -> dict:
 
 
 def finder_job(job: dict) -> dict:
-    """Run the LR finder as a study run does; returns the curve and every rule's pick."""
-    import torch
-    import torch.nn.functional as F
-
-    from learnact.data.loader import train_batches
-    from learnact.train import make_optimizer
-    from learnact.train.lr_find import SUGGESTIONS, lr_find
+    """Choose the rate as a study run does (:func:`learnact.train.lr_choice.choose_lr`:
+    the finder, its curve checked, tuned where the curve is useless); returns the
+    finder's curve, every rule's pick on it, and the study's own choice as ``study``."""
+    from learnact.train import TrainSettings
+    from learnact.train.lr_choice import choose_lr
+    from learnact.train.lr_find import SUGGESTIONS
 
     data = _data(job["dataset"], job["train_limit"])
     model = _model(job["model"], job["activation"], data, job["seed"])
+    settings = TrainSettings(epochs=job["epochs"], batch_size=job["batch_size"],
+                             weight_decay=job["weight_decay"])
     start = time.perf_counter()
-    res = lr_find(model, lambda v: make_optimizer(model, v, job["weight_decay"]),
-                  lambda: train_batches(data, job["batch_size"],
-                                        generator=torch.Generator().manual_seed(job["seed"])),
-                  lambda m, x, y: F.cross_entropy(m(x), y))
+    choice = choose_lr(lambda: _model(job["model"], job["activation"], data, job["seed"]),
+                       data, settings, seed=job["seed"], model=model,
+                       seed_everything=_seed_all)
     seconds = time.perf_counter() - start
+    res = choice.finder
     picks = {name: float(rule(res.lrs, res.losses)) for name, rule in SUGGESTIONS.items()}
     lowest = res.lrs[min(range(len(res.losses)), key=res.losses.__getitem__)]
     picks.update({name: lowest / k for name, k in CANDIDATES.items() if name not in picks})
-    return {**job, "lrs": res.lrs, "losses": res.losses, "picks": picks, "seconds": seconds}
+    picks["study"] = float(choice.lr)
+    return {**job, "lrs": res.lrs, "losses": res.losses, "picks": picks, "seconds": seconds,
+            "path": choice.path}
+
+
+def _seed_all(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def main() -> None:
@@ -150,11 +166,15 @@ def main() -> None:
             row.append(f"{r} {lr:.2g}: {gap:+.2f}")
         runs = [acc[(t["dataset"], t["activation"], g)]["seconds"] for g in GRID]
         cost.append(f["seconds"] / statistics.median(runs))
+        row.append(f"(study path: {f['path']})")
         print("  ".join(row))
     print("\ngap to the grid's best, in accuracy points (lower is better)")
     for r in rules:
         print(f"  {r:<8} mean {statistics.mean(gaps[r]):.2f}  max {max(gaps[r]):.2f}")
-    print(f"finder cost / one training run: median {statistics.median(cost):.2f} "
+    paths = [f["path"] for f in finders]
+    print("study paths: " + ", ".join(f"{p} x{paths.count(p)}" for p in sorted(set(paths))))
+    print(f"choice cost (finder, plus tuning where taken) / one training run: "
+          f"median {statistics.median(cost):.2f} "
           f"(min {min(cost):.2f}, max {max(cost):.2f})")
     if args.out:
         with open(args.out, "w") as fh:

@@ -31,18 +31,26 @@ def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
     """Every activation's LR-finder curve (smoothed loss against lr), its chosen rate marked.
 
     ``curves`` has one row per activation with ``activation``, ``lrs`` and
-    ``losses`` (lists), ``suggestion`` and ``method``. The marker sits on the
-    curve at the chosen rate; the legend names each activation and its rate.
+    ``losses`` (lists), ``suggestion`` and ``method``, and optionally ``lr``
+    and ``lr_path`` (the rate trained with, and how it was chosen). The marker
+    sits on the curve at the rate trained with: a circle where the curve chose
+    it, a cross where the curve could not and the rate was tuned. The legend
+    names each activation and its rate.
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     colors = plt.get_cmap("tab20")
-    for i, row in enumerate(curves.itertuples(index=False)):
-        lrs, losses = np.asarray(row.lrs, float), np.asarray(row.losses, float)
+    for i, row in enumerate(curves.to_dict("records")):
+        lrs, losses = np.asarray(row["lrs"], float), np.asarray(row["losses"], float)
         color = colors(i % 20)
-        ax.plot(lrs, losses, lw=1.2, color=color, label=f"{row.activation} {row.suggestion:.2g}")
-        if np.isfinite(row.suggestion) and len(lrs):
-            k = int(np.argmin(np.abs(np.log(lrs) - math.log(row.suggestion))))
-            ax.plot([row.suggestion], [losses[k]], "o", ms=6, color=color, mec="black", mew=0.6)
+        chosen = row.get("lr")
+        chosen = row["suggestion"] if chosen is None or not np.isfinite(chosen) else chosen
+        tuned = row.get("lr_path") == "tune"
+        label = f"{row['activation']} {chosen:.2g}" + (" (tuned)" if tuned else "")
+        ax.plot(lrs, losses, lw=1.2, color=color, label=label)
+        if np.isfinite(chosen) and len(lrs):
+            k = int(np.argmin(np.abs(np.log(lrs) - math.log(chosen))))
+            ax.plot([chosen], [losses[k]], "X" if tuned else "o", ms=7 if tuned else 6,
+                    color=color, mec="black", mew=0.6)
     ax.set_xscale("log")
     finite = np.concatenate([np.asarray(v, float) for v in curves["losses"]] or [np.zeros(1)])
     if finite.size:

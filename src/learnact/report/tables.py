@@ -234,15 +234,19 @@ def lr_table(frames: Frames) -> tuple[pd.DataFrame, pd.DataFrame]:
 def finder_curves(frames: Frames, dataset: str, model: str) -> pd.DataFrame:
     """One LR-finder curve per activation of a task (its lowest seed's run).
 
-    Columns: ``activation, seed, lrs, losses, suggestion, method``.
+    Columns: ``activation, seed, lrs, losses, suggestion, method`` and ``lr``,
+    ``lr_path``: the rate the run trained with and the path that chose it
+    (``tune`` where the curve could not choose, so ``lr`` differs from
+    ``suggestion``).
     """
     import json
 
-    cols = ["activation", "seed", "lrs", "losses", "suggestion", "method"]
+    cols = ["activation", "seed", "lrs", "losses", "suggestion", "method", "lr", "lr_path"]
     if frames.lr_find.empty:
         return pd.DataFrame(columns=cols)
     runs = frames.runs[(frames.runs["dataset"] == dataset) & (frames.runs["model"] == model)]
-    found = frames.lr_find.merge(runs[["run_id", "activation", "seed"]], on="run_id")
+    found = frames.lr_find.merge(runs[["run_id", "activation", "seed", "lr", "lr_path"]],
+                                 on="run_id")
     if found.empty:
         return pd.DataFrame(columns=cols)
     first = found.sort_values(["activation", "seed"]).groupby("activation").head(1).copy()
