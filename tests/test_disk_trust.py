@@ -23,7 +23,7 @@ import pytest
 
 from datasets import write_image_folder, write_npz
 from learnact.cli import main
-from learnact.data import formats, images
+from learnact.data import formats, images, sources
 from learnact.errors import DatasetError
 
 PIL = pytest.importorskip("PIL")
@@ -313,3 +313,51 @@ def test_a_bad_data_cap_is_blamed_on_the_variable_not_the_file(value, tmp_path, 
                     f"LEARNACT_MAX_DATA_MB must be a positive, finite number of megabytes, "
                     f"got {value!r}")
     assert "small.npz" not in line and "not a readable" not in line
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def test_downloads_prefer_https_and_must_match_the_published_md5(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from datasets import write_idx
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("LEARNACT_DATA", raising=False)
+    for spec in sources.IDX_DATASETS.values():
+        assert spec.base_urls[0].startswith("https://") and len(spec.md5) == 4
+    # what a mirror (or someone between) serves: valid IDX files of MNIST's shapes, all zeros
+    served_files = {stem: write_idx(tmp_path / stem, np.zeros(shape, np.uint8))
+                    for stem, shape in sources.IDX_DATASETS["mnist"].files}
+    served: list[str] = []
+
+    def download(url: str, dest: Path, timeout: float = 30.0) -> None:
+        served.append(url)
+        shutil.copy(served_files[dest.name.removesuffix(".gz")], dest)
+
+    monkeypatch.setattr(sources, "_download", download)
+    with pytest.raises(DatasetError, match="MD5 mismatch") as info:
+        sources.find_idx("mnist", tmp_path / "nowhere")
+    assert "http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz: MD5" in str(info.value)
+    assert served[0].startswith("https://") and served[-1].startswith("http://")
+    assert not any(p.is_file() for p in (tmp_path / "xdg").rglob("*"))  # nothing cached
+    # the same files, were their MD5s the published ones, are accepted
+    sums = tuple(hashlib.md5(served_files[stem].read_bytes()).hexdigest()
+                 for stem, _ in sources.IDX_DATASETS["mnist"].files)
+    monkeypatch.setitem(sources.IDX_DATASETS, "mnist",
+                        replace(sources.IDX_DATASETS["mnist"], md5=sums))
+    arrays = sources.find_idx("mnist", tmp_path / "nowhere")
+    assert arrays[0].shape == (60000, 28, 28)
+
+
+def test_a_download_cache_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "xdg-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.delenv("LEARNACT_DATA", raising=False)
+    line = _refused(capsys, tmp_path, ["study", "--dataset", "mnist", "--data-dir",
+                                       str(tmp_path / "nowhere"), "--db",
+                                       str(tmp_path / "r.db")],
+                    "cannot write the download cache")
+    assert "XDG_CACHE_HOME" in line

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from ._text import csv_cell, printable
 from .activations.factory import create_activation
 from .errors import LearnactError
 from .registry import get_spec, list_activations
@@ -220,6 +221,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         from .study.executors import LocalExecutor
 
         executor = LocalExecutor(args.jobs)
+    _check_environment()  # as the data and the device: before the database exists
     runs = expand_runs(cfg)
     db = Path(args.db)
     # find and parse the data before the database is touched: a missing or corrupt
@@ -235,19 +237,25 @@ def _cmd_study(args: argparse.Namespace) -> int:
         store.close()
     except StoreError as exc:
         raise CLIError(str(exc)) from exc
-    print(f"study {cfg.name}: {cfg.dataset} / {cfg.model}, {len(runs) // cfg.seeds} "
-          f"activation(s) x {cfg.seeds} seed(s) = {len(runs)} runs, {already} already finished; "
-          f"results in {db}", flush=True)
+    print(printable(f"study {cfg.name}: {cfg.dataset} / {cfg.model}, {len(runs) // cfg.seeds} "
+                    f"activation(s) x {cfg.seeds} seed(s) = {len(runs)} runs, {already} "
+                    f"already finished; results in {db}"), flush=True)
     progress = _Progress(len(runs), already)
     start = time.perf_counter()
-    counts = run_study(cfg, db, data_dir=args.data_dir, emit=progress, poll=progress.poll,
-                       executor=executor)
+    from .study.executors import WorkersDied
+
+    try:
+        counts = run_study(cfg, db, data_dir=args.data_dir, emit=progress, poll=progress.poll,
+                           executor=executor)
+    except WorkersDied as exc:  # not a user error, and not a finished study either
+        print(f"learnact study: error: {exc}", file=sys.stderr)
+        return 1
     store = Store(db, readonly=True)
     ids = {r.run_id for r in runs}
     rows = [r for r in store.results() if r["run_id"] in ids]
     store.close()
     print()
-    print(ranking_table(rows))
+    print(ranking_table(_printable_rows(rows)))
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if k != "total")
     wall = _fmt_time(time.perf_counter() - start)
     print(f"\n{counts['total']} runs: {summary}. Wall time {wall}.")
@@ -271,6 +279,7 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
         print(f"torch:                 {info['torch']}")
         print(f"cache:                 {info['cache']} (build lock timeout "
               f"{info['build_timeout_s']:g} s)")
+        print(f"cache check:           {info['cache_check']}")
         for isa, row in info["variants"].items():
             runs = "" if row["cpu_can_run"] else " [this CPU cannot run it]"
             print(f"  {isa:<9} {row['status']}{runs}")
@@ -287,6 +296,23 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
     if failed and args.isa != "all":
         raise CLIError(f"{failed} variant(s) could not be built; the pure-PyTorch path will run")
     return 0
+
+
+def _check_environment() -> None:
+    """Refuse bad ``LEARNACT_*`` values before a command creates any file.
+
+    ``LEARNACT_KERNELS``, ``LEARNACT_CPU_ISA``, ``LEARNACT_BUILD_TIMEOUT``,
+    ``LEARNACT_MAX_DATA_MB`` and ``LEARNACT_MAX_IMAGE_PIXELS``: each error
+    names its variable.
+    """
+    from .data.formats import max_data_bytes
+    from .data.images import max_image_pixels
+    from .kernels import cpu, dispatch
+
+    dispatch.get_mode()
+    cpu.check_environment()
+    max_data_bytes()
+    max_image_pixels()
 
 
 def _check_model_fits(model_name: str, data) -> None:
@@ -417,10 +443,16 @@ def _cmd_results(args: argparse.Namespace) -> int:
         writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_COLUMNS, extrasaction="ignore",
                                 lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     else:
-        print(ranking_table(rows))
+        print(ranking_table(_printable_rows(rows)))
     return 0
+
+
+def _printable_rows(rows: list[dict]) -> list[dict]:
+    """``rows`` with control characters in text values escaped (names come from files)."""
+    return [{k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
+            for row in rows]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -527,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="variant(s) to build (default: the one this CPU uses; 'all' also "
                    "builds those it cannot run, and does not fail when the compiler "
                    "rejects one)")
-    p.add_argument("--force", action="store_true", help="retry builds that failed before")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild, even a verified build, and retry builds that failed before")
     p.set_defaults(func=_cmd_kernels)
 
     p = sub.add_parser("results", help="print the runs stored in a results database")
@@ -553,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except LearnactError as exc:  # only user errors; a bug keeps its traceback (exit 1)
-        print(f"learnact {args.command}: error: {exc}", file=sys.stderr)
+        print(f"learnact {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -5,11 +5,13 @@
 3. Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``);
 4. a download from the canonical source into the cache, when a network is there.
 
-Downloads are verified on their *decompressed* content (IDX headers, exact
-sizes, label ranges): Debian's recompressed ``.gz`` files differ byte-wise
-from upstream, so checksums of the archives would prove nothing useful.
-Downloads land in a temporary file and are moved into the cache only once
-they parse, so a failure never leaves a partial file behind.
+Downloads go to HTTPS mirrors first. Every downloaded MNIST-family ``.gz`` must
+match the MD5 its publisher lists (so a plain-HTTP fallback mirror, or anyone
+between, cannot substitute data), and is then verified on its decompressed
+content (IDX headers, exact sizes, label ranges). Local files are checked by
+content only: Debian's recompressed ``.gz`` files differ byte-wise from
+upstream. Downloads land in a temporary file and are moved into the cache
+only once they parse, so a failure never leaves a partial file behind.
 """
 
 from __future__ import annotations
@@ -52,16 +54,22 @@ class IdxDataset:
         ("t10k-labels-idx1-ubyte", (10000,)),
     )
     debian_dir: Path | None = None
+    #: the published MD5 of each downloaded ``.gz``, in the order of ``files``
+    md5: tuple[str, ...] = ()
 
 
 IDX_DATASETS = {
     "mnist": IdxDataset("mnist", (
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "http://yann.lecun.com/exdb/mnist/",
-    )),
+        "http://yann.lecun.com/exdb/mnist/",  # plain HTTP: the MD5s below guard it
+    ), md5=("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+            "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")),
     "fashion-mnist": IdxDataset("fashion-mnist", (
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    ), debian_dir=DEBIAN_FASHION),
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # MD5-checked
+    ), debian_dir=DEBIAN_FASHION,
+        md5=("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+             "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")),
 }
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_BIN = ("data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
@@ -128,12 +136,15 @@ def find_idx(name: str, data_dir: str | Path | None = None, *, download: bool = 
     target = cache_dir() / name
     errors = []
     for base in spec.base_urls:
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=_ensure(target.parent)))
+        staging = _staging(target.parent, f".{name}.")
         try:
             arrays = []
-            for stem, shape in spec.files:
+            for i, (stem, shape) in enumerate(spec.files):
                 path = staging / f"{stem}.gz"
                 _download(base + f"{stem}.gz", path)
+                if spec.md5 and _md5(path) != spec.md5[i]:
+                    raise DatasetError(f"{base}{stem}.gz: MD5 mismatch (not the published "
+                                       "file)")
                 arrays.append(read_idx(path, shape))  # verify the decompressed content
             target.mkdir(parents=True, exist_ok=True)
             for stem, _ in spec.files:
@@ -161,8 +172,24 @@ def _check_local(arrays: list[np.ndarray], paths: list, spec: IdxDataset) -> lis
 
 
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    """``path``, created if needed; a cache that cannot be written is a one-line error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot write the download cache {path} ({exc.strerror or exc}); "
+                           "set XDG_CACHE_HOME to a writable folder, or put the data in "
+                           "--data-dir") from None
     return path
+
+
+def _staging(parent: Path, prefix: str) -> Path:
+    """A private temporary folder in ``parent`` for a download in progress."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=_ensure(parent)))
+    except OSError as exc:
+        raise DatasetError(f"cannot write the download cache {parent} "
+                           f"({exc.strerror or exc}); set XDG_CACHE_HOME to a writable "
+                           "folder, or put the data in --data-dir") from None
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:
@@ -194,7 +221,7 @@ def find_cifar10(data_dir: str | Path | None = None, *, download: bool = True
     if not download:
         raise _missing("cifar10", looked, "Downloading is off.", how)
     target = cache_dir() / "cifar10"
-    staging = Path(tempfile.mkdtemp(prefix=".cifar10.", dir=_ensure(target.parent)))
+    staging = _staging(target.parent, ".cifar10.")
     try:
         archive = staging / "cifar-10-binary.tar.gz"
         _download(CIFAR10_URL, archive, timeout=120)
@@ -271,7 +298,7 @@ def find_fastai_folder(name: str, data_dir: str | Path | None = None, *,
     if not download:
         raise _missing(name, looked, "Downloading is off.", how)
     target = cache_dir() / name
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=_ensure(target.parent)))
+    staging = _staging(target.parent, f".{name}.")
     try:
         archive = staging / f"{spec.folder}.tgz"
         _download(spec.url, archive, timeout=120)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .._text import csv_cell, printable
+from ..errors import ReportError
 
 __all__ = ["ReportResult", "make_report"]
 
@@ -23,15 +27,59 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
+def task_slugs(tasks: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """A distinct folder name and page anchor per (dataset, model) task.
+
+    ``<dataset file stem>_<model>``, as before, where that is unique; tasks
+    whose stems collide (``A/d.npz`` and ``B/d.npz``) get a short hash of the
+    whole dataset path appended, so no task overwrites another's files.
+    """
+    plain = {t: _slug(f"{Path(t[0]).stem}_{t[1]}") or "task" for t in tasks}
+    counts: dict[str, int] = {}
+    for slug in plain.values():
+        counts[slug] = counts.get(slug, 0) + 1
+    return {t: slug if counts[slug] == 1 else
+            f"{slug}-{hashlib.sha256(t[0].encode()).hexdigest()[:8]}"
+            for t, slug in plain.items()}
+
+
+def _csv(df) -> str:
+    """``df`` as CSV with every text cell made safe (:func:`learnact._text.csv_cell`)."""
+    from pandas.api.types import is_numeric_dtype
+
+    return df.apply(lambda col: col if is_numeric_dtype(col) else col.map(csv_cell)).to_csv(
+        index=False)
+
+
+def _plain(df):
+    """``df`` with control characters in text cells escaped (a newline would split a row)."""
+    from pandas.api.types import is_numeric_dtype
+
+    return df.apply(lambda col: col if is_numeric_dtype(col) else
+                    col.map(lambda v: printable(v) if isinstance(v, str) else v))
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output path that is a file, or under one, before anything is read."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ReportError(f"--out {out}: {folder} is a file, not a folder; give a "
+                                  "folder for the report")
+            return
+
+
 def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResult:
     """Write the full report for database ``db`` into directory ``out``.
 
     Raises:
-        ReportError: the database is missing, unreadable or empty.
+        ReportError: the database is missing, unreadable or empty, or ``out``
+            is (or lies under) a file.
         ValueError: ``fmt`` is not ``png`` or ``svg``.
     """
     if fmt not in ("png", "svg"):
         raise ValueError(f"format must be png or svg, got {fmt!r}")
+    _check_out(Path(out))
     import matplotlib.pyplot as plt
 
     from . import figures as F
@@ -40,8 +88,13 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
 
     frames = T.load_frames(db)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"--out {out}: cannot make the folder ({exc.strerror or exc})"
+                          ) from None
     result = ReportResult(index=out / "index.html", tasks=frames.tasks())
+    slugs = task_slugs(result.tasks)
 
     def save(fig, path: Path, caption: str) -> str:
         fig.savefig(path, dpi=110)
@@ -53,8 +106,9 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         path.write_text(text)
         result.files.append(path)
 
+    source = html.escape(printable(str(db)))
     sections = [
-        f"<p class=note>From <code>{html.escape(str(db))}</code>: {len(frames.runs)} runs, "
+        f"<p class=note>From <code>{source}</code>: {len(frames.runs)} runs, "
         f"{int((frames.runs['status'] == 'done').sum())} done, "
         f"{int((frames.runs['status'] == 'diverged').sum())} diverged, "
         f"{int((frames.runs['status'] == 'failed').sum())} failed, "
@@ -63,8 +117,8 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
 
     lr_overview, lr_per = T.lr_table(frames)
     for dataset, model in result.tasks:
-        task = f"{dataset} / {model}"
-        slug = _slug(f"{Path(dataset).stem}_{model}")
+        task = printable(f"{dataset} / {model}")
+        slug = slugs[(dataset, model)]
         tdir = out / slug
         tdir.mkdir(exist_ok=True)
         runs = frames.runs[(frames.runs["dataset"] == dataset) & (frames.runs["model"] == model)]
@@ -79,8 +133,9 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
                 "accuracy_ci_low", "accuracy_ci_high", "max_accuracy", "mean_top5",
                 "mean_train_loss", "mean_test_loss", "mean_epoch_seconds", "lr_min", "lr_max",
                 *[c for c in table.columns if c.startswith("rank_")]]
-        write(tdir / "ranking.csv", table[cols].to_csv(index=False))
-        md = T.to_markdown(table[cols]) + "\n\n" + "\n".join(f"- {s}" for s in summary) + "\n"
+        write(tdir / "ranking.csv", _csv(table[cols]))
+        md = (T.to_markdown(_plain(table[cols])) + "\n\n"
+              + "\n".join(f"- {printable(s)}" for s in summary) + "\n")
         write(tdir / "ranking.md", md)
         sec.append("<h3>Ranking (mean ± std and 95% CI over seeds)</h3>")
         sec.append("<ul class=summary>" + "".join(f"<li>{html.escape(s)}</li>" for s in summary)
@@ -88,7 +143,7 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         sec.append(table_html(table[cols], f"ranking-{slug}",
                               table["diverged"].map(lambda d: "diverged" if d else "")))
         paired = T.paired_vs_baseline(runs)
-        write(tdir / "paired_vs_relu.csv", paired.to_csv(index=False))
+        write(tdir / "paired_vs_relu.csv", _csv(paired))
         if "relu" in set(runs["activation"]) and not paired.empty:
             sec.append("<h3>Paired against relu (by seed, test accuracy)</h3>")
             sec.append(table_html(paired, f"paired-{slug}"))
@@ -120,7 +175,7 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         params = frames.params[(frames.params["dataset"] == dataset)
                                & (frames.params["model"] == model)]
         for act in sorted(params["activation"].unique()):
-            sec.append(f"<h3>{html.escape(act)}: learned parameters</h3>")
+            sec.append(f"<h3>{html.escape(printable(act))}: learned parameters</h3>")
             sec.append(save(F.param_positions(params, act, f"{act} on {task}"),
                             tdir / f"params_{_slug(act)}.{fmt}",
                             f"{act}: values by site position over all seeds"))
@@ -134,8 +189,8 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         sections += sec
 
     if not lr_overview.empty:
-        write(out / "lr_table.csv", lr_overview.to_csv(index=False))
-        write(out / "lr_table.md", T.to_markdown(lr_overview) + "\n")
+        write(out / "lr_table.csv", _csv(lr_overview))
+        write(out / "lr_table.md", T.to_markdown(_plain(lr_overview)) + "\n")
         sections += ["<h2>Learning rates (the paper's Table 1)</h2>",
                      table_html(lr_overview, "lr-overview")]
     fried = T.friedman_table(frames.runs)

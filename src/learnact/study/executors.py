@@ -5,7 +5,11 @@ Both executors go through the same results database on the machine that runs
 none is trained twice, whichever executor ran them.
 
 - :class:`LocalExecutor`: this process (``jobs=1``) or ``jobs`` spawned worker
-  processes that claim runs from the database themselves.
+  processes that claim runs from the database themselves. A worker that dies
+  (``kill -9``, the OOM killer, a crash) is replaced while runs are left, up
+  to ``2 * jobs`` times; its run is reclaimed at once by the replacement. If
+  runs are still unfinished when no worker is left, :class:`WorkersDied` says
+  how many and why, rather than a study that looks finished.
 - :class:`RayExecutor`: the driver claims runs and submits each as a Ray task
   (with ``num_cpus``/``num_gpus`` per run, fractional GPUs allowed). Workers
   train without touching the database and return a
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -27,17 +32,46 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import ConfigError
-from .runner import execute_run, resolve_device, work_loop, worker_main
+from ..errors import ConfigError, StoreError
+from .runner import (
+    RESULTS_UNWRITABLE,
+    checkpoint_dir,
+    discard_checkpoint,
+    execute_run,
+    resolve_device,
+    work_loop,
+    worker_main,
+)
 from .types import Event, RunResult
 
-__all__ = ["ExecutorContext", "LocalExecutor", "RayExecutor", "RayMissing"]
+__all__ = ["ExecutorContext", "LocalExecutor", "RayExecutor", "RayMissing", "WorkersDied"]
 
 log = logging.getLogger(__name__)
 
 
 class RayMissing(ImportError):
     """``--executor ray`` without Ray installed."""
+
+
+class WorkersDied(RuntimeError):
+    """``--jobs`` workers died and left runs unfinished; a rerun resumes them."""
+
+    def __init__(self, deaths: list[str], unfinished: int, total: int) -> None:
+        shown = ", ".join(sorted(set(deaths)))
+        super().__init__(f"{len(deaths)} worker process(es) died ({shown}) and {unfinished} "
+                         f"of {total} runs did not finish; finished runs are kept: rerun the "
+                         "same command to resume")
+        self.deaths, self.unfinished, self.total = deaths, unfinished, total
+
+
+def _how(exitcode: int | None) -> str:
+    """``killed by SIGKILL`` or ``exit code 1``: how a worker process ended."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 @dataclass
@@ -69,25 +103,58 @@ class LocalExecutor:
             return
         ids = [r.run_id for r in ctx.runs]
         spawn = mp.get_context("spawn")
-        # workers die with this process (kill -9 included): see runner._die_with_parent
-        procs = [spawn.Process(target=worker_main,
-                               args=(ctx.runs, str(ctx.db), ctx.data_dir, ctx.device, ctx.lease_s,
-                                     os.getpid()))
-                 for _ in range(self.jobs)]
-        for p in procs:
+
+        def start():
+            # workers die with this process (kill -9 included): see runner._die_with_parent
+            p = spawn.Process(target=worker_main, args=(ctx.runs, str(ctx.db), ctx.data_dir,
+                                                        ctx.device, ctx.lease_s, os.getpid()))
             p.start()
+            return p
+
+        procs = [start() for _ in range(self.jobs)]
         store = Store(ctx.db, lease_s=ctx.lease_s)
+        deaths: list[str] = []
+        unwritable = False
+        replacements = 2 * self.jobs
         try:
-            while any(p.is_alive() for p in procs):
+            while procs:
+                for p in [p for p in procs if not p.is_alive()]:
+                    p.join()  # reaped: its pid is gone, so its run can be reclaimed at once
+                    procs.remove(p)
+                    if p.exitcode == 0:
+                        continue
+                    if p.exitcode == RESULTS_UNWRITABLE:  # a full disk: another would fail too
+                        unwritable = True
+                        continue
+                    deaths.append(_how(p.exitcode))
+                    if _unfinished(store, ids) and replacements > 0:
+                        replacements -= 1
+                        log.warning("learnact: worker process %d died (%s); starting another, "
+                                    "which redoes its run", p.pid, deaths[-1])
+                        procs.append(start())
+                    else:
+                        log.warning("learnact: worker process %d died (%s)", p.pid, deaths[-1])
                 if ctx.poll is not None:
                     ctx.poll(len(store.finished(ids)), len(ids))
-                time.sleep(1.0)
+                if procs:
+                    time.sleep(1.0)
+            if unwritable:
+                raise StoreError(f"{ctx.db}: finished runs' results could not be written (is "
+                                 "the disk full?); runs already stored are kept: free space "
+                                 "and rerun the same command")
+            left = _unfinished(store, ids)
+            if deaths and left:
+                raise WorkersDied(deaths, left, len(ids))
         finally:
             for p in procs:
                 p.join()
-            if ctx.poll is not None:
-                ctx.poll(len(store.finished(ids)), len(ids))
             store.close()
+
+
+def _unfinished(store, ids: list[str]) -> int:
+    """How many of ``ids`` are pending or running."""
+    counts = store.counts(ids)
+    return counts.get("pending", 0) + counts.get("running", 0)
 
 
 @lru_cache(maxsize=4)
@@ -99,8 +166,14 @@ def _cached_data(dataset: str, data_dir: str | None, train_limit: int | None,
                         train_limit=train_limit, image_size=image_size, progress=False)
 
 
-def _remote_train(run, data_dir: str | None, device: str, threads: int) -> RunResult:
-    """Body of one Ray task: train ``run`` and return its result (never raises)."""
+def _remote_train(run, data_dir: str | None, device: str, threads: int,
+                  checkpoints: str | None = None) -> RunResult:
+    """Body of one Ray task: train ``run`` and return its result (never raises).
+
+    ``checkpoints``: the database's checkpoint folder, which a task on another
+    node reaches only on a shared file system; a task that cannot write there
+    still trains (each failed write is a warning) but cannot resume.
+    """
     import traceback
 
     import torch
@@ -109,7 +182,8 @@ def _remote_train(run, data_dir: str | None, device: str, threads: int) -> RunRe
     try:
         data = _cached_data(run.dataset, data_dir, run.settings["train_limit"],
                             run.settings.get("image_size"), device)
-        return execute_run(run, data, resolve_device(device), lambda e: None)
+        return execute_run(run, data, resolve_device(device), lambda e: None,
+                           checkpoints=Path(checkpoints) if checkpoints else None)
     except Exception as exc:
         log.error("run %s failed in a Ray worker:\n%s", run.run_id, traceback.format_exc())
         return RunResult.failed(run.run_id, repr(exc))
@@ -202,7 +276,8 @@ class RayExecutor:
                     if run_id is None:
                         break
                     run = by_id[run_id]
-                    ref = remote.remote(run, ctx.data_dir, ctx.device, self.cpus_per_run)
+                    ref = remote.remote(run, ctx.data_dir, ctx.device, self.cpus_per_run,
+                                        str(checkpoint_dir(ctx.db)))
                     pending[ref] = run
                     ctx.emit(Event("start", run))
                 if not pending:
@@ -219,6 +294,8 @@ class RayExecutor:
                     for metrics in result.epochs:
                         ctx.emit(Event("epoch", run, {**metrics, "lr": result.lr}))
                     if store.record(result):
+                        if result.status in ("done", "diverged"):
+                            discard_checkpoint(ctx.db, run.run_id)
                         ctx.emit(Event(result.status, run, {"error": result.error or ""}))
                     else:
                         log.warning("run %s: its lease was lost; another process redoes it",
