@@ -33,7 +33,9 @@ class RunSpec:
 
 @dataclass
 class Event:
-    """A progress event: ``kind`` is ``start``, ``epoch``, ``done``, ``diverged`` or ``failed``."""
+    """A progress event: ``kind`` is ``start``, ``resume`` (continuing from a checkpoint;
+    ``data["epoch"]`` is the last epoch it holds), ``epoch``, ``done``, ``diverged`` or
+    ``failed``."""
 
     kind: str
     run: RunSpec

@@ -8,6 +8,7 @@ cosine curves, while Adam's beta1 moves the opposite way between 0.95 and
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import time
@@ -146,6 +147,20 @@ def _autocast(device: torch.device, precision: str):
     raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
 
 
+def _plain(state: dict) -> dict:
+    """numpy's bit-generator state with its big integers as strings (``weights_only`` loads
+    only machine-size ints)."""
+    return {k: _plain(v) if isinstance(v, dict) else (str(v) if isinstance(v, int) else v)
+            for k, v in state.items()}
+
+
+def _numpy_state(state: dict) -> dict:
+    """The inverse of :func:`_plain`."""
+    return {k: _numpy_state(v) if isinstance(v, dict) else (
+        int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v)
+        for k, v in state.items()}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024,
              precision: str = "fp32") -> tuple[float, float, float]:
@@ -176,8 +191,22 @@ def fit(
     *,
     seed: int,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
 ) -> list[EpochMetrics]:
     """Train with the one-cycle recipe; return one :class:`EpochMetrics` per epoch.
+
+    Args:
+        model, data, settings: what to train, on what, how.
+        seed: the batch order, augmentation and mixup draws.
+        on_epoch: called with each epoch's metrics.
+        checkpoint: called after each epoch but the last (after ``on_epoch``)
+            with everything training needs to continue: the epoch, the model,
+            optimizer, scheduler and scaler states, every random stream and the
+            metrics so far, as tensors and plain values (safe for
+            ``torch.load(weights_only=True)``).
+        resume: such a dict; training continues after its epoch. On the CPU, with
+            the same thread count, the result equals an uninterrupted run's exactly.
 
     Raises:
         Diverged: the loss became NaN or infinite, or the last epoch's mean
@@ -205,11 +234,26 @@ def fit(
     gen = torch.Generator(device="cpu").manual_seed(seed)
     dev_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
     rng = np.random.default_rng(seed)
-    history = []
+    history: list[EpochMetrics] = []
+    start = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        gen.set_state(resume["generator"])
+        if dev_gen is not gen and resume.get("device_generator") is not None:
+            dev_gen.set_state(resume["device_generator"])
+        rng.bit_generator.state = _numpy_state(resume["numpy"])
+        torch.set_rng_state(resume["torch_rng"])
+        if device.type == "cuda" and resume.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        history = [EpochMetrics(**m) for m in resume["history"]]
+        start = int(resume["epoch"]) + 1
     ls = settings.label_smoothing
     warm = min(WARMUP_STEPS, steps_per_epoch // 4)  # 0 for tiny epochs: time them whole
     cuda = device.type == "cuda"
-    for epoch in range(settings.epochs):
+    for epoch in range(start, settings.epochs):
         model.train()
         clock = _StepClock(cuda)
         running = torch.zeros((), device=device, dtype=torch.float64)
@@ -250,6 +294,15 @@ def fit(
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)
+        if checkpoint is not None and epoch < settings.epochs - 1:
+            checkpoint(copy.deepcopy({  # a snapshot: state dicts alias the live tensors
+                "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                "generator": gen.get_state(),
+                "device_generator": dev_gen.get_state() if dev_gen is not gen else None,
+                "numpy": _plain(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
+                "history": [m.as_dict() for m in history]}))
     limit = DIVERGED_LOSS_FACTOR * math.log(max(data.num_classes, 2))
     if history and history[-1].train_loss > limit:
         raise Diverged(settings.epochs - 1, steps_per_epoch - 1,

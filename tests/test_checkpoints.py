@@ -1,0 +1,100 @@
+"""Mid-run checkpoints: a killed run continues after its last finished epoch, exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from learnact.activations.factory import create_activation
+from learnact.data import load_dataset
+from learnact.models import build_model
+from learnact.train.loop import TrainSettings, fit
+
+
+def _model(act: str):
+    torch.manual_seed(0)
+    return build_model("lenet5", lambda: create_activation(act), in_channels=1, num_classes=10,
+                       image_size=28)
+
+
+@pytest.mark.parametrize("act", ["dual_line", "probact"])
+def test_fit_resumed_from_a_saved_checkpoint_equals_an_uninterrupted_fit(npz, tmp_path, act):
+    data = load_dataset(npz)
+    # mixup (numpy draws), flip+crop (generator draws), ProbAct (global torch draws)
+    settings = TrainSettings(epochs=3, lr=3e-3, batch_size=64, mixup_alpha=0.4,
+                             augment="flip_crop")
+    whole = fit(_model(act), data, settings, seed=5)
+    saved = []
+    fit(_model(act), data, settings, seed=5, checkpoint=saved.append)
+    assert [s["epoch"] for s in saved] == [0, 1]  # none after the last epoch
+    path = tmp_path / "c.pt"
+    torch.save(saved[0], path)
+    state = torch.load(path, weights_only=True)  # plain tensors and values only
+    torch.manual_seed(123)  # whatever the global stream holds now, the checkpoint restores it
+    resumed = fit(_model(act), data, settings, seed=5, resume=state)
+    assert [m.as_dict() | {"seconds": 0} for m in resumed] == [
+        m.as_dict() | {"seconds": 0} for m in whole]
+    assert [m.epoch for m in resumed] == [0, 1, 2]
+
+
+def _study(db: Path, data: str) -> list[str]:
+    return [sys.executable, "-m", "learnact.cli", "study", "--dataset", data, "--activations",
+            "dual_line", "--epochs", "3", "--lr", "0.003", "--batch-size", "64", "--db", str(db)]
+
+
+def _final(db: Path) -> tuple:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT e.train_loss, e.test_loss, e.test_accuracy, r.status FROM "
+                           "epochs e JOIN runs r USING (run_id) ORDER BY epoch DESC").fetchone()
+    finally:
+        con.close()
+
+
+def test_kill_9_between_epochs_then_resume_gives_the_uninterrupted_result(slow_npz, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every process
+    whole = tmp_path / "whole.db"
+    subprocess.run(_study(whole, slow_npz), env=env, check=True, capture_output=True,
+                   timeout=300)
+    db = tmp_path / "killed.db"
+    ckpts = db.with_name(db.name + ".checkpoints")
+    proc = subprocess.Popen(_study(db, slow_npz), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not any(ckpts.glob("*.pt")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before its first checkpoint was seen"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert any(ckpts.glob("*.pt"))
+    out = subprocess.run(_study(db, slow_npz), env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "resume dual_line seed 0 from its checkpoint after epoch" in out.stdout
+    assert _final(db) == _final(whole) and _final(db)[3] == "done"
+    assert not any(ckpts.glob("*.pt"))  # removed once the result is stored
+
+
+def test_a_damaged_checkpoint_is_not_trusted_and_the_run_starts_over(npz, tmp_path, caplog):
+    from learnact.study import StudyConfig
+    from learnact.study.runner import checkpoint_dir, execute_run, expand_runs
+
+    run = expand_runs(StudyConfig(dataset=npz, activations=("relu",), epochs=2,
+                                  lr=0.003).validate())[0]
+    folder = checkpoint_dir(tmp_path / "r.db")
+    folder.mkdir()
+    (folder / f"{run.run_id}.pt").write_bytes(b"not a checkpoint")
+    events = []
+    result = execute_run(run, load_dataset(npz), torch.device("cpu"), events.append,
+                         checkpoints=folder)
+    assert result.status in ("done", "diverged") and len(result.epochs) == 2
+    assert not any(e.kind == "resume" for e in events)
+    assert "unreadable" in caplog.text
