@@ -126,6 +126,9 @@ class _Progress:
         label = f"{run.activation} seed {run.seed}"
         if event.kind == "start":
             print(f"{self.bar()}  start {label}", flush=True)
+        elif event.kind == "resume":
+            print(f"{self.bar()}  resume {label} from its checkpoint after epoch "
+                  f"{event.data['epoch'] + 1}", flush=True)
         elif event.kind == "epoch":
             d = event.data
             print(f"  {label} epoch {d['epoch'] + 1}: train_loss {d['train_loss']:.4f} "
@@ -145,26 +148,45 @@ class _Progress:
 
 
 def ranking_table(rows: list[dict]) -> str:
-    """Activations ranked by mean test accuracy over their finished runs, per task.
+    """Activations ranked by mean test accuracy over their ordinary runs, per task.
 
     ``rows`` are :meth:`Store.results` rows; the numbers come from
-    :func:`learnact.study.summary.summarize`, as the report's do.
+    :func:`learnact.study.summary.summarize`, as the report's do. Activations
+    with a diverged or at-chance run get no rank (``-``) and a note; each task
+    ends with :func:`learnact.study.summary.certainty`'s sentences and how
+    the learning rates were chosen.
     """
-    from .study.summary import summarize
+    from .study.summary import certainty, summarize, unranked_note
 
     lines = []
-    header = f"{'rank':>4}  {'activation':<18} {'mean acc':>8} {'max acc':>8} {'runs':>4}  note"
+    header = (f"{'rank':>4}  {'activation':<18} {'mean acc':>8} {'max acc':>8} {'runs':>4}  "
+              "lr chosen by / note")
     current = None
     rank = 0
+    sure = certainty(rows)
+
+    def close(task) -> None:
+        if task is not None:
+            lines.extend(f"  * {line}" for line in sure.get(task, []))
+
     for s in summarize(rows):
         if (s["dataset"], s["model"]) != current:
+            close(current)
             current, rank = (s["dataset"], s["model"]), 0
             lines += ["", f"{s['dataset']} / {s['model']}", header]
-        rank += 1
-        other = s["diverged"] + s["failed"] + s["unfinished"]
-        note = f"{other} not done" if other else ""
-        lines.append(f"{rank:>4}  {s['activation']:<18} {s['mean_accuracy']:>8.4f} "
-                     f"{s['max_accuracy']:>8.4f} {s['n']:>4}  {note}")
+        notes = [s["lr_paths"]] if s["lr_paths"] else []
+        if s["ranked"]:
+            rank += 1
+            shown = str(rank)
+        else:
+            shown = "-"
+            notes.append(unranked_note(s))
+        other = s["failed"] + s["unfinished"]
+        if other:
+            notes.append(f"{other} failed or unfinished")
+        lines.append(f"{shown:>4}  {s['activation']:<18} {s['mean_accuracy']:>8.4f} "
+                     f"{s['max_accuracy']:>8.4f} {s['n']:>4}  {'; '.join(notes)}")
+    close(current)
     return "\n".join(lines).strip("\n")
 
 
@@ -183,9 +205,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
     lr = None
     if args.lr is not None:
         try:
-            lr = args.lr if args.lr == "find" else float(args.lr)
+            lr = args.lr if args.lr in ("find", "tune") else float(args.lr)
         except ValueError:
-            raise CLIError(f"--lr must be a positive number or 'find', got {args.lr!r}") from None
+            raise CLIError(f"--lr must be a positive number, 'find' or 'tune', "
+                           f"got {args.lr!r}") from None
     cfg = cfg.with_overrides(
         dataset=args.dataset, model=args.model, activations=activations, seeds=args.seeds,
         epochs=args.epochs, lr=lr, batch_size=args.batch_size, train_limit=args.train_limit,
@@ -343,7 +366,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     from .models import build_model
     from .study import load_preset
     from .train.loop import make_optimizer
-    from .train.lr_find import SUGGESTIONS, lr_find
+    from .train.lr_find import SUGGESTIONS, check_curve, lr_find
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -380,9 +403,20 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     for name, lr in picks.items():
         default = "  (the study's rule)" if name == cfg.lr_method else ""
         print(f"  {name:<8} {lr:.3g}{default}")
+    check = check_curve(result.lrs, result.losses, cfg.lr_method,
+                        batches_per_epoch=-(-len(data.y_train) // cfg.batch_size))
+    if not check.problems:
+        print("curve check: passed; a study run would train at the rule's pick")
+    for reason in check.reasons:
+        print(f"curve check: {reason}")
+    if set(check.problems) - {"unstable"}:
+        print("a study run would not trust this curve: it tunes the rate instead (--lr tune)")
+    elif check.problems:
+        print(f"a study run would use the median pick over perturbed curves, "
+              f"{check.stable_pick:.3g}")
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.plot(result.lrs, result.losses, color="0.2", lw=1.5)
-    markers = {"minimum3": "D", "valley": "o", "steep": "s", "minimum": "^"}
+    markers = {"edge": "P", "minimum3": "D", "valley": "o", "steep": "s", "minimum": "^"}
     for name, lr in picks.items():
         i = min(range(len(result.lrs)), key=lambda k: abs(result.lrs[k] - lr))
         ax.plot([lr], [result.losses[i]], markers.get(name, "D"), ms=8, label=f"{name} {lr:.2g}")
@@ -418,8 +452,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-RESULT_COLUMNS = ("activation", "model", "dataset", "seed", "status", "epochs", "lr",
-                  "test_accuracy", "test_top5", "test_loss", "train_loss", "epoch_seconds")
+RESULT_COLUMNS = ("activation", "model", "dataset", "seed", "status", "flags", "epochs", "lr",
+                  "lr_path", "test_accuracy", "test_top5", "test_loss", "train_loss",
+                  "epoch_seconds", "lr_reason", "error")
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
@@ -501,7 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activations", help="comma-separated names or patterns, or 'all'")
     p.add_argument("--seeds", type=int, help="runs per activation")
     p.add_argument("--epochs", type=int, help="epochs per run")
-    p.add_argument("--lr", help="learning rate, or 'find' for the LR finder per run")
+    p.add_argument("--lr", help="learning rate; 'find' (default): the LR finder per run, "
+                                "checked, and tuned where its curve is useless; 'tune': "
+                                "successive halving on a validation split")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--train-limit", type=int, help="use only the first N training images")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))

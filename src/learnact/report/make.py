@@ -123,16 +123,16 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         tdir.mkdir(exist_ok=True)
         runs = frames.runs[(frames.runs["dataset"] == dataset) & (frames.runs["model"] == model)]
         table = T.summary_table(runs)
-        summary = T.ranking_summary(table)
+        summary = T.ranking_summary(table, runs=runs)
         seeds = int(runs["seed"].nunique())
         sec = [f"<h2 id='{slug}'>{html.escape(task)}</h2>",
                f"<p class=note>{len(table)} activation(s), {seeds} seed(s).</p>"]
         sec.append(save(F.heatmap(table, task), tdir / f"heatmap.{fmt}",
                         f"{task}: rows sorted by mean accuracy; darker is better per column"))
-        cols = ["activation", "n", "diverged", "mean_accuracy", "accuracy_std",
+        cols = ["activation", "n", "diverged", "at_chance", "mean_accuracy", "accuracy_std",
                 "accuracy_ci_low", "accuracy_ci_high", "max_accuracy", "mean_top5",
                 "mean_train_loss", "mean_test_loss", "mean_epoch_seconds", "lr_min", "lr_max",
-                *[c for c in table.columns if c.startswith("rank_")]]
+                "lr_paths", *[c for c in table.columns if c.startswith("rank_")]]
         write(tdir / "ranking.csv", _csv(table[cols]))
         md = (T.to_markdown(_plain(table[cols])) + "\n\n"
               + "\n".join(f"- {printable(s)}" for s in summary) + "\n")
@@ -141,7 +141,7 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         sec.append("<ul class=summary>" + "".join(f"<li>{html.escape(s)}</li>" for s in summary)
                    + "</ul>")
         sec.append(table_html(table[cols], f"ranking-{slug}",
-                              table["diverged"].map(lambda d: "diverged" if d else "")))
+                              table["ranked"].map(lambda r: "" if r else "diverged")))
         paired = T.paired_vs_baseline(runs)
         write(tdir / "paired_vs_relu.csv", _csv(paired))
         if "relu" in set(runs["activation"]) and not paired.empty:

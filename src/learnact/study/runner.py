@@ -13,11 +13,13 @@ separate study commands) never train or store the same run twice.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import math
+import os
 import platform
 import random
 import sqlite3
@@ -26,7 +28,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,8 @@ from .config import StudyConfig, resolve_activations
 from .store import LeaseLost, Store
 from .types import Event, LRChoiceRecord, LRFindRecord, RunResult, RunSpec
 
-__all__ = ["Event", "RunResult", "RunSpec", "execute_run", "expand_runs", "work_loop",
-           "worker_main"]
+__all__ = ["Event", "RunResult", "RunSpec", "checkpoint_dir", "discard_checkpoint",
+           "execute_run", "expand_runs", "work_loop", "worker_main"]
 
 log = logging.getLogger(__name__)
 
@@ -184,19 +186,71 @@ def _precision(cfg_precision: str, device: torch.device) -> str:
     return cfg_precision
 
 
+def checkpoint_dir(db: str | Path) -> Path:
+    """Where the runs of database ``db`` keep mid-run checkpoints: ``DB.checkpoints/``
+    beside it, one ``<run_id>.pt`` per run (on a path every worker can reach, as the
+    database itself must be)."""
+    db = Path(db)
+    return db.with_name(db.name + ".checkpoints")
+
+
+def discard_checkpoint(db: str | Path, run_id: str) -> None:
+    """Remove a run's checkpoint once its result is stored."""
+    with contextlib.suppress(OSError):
+        (checkpoint_dir(db) / f"{run_id}.pt").unlink()
+
+
+def _load_checkpoint(path: Path, run: RunSpec) -> dict | None:
+    """A run's checkpoint, or ``None`` when there is none or it cannot be used (a
+    damaged file is named in a warning, and the run starts over)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any damage: never trusted, the run starts over
+        log.warning("run %s: checkpoint %s is unreadable (%s); starting over", run.run_id,
+                    path, exc)
+        return None
+    if not isinstance(state, dict) or state.get("run_id") != run.run_id:
+        log.warning("run %s: %s belongs to another run; starting over", run.run_id, path)
+        return None
+    return state
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a temporary file beside ``path``, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk costs the checkpoint, not the run
+        log.warning("run %s: could not write checkpoint %s (%s)", state.get("run_id"), path,
+                    exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def execute_run(run: RunSpec, data: TensorData, device: torch.device,
                 emit: Callable[[Event], None],
-                stop: Callable[[], bool] = lambda: False) -> RunResult:
-    """Train one run and return everything it produced; writes nothing.
+                stop: Callable[[], bool] = lambda: False,
+                checkpoints: Path | None = None) -> RunResult:
+    """Train one run and return everything it produced; writes nothing but checkpoints.
 
     Args:
         run: the run.
         data: its dataset, on ``device``.
         device: where to train.
-        emit: progress events (``epoch``), called in this process.
+        emit: progress events (``epoch``, and ``resume`` when it continues from a
+            checkpoint), called in this process.
         stop: polled after the LR finder and after every epoch; when it turns
             true the run stops with :class:`LeaseLost` (its lease went to
             another process, which redoes it).
+        checkpoints: a folder (:func:`checkpoint_dir`): after every epoch but the
+            last the run writes ``<run_id>.pt`` there, and a run that finds its
+            own file continues after that epoch instead of starting over (the
+            learning rate is not chosen again). On the CPU, with the same thread
+            count, the result equals an uninterrupted run's exactly.
 
     Returns:
         A :class:`RunResult` with status ``done`` or ``diverged``. Other
@@ -226,20 +280,40 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         final_div=cfg["final_div"], pct_start=cfg["pct_start"],
         mixup_alpha=cfg["mixup_alpha"], augment=cfg["augment"], precision=precision,
         channels_last=cfg["channels_last"], label_smoothing=cfg.get("label_smoothing", 0.0))
-    choice = choose_lr(build, data, settings, seed=run.seed, lr=cfg["lr"],
-                       method=cfg["lr_method"], seed_everything=_seed_everything, model=model)
-    lr = choice.lr
-    result.lr_choice = LRChoiceRecord.from_choice(choice)
-    if choice.finder is not None:
-        found = choice.finder
-        result.lr_find = LRFindRecord(found.method, found.suggestion, found.lrs, found.losses)
-    if choice.path != "fixed":
-        check_stop()
-        _seed_everything(run.seed)
-        if choice.path == "tune":  # the candidates drew from the streams: a fresh model
-            model = build().to(device)
+    ckpt = checkpoints / f"{run.run_id}.pt" if checkpoints is not None else None
+    resume = _load_checkpoint(ckpt, run) if ckpt is not None else None
+    if resume is not None:
+        lr = float(resume["lr"])
+        result.lr_choice = LRChoiceRecord(**resume["lr_choice"])
+        if resume["lr_find"] is not None:
+            result.lr_find = LRFindRecord(**resume["lr_find"])
+        result.epochs = [dict(m) for m in resume["fit"]["history"]]
+        result.params = [(int(e), [tuple(r) for r in rows]) for e, rows in resume["params"]]
+        emit(Event("resume", run, {"epoch": int(resume["fit"]["epoch"])}))
+    else:
+        choice = choose_lr(build, data, settings, seed=run.seed, lr=cfg["lr"],
+                           method=cfg["lr_method"], seed_everything=_seed_everything,
+                           model=model)
+        lr = choice.lr
+        result.lr_choice = LRChoiceRecord.from_choice(choice)
+        if choice.finder is not None:
+            found = choice.finder
+            result.lr_find = LRFindRecord(found.method, found.suggestion, found.lrs,
+                                          found.losses)
+        if choice.path != "fixed":
+            check_stop()
+            _seed_everything(run.seed)
+            if choice.path == "tune":  # the candidates drew from the streams: a fresh model
+                model = build().to(device)
     result.lr = lr
     settings = replace(settings, lr=lr)
+
+    def save(state: dict) -> None:
+        _save_checkpoint(ckpt, {
+            "run_id": run.run_id, "lr": lr, "lr_choice": asdict(result.lr_choice),
+            "lr_find": asdict(result.lr_find) if result.lr_find is not None else None,
+            "params": [[e, [list(r) for r in rows]] for e, rows in result.params],
+            "fit": state})
 
     def on_epoch(m) -> None:
         result.epochs.append(m.as_dict())
@@ -249,7 +323,9 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         check_stop()
 
     try:
-        fit(model, data, settings, seed=run.seed, on_epoch=on_epoch)
+        fit(model, data, settings, seed=run.seed, on_epoch=on_epoch,
+            checkpoint=save if ckpt is not None else None,
+            resume=resume["fit"] if resume is not None else None)
     except Diverged as exc:
         result.status, result.error = "diverged", exc.reason
         return result
@@ -299,7 +375,8 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
                 beat = _Heartbeat(db, store.owner, run_id, lease_s)
                 try:
                     result = execute_run(run, data[key], device, emit,
-                                         stop=lambda beat=beat: beat.lost)
+                                         stop=lambda beat=beat: beat.lost,
+                                         checkpoints=checkpoint_dir(db))
                 finally:
                     beat.stop()
                 try:
@@ -310,6 +387,8 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
                                      "kept: free space and rerun the same command") from None
                 if not recorded:
                     raise LeaseLost(run_id)
+                if result.status in ("done", "diverged"):
+                    discard_checkpoint(db, run_id)
                 emit(Event(result.status, run, {"error": result.error or ""}))
             except KeyboardInterrupt:
                 store.release(run_id)
