@@ -98,3 +98,21 @@ def test_a_damaged_checkpoint_is_not_trusted_and_the_run_starts_over(npz, tmp_pa
     assert result.status in ("done", "diverged") and len(result.epochs) == 2
     assert not any(e.kind == "resume" for e in events)
     assert "unreadable" in caplog.text
+
+
+def test_keep_models_keeps_the_final_weights_and_no_checkpoint(npz, tmp_path):
+    from learnact.cli import main
+
+    db = tmp_path / "r.db"
+    assert main(["study", "--dataset", npz, "--activations", "dual_line", "--epochs", "2",
+                 "--lr", "0.003", "--db", str(db), "--keep-models"]) == 0
+    (run_id,) = sqlite3.connect(db).execute("SELECT run_id FROM runs").fetchone()
+    saved = torch.load(tmp_path / "r.db.models" / f"{run_id}.pt", weights_only=True)
+    assert (saved["activation"], saved["model"], saved["seed"]) == ("dual_line", "lenet5", 0)
+    model = _model("dual_line")
+    model.load_state_dict(saved["state_dict"])  # every key fits a fresh model
+    assert not any((tmp_path / "r.db.checkpoints").glob("*.pt"))
+    # not part of a run's identity: the same study without the flag finds it finished
+    assert main(["study", "--dataset", npz, "--activations", "dual_line", "--epochs", "2",
+                 "--lr", "0.003", "--db", str(db)]) == 0
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1

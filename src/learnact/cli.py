@@ -213,7 +213,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         dataset=args.dataset, model=args.model, activations=activations, seeds=args.seeds,
         epochs=args.epochs, lr=lr, batch_size=args.batch_size, train_limit=args.train_limit,
         device=args.device, precision=args.precision, image_size=args.image_size,
-        augment=args.augment,
+        augment=args.augment, keep_models=True if args.keep_models else None,
     ).validate()
     if args.jobs < 1:
         raise CLIError(f"--jobs must be a positive integer, got {args.jobs}")
@@ -541,6 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "successive halving on a validation split")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--train-limit", type=int, help="use only the first N training images")
+    p.add_argument("--keep-models", action="store_true",
+                   help="keep each finished run's final weights in DB.models/<run_id>.pt")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--augment", choices=AUGMENTS,
                    help="batch augmentation: none, flip_crop (flip + 4-pixel pad-crop) or "

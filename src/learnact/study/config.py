@@ -49,6 +49,7 @@ class StudyConfig:
     channels_last: bool = False
     train_limit: int | None = None       # use only the first N training images
     snapshot_every_epoch: bool = False   # also store activation parameters after each epoch
+    keep_models: bool = False            # keep final weights in DB.models/ (not in a run's id)
     device: str = "auto"                 # auto, cpu or cuda (not part of a run's identity)
     tags: tuple[str, ...] = field(default=())
 

@@ -48,7 +48,7 @@ from .store import LeaseLost, Store
 from .types import Event, LRChoiceRecord, LRFindRecord, RunResult, RunSpec
 
 __all__ = ["Event", "RunResult", "RunSpec", "checkpoint_dir", "discard_checkpoint",
-           "execute_run", "expand_runs", "work_loop", "worker_main"]
+           "execute_run", "expand_runs", "models_dir", "work_loop", "worker_main"]
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,14 @@ def checkpoint_dir(db: str | Path) -> Path:
     return db.with_name(db.name + ".checkpoints")
 
 
+def models_dir(checkpoints: Path) -> Path:
+    """Where ``--keep-models`` keeps final weights: ``DB.models/`` beside the checkpoint
+    folder ``DB.checkpoints/``, one ``<run_id>.pt`` per finished run, holding the run's
+    ``activation``, ``model``, ``seed`` and ``state_dict`` (load with
+    ``torch.load(path, weights_only=True)``)."""
+    return checkpoints.with_name(checkpoints.name.removesuffix(".checkpoints") + ".models")
+
+
 def discard_checkpoint(db: str | Path, run_id: str) -> None:
     """Remove a run's checkpoint once its result is stored."""
     with contextlib.suppress(OSError):
@@ -330,6 +338,10 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         result.status, result.error = "diverged", exc.reason
         return result
     result.params.append((-1, _param_rows(model)))
+    if ckpt is not None and cfg["study_config"].get("keep_models"):
+        _save_checkpoint(models_dir(ckpt.parent) / f"{run.run_id}.pt",
+                         {"run_id": run.run_id, "activation": run.activation,
+                          "model": run.model, "seed": run.seed, "state_dict": model.state_dict()})
     if result.epochs and at_chance(result.epochs[-1]["test_accuracy"], data.y_test,
                                    data.num_classes):
         result.flags.append("chance")
