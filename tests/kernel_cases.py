@@ -59,3 +59,38 @@ def assert_matches(fast, ref, dtype):
     patol, prtol = PTOL[dtype]
     for name in gp_r:
         torch.testing.assert_close(gp_f[name], gp_r[name], atol=patol, rtol=prtol, msg=name)
+
+
+def nonfinite_input(dtype, shape=(40,), layout="contiguous"):
+    """NaN (both signs), ±inf, ±finfo.max, ±1 and ±0 tiled over ``shape``.
+
+    The values repeat through the whole tensor, so they land both in the kernels'
+    vector bodies and in their scalar tails.
+    """
+    big = torch.finfo(dtype).max
+    nan = torch.tensor(float("nan"))
+    values = torch.stack([nan, -nan, torch.tensor(float("inf")), torch.tensor(float("-inf")),
+                          torch.tensor(big), torch.tensor(-big), torch.tensor(1.0),
+                          torch.tensor(-1.0), torch.tensor(0.0), torch.tensor(-0.0)])
+    n = 1
+    for s in shape:
+        n *= s
+    x = values.repeat(n // len(values) + 1)[:n].reshape(shape).to(dtype)
+    if layout == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def assert_same_nonfinite(fast, ref, dtype=torch.float32):
+    """``(y, grad_x, {param: grad})`` agree, with NaN exactly where the other has NaN.
+
+    float32 must match to rounding; bfloat16/float16 within ``TOL``/``PTOL`` (the fused
+    kernels compute in float32 and round once, the reference rounds every op).
+    """
+    (y_f, gx_f, gp_f), (y_r, gx_r, gp_r) = fast, ref
+    atol, rtol = (0.0, 1e-6) if dtype == torch.float32 else TOL[dtype]
+    patol, prtol = (0.0, 1e-6) if dtype == torch.float32 else PTOL[dtype]
+    for got, want, at, rt, what in [(y_f, y_r, atol, rtol, "y"), (gx_f, gx_r, atol, rtol, "grad_x"),
+                                    *((gp_f[n], gp_r[n], patol, prtol, n) for n in gp_r)]:
+        assert torch.equal(got.isnan(), want.isnan()), (what, got, want)
+        torch.testing.assert_close(got, want, equal_nan=True, atol=at, rtol=rt, msg=what)

@@ -42,6 +42,7 @@ __all__ = [
     "pelu",
     "penalized_tanh",
     "probact",
+    "require_floating",
     "sine_relu",
     "slaf",
     "soft_clipping",
@@ -74,6 +75,18 @@ def channel_dim(num: int, x: Tensor) -> int:
     return ch
 
 
+def require_floating(x: Tensor) -> None:
+    """``TypeError`` unless ``x`` is a floating-point tensor.
+
+    Learnable parameters cast to an integer input's dtype would be truncated
+    (a slope of 0.01 becomes 0), so integer and bool inputs are refused, as
+    :class:`torch.nn.PReLU` refuses them.
+    """
+    if not x.is_floating_point():
+        raise TypeError(f"a learnable activation needs a floating-point input, got {x.dtype}; "
+                        "convert it first (x.float())")
+
+
 def channel_view(param: Tensor, x: Tensor) -> Tensor:
     """Reshape a ``(C,)`` parameter so it broadcasts over ``x`` on dim 1.
 
@@ -81,7 +94,9 @@ def channel_view(param: Tensor, x: Tensor) -> Tensor:
     any input; with ``C > 1`` the channel dimension is dim 1 for inputs with
     two or more dimensions and dim 0 for 1-D inputs. The result is a view
     cast to ``x``'s dtype so that low-precision inputs stay low precision.
+    An integer or bool ``x`` raises ``TypeError``.
     """
+    require_floating(x)
     num = param.shape[-1]
     lead = param.shape[:-1]  # e.g. APL's hinge axis
     if num == 1:
@@ -111,8 +126,14 @@ def expm1(x: Tensor) -> Tensor:
 
 
 def dp_relu(x: Tensor, pos_slope: Tensor, neg_slope: Tensor) -> Tensor:
-    r"""DP ReLU: :math:`f(x) = a_+ x` for :math:`x \ge 0`, :math:`a_- x` otherwise."""
-    return torch.where(x >= 0, pos_slope * x, neg_slope * x)
+    r"""DP ReLU: :math:`f(x) = a_+ x` for :math:`x \ge 0`, :math:`a_- x` otherwise.
+
+    The slope is selected, then multiplied: each element's ``g*x`` reaches only
+    the gradient of the slope its branch uses, so ``x = ±inf`` cannot put
+    ``0 * inf = nan`` into the other slope's gradient. NaN fails ``x >= 0`` and
+    takes the negative branch. The fused kernels follow the same rule.
+    """
+    return x * torch.where(x >= 0, pos_slope, neg_slope)
 
 
 def dual_line(x: Tensor, pos_slope: Tensor, neg_slope: Tensor, mean_shift: Tensor) -> Tensor:
@@ -128,9 +149,15 @@ def learnable_recipe(
     :math:`f(x) = a_+ x` for :math:`x \ge 0`, :math:`G(x)` elsewhere, plus
     :math:`m` when ``mean_shift`` is given. The positive branch includes 0 (and
     ``-0.0``), as in :func:`dp_relu`, so the recipe around PReLU is DP ReLU
-    exactly, at 0 too.
+    exactly, at 0 too. NaN fails ``x >= 0`` and takes ``G``'s branch, and
+    ``a_+``'s gradient sums ``g*x`` over the positive branch only (``x`` is
+    zeroed elsewhere before the product, so ``-inf`` and NaN cannot leak into
+    it). For the same rule in ``G``'s own gradient, ``G`` must see no
+    ``+inf``: :class:`learnact.Learnable` computes ``G`` on ``x`` with
+    ``x >= 0`` set to 0 when gradients are recorded, which changes no output.
     """
-    out = torch.where(x >= 0, pos_slope * x, gx)
+    pos = x >= 0
+    out = torch.where(pos, pos_slope * torch.where(pos, x, 0.0), gx)
     return out if mean_shift is None else out + mean_shift
 
 

@@ -38,8 +38,14 @@ def check_num_parameters(num_parameters: Any) -> int:
     return num_parameters
 
 
-def _check_init(name: str, value: Any) -> InitValue:
-    values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+def _check_init(name: str, value: Any, rows: bool) -> InitValue:
+    is_seq = isinstance(value, Sequence) and not isinstance(value, str)
+    if is_seq and not rows:
+        raise TypeError(
+            f"{name}_init must be one real number, got {value!r}; for one value per "
+            f"channel, build with num_parameters=C and set the parameter afterwards "
+            f"(with torch.no_grad(): module.{name}.copy_(values))")
+    values = value if is_seq else [value]
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise TypeError(f"{name}_init must be a real number, got {v!r}")
@@ -60,11 +66,16 @@ class ParametricActivation(nn.Module):
     Args:
         num_parameters: 1 for one value per instance (the paper's setting), or
             the number of channels ``C`` for one value per channel on dim 1.
-        inits: parameter name -> initial value. A sequence value creates a
-            leading axis of that length (one row per entry).
+        inits: parameter name -> initial value, one real number. Only the
+            names a subclass lists in ``row_parameters`` (APL's hinges, SLAF's
+            coefficients) take a sequence, which creates a leading axis of that
+            length (one row per entry); any other sequence is a ``TypeError``.
         device: factory keyword, as in :class:`torch.nn.PReLU`.
         dtype: factory keyword, as in :class:`torch.nn.PReLU`.
     """
+
+    # parameters with a leading axis (one row per entry of a sequence init)
+    row_parameters: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -76,7 +87,8 @@ class ParametricActivation(nn.Module):
     ) -> None:
         super().__init__()
         self.num_parameters = check_num_parameters(num_parameters)
-        self._inits = {name: _check_init(name, value) for name, value in inits.items()}
+        self._inits = {name: _check_init(name, value, name in self.row_parameters)
+                       for name, value in inits.items()}
         factory = {"device": device, "dtype": dtype}
         for name, value in self._inits.items():
             lead = (len(value),) if isinstance(value, tuple) else ()

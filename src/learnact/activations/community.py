@@ -493,6 +493,8 @@ class APL(ParametricActivation):
     Deep Neural Networks", arXiv:1412.6830 (2014).
     """
 
+    row_parameters = ("a", "b")
+
     def __init__(
         self,
         num_parameters: int = 1,
@@ -735,6 +737,8 @@ class SLAF(ParametricActivation):
     Citation: Goyal, Goyal, Leigh, "Learning Activation Functions: A new
     paradigm for understanding Neural Networks", arXiv:1906.09529 (2019).
     """
+
+    row_parameters = ("coeffs",)
 
     def __init__(
         self, num_parameters: int = 1, degree: int = 2,

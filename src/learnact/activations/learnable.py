@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..kernels import dispatch
-from ..registry import get_spec, register_module_class
+from ..registry import get_spec, register_module_class, shape_changing_classes
 from ._base import ParametricActivation
 
 __all__ = ["DPReLU", "DualLine", "Learnable"]
@@ -215,8 +216,12 @@ class Learnable(ParametricActivation):
 
     Raises:
         TypeError: ``base`` is neither a module nor a string.
-        ValueError: ``base`` is an unknown name or an in-place module (an
-            in-place :math:`G` would overwrite the input the recipe still needs).
+        ValueError: ``base`` is an unknown name, an in-place module (an
+            in-place :math:`G` would overwrite the input the recipe still
+            needs) or a shape-changing one (CReLU, Maxout: no element of
+            :math:`G(x)` stands for an element of :math:`x`).
+        TypeError: an init is not one real number (per-channel values are
+            set on the parameter after construction).
 
     .. note::
         :math:`G` runs as itself; in eager mode the recipe around it is one
@@ -244,11 +249,16 @@ class Learnable(ParametricActivation):
         inplace: bool = False,
     ) -> None:
         if isinstance(base, str):
-            base = get_spec(base).build()
+            spec = get_spec(base)
+            if spec.shape_changing:
+                _refuse_shape_changing(f"{spec.name} ({spec.formula})")
+            base = spec.build()
         elif not isinstance(base, nn.Module):
             raise TypeError(
                 f"base must be an nn.Module or an activation name, got {type(base).__name__}"
             )
+        elif isinstance(base, shape_changing_classes()):
+            _refuse_shape_changing(repr(base))
         if getattr(base, "inplace", False):
             raise ValueError(
                 f"base {base!r} works in place; the recipe needs the unmodified input, "
@@ -283,6 +293,12 @@ class Learnable(ParametricActivation):
         if self.use_mean_shift:
             parts.append(f"mean_shift_init={self._inits['mean_shift']}")
         return ", ".join(parts)
+
+
+def _refuse_shape_changing(what: str) -> None:
+    raise ConfigError(
+        f"Learnable: base {what} changes the channel count, so the recipe cannot choose "
+        "between a*x and G(x) element by element; wrap an activation that keeps the shape")
 
 
 register_module_class(Learnable)  # is_activation() counts the recipe too

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..functional import require_floating
+
 __all__ = ["Hardsigmoid", "PReLU", "RReLU"]
 
 
@@ -26,6 +28,7 @@ class PReLU(nn.PReLU):
         super().__init__(num_parameters, init, device=device, dtype=dtype)
 
     def forward(self, input: Tensor) -> Tensor:
+        require_floating(input)  # the weight cast to an integer dtype would be truncated
         return F.prelu(input, self.weight.to(input.dtype))
 
 

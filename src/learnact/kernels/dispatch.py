@@ -16,7 +16,20 @@ installed). Under ``torch.jit.trace``/scripting, ONNX export,
 those keep working (``torch.compile`` fuses the reference form itself; the
 fused autograd nodes have no batching or forward-mode rules). float64 also takes the
 reference path: the fused backward is first-order only, and float64 is the
-dtype of gradgradcheck and numerics work.
+dtype of gradgradcheck and numerics work. Integer and bool inputs raise
+``TypeError`` on every path (the parameters would be truncated).
+
+Non-finite inputs get the same values and gradients on every path, by one
+rule: ``x >= 0`` (``-0.0`` and ``+inf`` included) takes the positive branch;
+everything else (``x < 0``, ``-inf`` and NaN) takes the negative slope or
+``G``. Each element's gradient flows through the branch it takes and nothing
+else: it adds ``g*x`` to one slope's gradient only, and a branch not taken
+adds exactly zero (never ``0 * inf = nan``). So at NaN, ``grad_x`` is
+``g * neg_slope`` (Dual Line) or ``G``'s gradient (the recipe), and the
+gradient of the slope on that side is NaN; an infinite ``x`` gives an
+infinite slope gradient on its own side only. For the recipe, ``G`` runs on
+``x`` with ``x >= 0`` set to 0 where its backward is recorded, so ``G'(+inf)``
+(NaN for GELU and SiLU) is never evaluated; ``G``'s value there is not used.
 """
 
 from __future__ import annotations
@@ -138,6 +151,7 @@ def run_dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> 
                 if xk.is_cuda:
                     return _load_triton().DualLineTriton.apply(xk, pos, neg, shift, inner)
                 return _load_cpu().dual_line(xk, pos, neg, shift, inner)
+            LF.require_floating(x)  # a clearer error than "no fused kernel for int64"
             if mode == "fused":
                 raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")
     p, n = LF.channel_view(pos, x), LF.channel_view(neg, x)
@@ -172,6 +186,7 @@ def run_recipe_around_g(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None
                 if xk.is_cuda:
                     return _load_triton().RecipeTriton.apply(xk, gk, pos, shift, inner)
                 return _load_cpu().recipe(xk, gk, pos, shift, inner)
+            LF.require_floating(x)
             if mode == "fused":
                 raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")
     return LF.learnable_recipe(x, gx, LF.channel_view(pos, x),
@@ -229,4 +244,11 @@ def run_recipe(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
         from .cpu_autograd import RecipeAroundG
 
         return RecipeAroundG.apply(xk, pos, shift, inner, graph)
-    return run_recipe_around_g(x, base(x), pos, shift)
+    LF.require_floating(x)
+    # G's value at x >= 0 is never used; zeroing x there keeps G'(+inf) (NaN for GELU)
+    # out of the recorded gradient (the non-finite rule above). NaN passes through to
+    # G with its gradient (clamp would drop that gradient). Inference skips the pass,
+    # and so does tracing (the trace must not depend on the grad mode it was checked in).
+    masked = torch.is_grad_enabled() and not torch.jit.is_tracing()
+    gin = torch.where(x >= 0, 0.0, x) if masked else x
+    return run_recipe_around_g(x, base(gin), pos, shift)

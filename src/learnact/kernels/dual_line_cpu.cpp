@@ -13,6 +13,10 @@
 // ReLU here); the sign bit as a 0/1 float vectorizes with plain SSE2. -0.0
 // counts as non-negative, as `x >= 0` does in the reference.
 //
+// Non-finite inputs follow the reference exactly: NaN fails `x >= 0`, so it takes
+// the negative branch (grad_x = g*neg, and it adds g*x to d_neg only), and a term
+// reaches only the sum of the branch its element takes (bit masks, never 0 * inf).
+//
 // Reductions: every float32 term is added in double (per lane, per fixed-size
 // chunk), and the chunks' partials are summed in chunk order, so the parameter
 // gradients are as accurate as a float64 sum of the terms and do not depend on
@@ -33,11 +37,28 @@ namespace {
 
 constexpr int64_t kLanes = 16;
 
-// 1.0f if v < 0 (strictly: -0.0 gives 0.0f), else 0.0f; branch-free.
-inline float negative(float v) {
+// All ones if v takes the negative branch (v < 0, or NaN: `v >= 0` is false there;
+// -0.0 is not negative), else 0; branch-free.
+inline uint32_t negative_mask(float v) {
   uint32_t b;
   std::memcpy(&b, &v, sizeof b);
-  return static_cast<float>(static_cast<int32_t>((b >> 31) & static_cast<uint32_t>((b & 0x7fffffffu) != 0u)));
+  const uint32_t mag = b & 0x7fffffffu;
+  const uint32_t neg = (b >> 31) & static_cast<uint32_t>(mag != 0u);
+  return 0u - (neg | static_cast<uint32_t>(mag > 0x7f800000u));
+}
+
+// 1.0f for the negative branch, 0.0f for the positive one (slopes are finite, so
+// p * (1 - k) + q * k is exactly one of them)
+inline float negative(float v) { return static_cast<float>(negative_mask(v) & 1u); }
+
+// t where mask is all ones, +0.0f where it is 0: a select, so an infinite t of the
+// other branch never becomes 0 * inf = NaN
+inline float masked(float t, uint32_t mask) {
+  uint32_t b;
+  std::memcpy(&b, &t, sizeof b);
+  b &= mask;
+  std::memcpy(&t, &b, sizeof t);
+  return t;
 }
 
 template <typename scalar_t>
@@ -66,7 +87,7 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
         const Vec vp(p), vq(q), vm(m), zero(0.f);
         for (; j0 + Vec::size() <= stop; j0 += Vec::size()) {
           const Vec v = Vec::loadu(x + j0);
-          at::vec::fmadd(Vec::blendv(vp, vq, v < zero), v, vm).store(y + j0);
+          at::vec::fmadd(Vec::blendv(vq, vp, v >= zero), v, vm).store(y + j0);
         }
       }
 #endif
@@ -98,11 +119,11 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
   int64_t j = b0;
   for (; j + W <= b1; j += W) {
     const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
-    const Vec is_neg = v < zero;  // -0.0 is not negative, as in the reference's x >= 0
+    const Vec is_pos = v >= zero;  // -0.0 included, NaN not: the reference's x >= 0
     const Vec t = gv * v;
-    (gv * Vec::blendv(vp, vq, is_neg)).store(gx + j);
-    ap.add(Vec::blendv(t, zero, is_neg));
-    aq.add(Vec::blendv(zero, t, is_neg));
+    (gv * Vec::blendv(vq, vp, is_pos)).store(gx + j);
+    ap.add(Vec::blendv(zero, t, is_pos));
+    aq.add(Vec::blendv(t, zero, is_pos));
     am.add(gv);
   }
   *sp += ap.sum();
@@ -134,10 +155,11 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
 #pragma omp simd
           for (int64_t c = 0; c < C; ++c) {
             const float v = static_cast<float>(x[base + c]), gv = static_cast<float>(g[base + c]);
-            const float k = negative(v), t = gv * v;
+            const uint32_t km = negative_mask(v);
+            const float k = static_cast<float>(km & 1u), t = gv * v;
             gx[base + c] = static_cast<scalar_t>(gv * (pos[c] * (1.f - k) + neg[c] * k));
-            ap[c] += static_cast<double>(t - k * t);
-            aq[c] += static_cast<double>(k * t);
+            ap[c] += static_cast<double>(masked(t, ~km));
+            aq[c] += static_cast<double>(masked(t, km));
             am[c] += static_cast<double>(gv);
           }
         }
@@ -160,19 +182,21 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
 #pragma omp simd
           for (int64_t u = 0; u < kLanes; ++u) {
             const float v = static_cast<float>(x[j + u]), gv = static_cast<float>(g[j + u]);
-            const float k = negative(v), t = gv * v;
+            const uint32_t km = negative_mask(v);
+            const float k = static_cast<float>(km & 1u), t = gv * v;
             gx[j + u] = static_cast<scalar_t>(gv * (p * (1.f - k) + q * k));
-            sp[u] += static_cast<double>(t - k * t);
-            sq[u] += static_cast<double>(k * t);
+            sp[u] += static_cast<double>(masked(t, ~km));
+            sq[u] += static_cast<double>(masked(t, km));
             sm[u] += static_cast<double>(gv);
           }
         }
         for (; j < stop; ++j) {
           const float v = static_cast<float>(x[j]), gv = static_cast<float>(g[j]);
-          const float k = negative(v), t = gv * v;
+          const uint32_t km = negative_mask(v);
+          const float k = static_cast<float>(km & 1u), t = gv * v;
           gx[j] = static_cast<scalar_t>(gv * (p * (1.f - k) + q * k));
-          sp[0] += static_cast<double>(t - k * t);
-          sq[0] += static_cast<double>(k * t);
+          sp[0] += static_cast<double>(masked(t, ~km));
+          sq[0] += static_cast<double>(masked(t, km));
           sm[0] += static_cast<double>(gv);
         }
         for (int64_t u = 0; u < 2 * kLanes; ++u) {
@@ -302,5 +326,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("recipe_inline_backward", &recipe_inline_backward_kernel,
         "inline recipe backward alone: grad_x and (2, C) d_a, d_m");
   m.def("recipe_select_", &recipe_select_,
-        "in place: t = x > 0 ? a*g : t (t = G'(x)*g), returning (2, C) d_a, d_m");
+        "in place: t = x >= 0 ? a*g : t (t = G'(x)*g), returning (2, C) d_a, d_m");
 }

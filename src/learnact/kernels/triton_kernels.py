@@ -4,7 +4,11 @@ The maths is the C++ kernel's (see ``dual_line_cpu.cpp``)::
 
     forward:  y = slope(x) * x + m,  slope = pos for x >= 0 (including -0.0), neg otherwise
     backward: grad_x = g * slope(x)
-              d_pos = sum g*x [x >= 0],  d_neg = sum g*x [x < 0],  d_m = sum g
+              d_pos = sum g*x [x >= 0],  d_neg = sum g*x [not x >= 0],  d_m = sum g
+
+"Otherwise" includes NaN, and every sum is a select (``tl.where``), so a term
+reaches only its own branch's sum: the non-finite rule of
+:mod:`learnact.kernels.dispatch`.
 
 Forward reads ``x`` and writes ``y``; backward reads ``x`` and ``g`` and writes
 ``grad_x``, the same bytes as ReLU. The parameter gradients are reduced in
@@ -87,7 +91,7 @@ def _fwd(x_ptr, y_ptr, p_ptr, q_ptr, m_ptr, n, C, inner, HAS_SHIFT: tl.constexpr
     c = (offs // inner) % C
     p = tl.load(p_ptr + c, mask=mask, other=0.0)
     q = tl.load(q_ptr + c, mask=mask, other=0.0)
-    y = tl.where(x < 0, q, p) * x
+    y = tl.where(x >= 0, p, q) * x  # NaN fails x >= 0: the negative branch, as the reference
     if HAS_SHIFT:
         y += tl.load(m_ptr + c, mask=mask, other=0.0)
     tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
@@ -102,12 +106,12 @@ def _bwd_rows(g_ptr, x_ptr, gx_ptr, p_ptr, q_ptr, part_ptr, C, inner, blocks,
     c = row % C
     p = tl.load(p_ptr + c)
     q = tl.load(q_ptr + c)
-    is_neg = x < 0
-    tl.store(gx_ptr + offs, (g * tl.where(is_neg, q, p)).to(gx_ptr.dtype.element_ty), mask=mask)
+    is_pos = x >= 0
+    tl.store(gx_ptr + offs, (g * tl.where(is_pos, p, q)).to(gx_ptr.dtype.element_ty), mask=mask)
     t = g * x
     out = part_ptr + (row * blocks + b) * 3
-    tl.store(out, tl.sum(tl.where(is_neg, 0.0, t), axis=0))
-    tl.store(out + 1, tl.sum(tl.where(is_neg, t, 0.0), axis=0))
+    tl.store(out, tl.sum(tl.where(is_pos, t, 0.0), axis=0))
+    tl.store(out + 1, tl.sum(tl.where(is_pos, 0.0, t), axis=0))
     tl.store(out + 2, tl.sum(g, axis=0))
 
 
@@ -119,13 +123,13 @@ def _bwd_tiles(g_ptr, x_ptr, gx_ptr, p_ptr, q_ptr, part_ptr, M, C,
     i, chans, cmask, offs, mask, x, g = _load_tile(g_ptr, x_ptr, M, C, TILE_M, TILE_C)
     p = tl.load(p_ptr + chans, mask=cmask, other=0.0)
     q = tl.load(q_ptr + chans, mask=cmask, other=0.0)
-    is_neg = x < 0
-    slope = tl.where(is_neg, q[None, :], p[None, :])
+    is_pos = x >= 0
+    slope = tl.where(is_pos, p[None, :], q[None, :])
     tl.store(gx_ptr + offs, (g * slope).to(gx_ptr.dtype.element_ty), mask=mask)
     t = g * x
     out = part_ptr + (i * C + chans) * 3
-    tl.store(out, tl.sum(tl.where(is_neg, 0.0, t), axis=0), mask=cmask)
-    tl.store(out + 1, tl.sum(tl.where(is_neg, t, 0.0), axis=0), mask=cmask)
+    tl.store(out, tl.sum(tl.where(is_pos, t, 0.0), axis=0), mask=cmask)
+    tl.store(out + 1, tl.sum(tl.where(is_pos, 0.0, t), axis=0), mask=cmask)
     tl.store(out + 2, tl.sum(g, axis=0), mask=cmask)
 
 
