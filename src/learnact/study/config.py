@@ -50,6 +50,7 @@ class StudyConfig:
     train_limit: int | None = None       # use only the first N training images
     snapshot_every_epoch: bool = False   # also store activation parameters after each epoch
     keep_models: bool = False            # keep final weights in DB.models/ (not in a run's id)
+    activation_stats: bool = True        # per-site output statistics each epoch (not in the id)
     device: str = "auto"                 # auto, cpu or cuda (not part of a run's identity)
     tags: tuple[str, ...] = field(default=())
 

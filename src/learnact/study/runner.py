@@ -41,6 +41,7 @@ from ..data.loader import TensorData, load_dataset
 from ..errors import ConfigError, StoreError
 from ..helpers import activation_parameters
 from ..models import build_model
+from ..train.act_stats import probe_indices, site_stats
 from ..train.loop import Diverged, TrainSettings, fit
 from ..train.lr_choice import choose_lr
 from .config import StudyConfig, resolve_activations
@@ -297,6 +298,7 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
             result.lr_find = LRFindRecord(**resume["lr_find"])
         result.epochs = [dict(m) for m in resume["fit"]["history"]]
         result.params = [(int(e), [tuple(r) for r in rows]) for e, rows in resume["params"]]
+        result.act_stats = [tuple(r) for r in resume.get("act_stats", [])]
         emit(Event("resume", run, {"epoch": int(resume["fit"]["epoch"])}))
     else:
         choice = choose_lr(build, data, settings, seed=run.seed, lr=cfg["lr"],
@@ -321,10 +323,16 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
             "run_id": run.run_id, "lr": lr, "lr_choice": asdict(result.lr_choice),
             "lr_find": asdict(result.lr_find) if result.lr_find is not None else None,
             "params": [[e, [list(r) for r in rows]] for e, rows in result.params],
-            "fit": state})
+            "act_stats": [list(r) for r in result.act_stats], "fit": state})
+
+    probe = None
+    if cfg["study_config"].get("activation_stats", True):
+        probe = data.x_test[probe_indices(len(data.y_test), run.seed).to(data.x_test.device)]
 
     def on_epoch(m) -> None:
         result.epochs.append(m.as_dict())
+        if probe is not None:
+            result.act_stats += [(m.epoch, *row) for row in site_stats(model, probe)]
         if cfg["study_config"].get("snapshot_every_epoch"):
             result.params.append((m.epoch, _param_rows(model)))
         emit(Event("epoch", run, {**m.as_dict(), "lr": lr}))

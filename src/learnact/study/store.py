@@ -36,9 +36,9 @@ FINISHED = ("done", "diverged")
 # PRAGMA application_id of learnact's databases ("LACT"); files without it are not ours
 APPLICATION_ID = 0x4C414354
 # meta.schema_version; databases of the first release carry neither mark (version 0).
-# Version 2 added runs.flags and the lr_choice table.
+# Version 2 added runs.flags and the lr_choice and act_stats tables.
 SCHEMA_VERSION = 2
-_TABLES = {"meta", "runs", "epochs", "lr_find", "act_params", "lr_choice"}
+_TABLES = {"meta", "runs", "epochs", "lr_find", "act_params", "lr_choice", "act_stats"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,6 +71,14 @@ CREATE TABLE IF NOT EXISTS lr_choice (
     run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
     path TEXT NOT NULL,                 -- fixed, finder, finder-stable or tune
     reason TEXT, problems TEXT, tune TEXT  -- problems and tune: JSON lists
+);
+CREATE TABLE IF NOT EXISTS act_stats (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch INTEGER NOT NULL,
+    site_index INTEGER NOT NULL,
+    mean REAL, std REAL, frac_neg REAL, frac_zero_grad REAL,
+    hist TEXT,                          -- JSON: below -4, 16 bins of 0.5 over [-4, 4], above 4
+    PRIMARY KEY (run_id, epoch, site_index)
 );
 CREATE TABLE IF NOT EXISTS act_params (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -137,7 +145,7 @@ def _quick_check(conn: sqlite3.Connection, path: Path, verb: str) -> None:
 
 # The tables a reader (the report) loads whole, in the store's own words.
 READ_TABLES = {"runs": "runs", "epochs": "epochs", "params": "act_params",
-               "lr_find": "lr_find", "lr_choice": "lr_choice"}
+               "lr_find": "lr_find", "lr_choice": "lr_choice", "act_stats": "act_stats"}
 # columns added after schema 1, with the value they read as in older databases
 LATER_COLUMNS = {"runs": {"flags": None}}
 
@@ -282,7 +290,8 @@ class Store:
         """Bring an older database to :data:`SCHEMA_VERSION`, after a backup copy.
 
         Schema 0 (the first release) gets the marks; schema 1 and older get
-        ``runs.flags`` and the ``lr_choice`` table. Run ids never change.
+        ``runs.flags`` and the ``lr_choice`` and ``act_stats`` tables. Run ids
+        never change.
         """
         backup = self.path.with_name(self.path.name + f".schema{version}.bak")
         dest = sqlite3.connect(backup)
@@ -294,8 +303,9 @@ class Store:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if "flags" not in _columns(conn, "runs"):
                 conn.execute("ALTER TABLE runs ADD COLUMN flags TEXT")
-            lr_choice = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS lr_choice"):]
-            conn.execute(lr_choice[:lr_choice.index(");") + 2])
+            for statement in SCHEMA.split(";"):  # every table it lacks (IF NOT EXISTS)
+                if statement.strip():
+                    conn.execute(statement)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
 
@@ -387,7 +397,7 @@ class Store:
 
     @staticmethod
     def _clear_partial(c: sqlite3.Connection, run_id: str) -> None:
-        for table in ("epochs", "lr_find", "act_params", "lr_choice"):
+        for table in ("epochs", "lr_find", "act_params", "lr_choice", "act_stats"):
             c.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         c.execute("UPDATE runs SET flags = NULL WHERE run_id = ?", (run_id,))
 
@@ -495,6 +505,9 @@ class Store:
                   m["test_top5"], m["seconds"]) for m in result.epochs])
             c.executemany("INSERT OR REPLACE INTO act_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [(run_id, epoch, *r) for epoch, rows in result.params for r in rows])
+            c.executemany("INSERT OR REPLACE INTO act_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          [(run_id, e, i, m, sd, neg, zero, json.dumps(h))
+                           for e, i, m, sd, neg, zero, h in result.act_stats])
             if result.lr_choice is not None:
                 ch = result.lr_choice
                 c.execute("INSERT INTO lr_choice VALUES (?, ?, ?, ?, ?)",

@@ -95,6 +95,9 @@ class RunResult:
             ``epoch = -1`` is the end of the run. Rows are ``(site_index,
             path, block, position, param, idx, value)``.
         lr_choice: how the rate was chosen.
+        act_stats: per epoch and site, the activation's output statistics on the
+            probe batch: ``(epoch, site_index, mean, std, frac_neg,
+            frac_zero_grad, hist)`` (:func:`learnact.train.act_stats.site_stats`).
         flags: marks on a ``done`` run that keep it out of rankings:
             ``chance`` (test accuracy indistinguishable from guessing the
             commonest class; see :func:`learnact.study.runner.at_chance`).
@@ -110,6 +113,7 @@ class RunResult:
     params: list[tuple[int, list[tuple]]] = field(default_factory=list)
     lr_choice: LRChoiceRecord | None = None
     flags: list[str] = field(default_factory=list)
+    act_stats: list[tuple] = field(default_factory=list)
 
     @classmethod
     def failed(cls, run_id: str, error: str) -> RunResult:
