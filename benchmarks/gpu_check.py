@@ -122,7 +122,7 @@ def _triton_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     xk, inner = kernel_layout(x, module.pos_slope.shape[-1])
     if hasattr(module, "base"):  # the recipe, as dispatch.run_recipe does it on CUDA
-        gk = module.base(torch.where(xk >= 0, 0.0, xk)).contiguous(
+        gk = module.base(torch.where(xk == float("inf"), 0.0, xk)).contiguous(
             memory_format=memory_format(xk))
         return T.RecipeTriton.apply(xk, gk, module.pos_slope, module.mean_shift, inner)
     shift = getattr(module, "mean_shift", None)

@@ -38,9 +38,10 @@ def _dual_line(module, x):
 
 
 def _recipe(module, x):
-    # what dispatch.run_recipe does on CUDA: G on x with x >= 0 zeroed, then the kernel
+    # what dispatch.run_recipe does on CUDA: G on x with +inf zeroed, then the kernel
     xk, inner = kernel_layout(x, module.pos_slope.shape[-1])
-    gk = module.base(torch.where(xk >= 0, 0.0, xk)).contiguous(memory_format=memory_format(xk))
+    gk = module.base(torch.where(xk == float("inf"), 0.0, xk)).contiguous(
+        memory_format=memory_format(xk))
     return T.RecipeTriton.apply(xk, gk, module.pos_slope, module.mean_shift, inner)
 
 

@@ -154,7 +154,7 @@ def learnable_recipe(
     zeroed elsewhere before the product, so ``-inf`` and NaN cannot leak into
     it). For the same rule in ``G``'s own gradient, ``G`` must see no
     ``+inf``: :class:`learnact.Learnable` computes ``G`` on ``x`` with
-    ``x >= 0`` set to 0 when gradients are recorded, which changes no output.
+    ``+inf`` set to 0 when gradients are recorded, which changes no output.
     """
     pos = x >= 0
     out = torch.where(pos, pos_slope * torch.where(pos, x, 0.0), gx)

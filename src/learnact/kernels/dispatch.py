@@ -28,7 +28,7 @@ adds exactly zero (never ``0 * inf = nan``). So at NaN, ``grad_x`` is
 ``g * neg_slope`` (Dual Line) or ``G``'s gradient (the recipe), and the
 gradient of the slope on that side is NaN; an infinite ``x`` gives an
 infinite slope gradient on its own side only. For the recipe, ``G`` runs on
-``x`` with ``x >= 0`` set to 0 where its backward is recorded, so ``G'(+inf)``
+``x`` with ``+inf`` set to 0 where its backward is recorded, so ``G'(+inf)``
 (NaN for GELU and SiLU) is never evaluated; ``G``'s value there is not used.
 """
 
@@ -245,10 +245,10 @@ def run_recipe(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
 
         return RecipeAroundG.apply(xk, pos, shift, inner, graph)
     LF.require_floating(x)
-    # G's value at x >= 0 is never used; zeroing x there keeps G'(+inf) (NaN for GELU)
-    # out of the recorded gradient (the non-finite rule above). NaN passes through to
-    # G with its gradient (clamp would drop that gradient). Inference skips the pass,
-    # and so does tracing (the trace must not depend on the grad mode it was checked in).
+    # G's value at x >= 0 is never used; zeroing +inf keeps G'(+inf) (NaN for GELU) out
+    # of the recorded gradient (the non-finite rule above). Only +inf: a random G
+    # (RReLU) draws for x <= 0, so finite inputs keep their draws. Inference skips the
+    # pass, and so does tracing (the trace must not depend on the grad mode).
     masked = torch.is_grad_enabled() and not torch.jit.is_tracing()
-    gin = torch.where(x >= 0, 0.0, x) if masked else x
+    gin = torch.where(x == float("inf"), 0.0, x) if masked else x
     return run_recipe_around_g(x, base(gin), pos, shift)
