@@ -23,8 +23,8 @@ from .tables import METRICS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["cd_diagram", "heatmap", "lr_finder_curves", "param_boxplots", "param_positions",
-           "response_region"]
+__all__ = ["activation_means", "cd_diagram", "heatmap", "learning_curves", "lr_finder_curves",
+           "param_boxplots", "param_positions", "param_trajectories", "response_region"]
 
 
 def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
@@ -277,5 +277,71 @@ def cd_diagram(names: list[str], avg_ranks: list[float], cd: float, title: str =
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _over_epochs(ax, frame: pd.DataFrame, group: str, value: str, label_fmt: str) -> None:
+    """One line per ``group`` value: the mean of ``value`` over seeds against the epoch
+    (1-based), with a band from the seeds' min to max."""
+    colors = plt.get_cmap("tab10")
+    for i, (key, g) in enumerate(frame.groupby(group, sort=True)):
+        agg = g.groupby("epoch")[value].agg(["mean", "min", "max"]).reset_index()
+        x = agg["epoch"] + 1
+        ax.plot(x, agg["mean"], marker="o", ms=3, lw=1.3, color=colors(i % 10),
+                label=label_fmt.format(key))
+        ax.fill_between(x, agg["min"], agg["max"], color=colors(i % 10), alpha=0.15, lw=0)
+    ax.grid(True, alpha=0.25)
+
+
+def activation_means(stats: pd.DataFrame, activation: str, title: str = "") -> Figure:
+    """Each site's mean output over epochs (mean over seeds, min-max band), and the
+    share of outputs with zero gradient: what §3.4's claim is about."""
+    s = stats[stats["activation"] == activation]
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    _over_epochs(axes[0], s, "site_index", "mean", "site {}")
+    axes[0].axhline(0, color="0.4", lw=0.8)
+    axes[0].set_ylabel("mean output on the probe batch")
+    _over_epochs(axes[1], s, "site_index", "frac_zero_grad", "site {}")
+    axes[1].set_ylabel("share with zero gradient")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title or activation, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(epochs: pd.DataFrame, activations: list[str], title: str = "") -> Figure:
+    """Test accuracy and training loss per epoch for ``activations`` (mean over seeds,
+    min-max band). ``epochs`` has ``activation, seed, epoch, test_accuracy, train_loss``."""
+    e = epochs[epochs["activation"].isin(activations)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    _over_epochs(axes[0], e, "activation", "test_accuracy", "{}")
+    axes[0].set_ylabel("test accuracy")
+    _over_epochs(axes[1], e, "activation", "train_loss", "{}")
+    axes[1].set_ylabel("training loss")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def param_trajectories(params: pd.DataFrame, activation: str, title: str = "") -> Figure:
+    """Figures 5-6 over training: each site's learned value per epoch (mean over seeds,
+    min-max band), one panel per parameter. Uses the per-epoch snapshots (``epoch >= 0``)."""
+    p = params[(params["activation"] == activation) & (params["epoch"] >= 0)]
+    p = p.groupby(["param", "site_index", "seed", "epoch"])["value"].mean().reset_index()
+    names = sorted(p["param"].unique())
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.6 * max(len(names), 1), 3.2),
+                             squeeze=False)
+    for ax, name in zip(axes[0], names, strict=False):
+        _over_epochs(ax, p[p["param"] == name], "site_index", "value", "site {}")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title or activation, fontsize=10)
     fig.tight_layout()
     return fig

@@ -81,9 +81,11 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         raise ValueError(f"format must be png or svg, got {fmt!r}")
     _check_out(Path(out))
     import matplotlib.pyplot as plt
+    import pandas as pd
 
     from . import figures as F
     from . import tables as T
+    from .claims import claims_markdown, task_claims
     from .page import image_html, page, table_html
 
     frames = T.load_frames(db)
@@ -166,6 +168,21 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
             sec.append("<h3>Learning-rate range per activation</h3>")
             sec.append(table_html(per[["activation", "lr_min", "lr_max", "runs", "chosen_by"]],
                                   f"lr-{slug}"))
+        ep = frames.epochs.merge(runs[["run_id", "activation", "seed"]], on="run_id")
+        if int(ep["epoch"].max() if not ep.empty else 0) >= 1:
+            ranked = list(table[table["ranked"].astype(bool)]["activation"])
+            shown = list(dict.fromkeys(
+                ranked[:6] + [a for a in ("relu", "dp_relu", "dual_line") if a in ranked]))
+            sec.append(save(F.learning_curves(ep, shown, f"Learning curves on {task}"),
+                            tdir / f"learning_curves.{fmt}",
+                            f"{task}: test accuracy and training loss per epoch, mean over "
+                            "seeds with a min–max band, for the 6 best ranked activations "
+                            "and relu, dp_relu and dual_line"))
+        claims = task_claims(runs, frames.params[frames.params["run_id"].isin(runs["run_id"])],
+                             frames.act_stats[frames.act_stats["run_id"].isin(runs["run_id"])])
+        write(tdir / "claims.md", claims_markdown(task, claims))
+        sec.append("<h3>The paper's claims</h3>")
+        sec.append(table_html(pd.DataFrame([vars(c) for c in claims]), f"claims-{slug}"))
         curves = T.finder_curves(frames, dataset, model)
         if not curves.empty:
             sec.append(save(F.lr_finder_curves(curves, f"LR finder on {task}"),
@@ -186,6 +203,20 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
             sec.append(save(F.response_region(params, act, title=f"{act} on {task}"),
                             tdir / f"region_{_slug(act)}.{fmt}",
                             f"{act}: initial curve and min–max envelope of learned curves"))
+            mine = params[params["activation"] == act]
+            if mine["epoch"].max() >= 1:
+                sec.append(save(F.param_trajectories(params, act, f"{act} on {task}: over "
+                                                     "training"),
+                                tdir / f"trajectory_{_slug(act)}.{fmt}",
+                                f"{act}: each site's values per epoch (mean over seeds, "
+                                "min–max band)"))
+        stats = frames.act_stats[frames.act_stats["run_id"].isin(runs["run_id"])]
+        for act in sorted(stats["activation"].unique()):
+            sec.append(save(F.activation_means(stats, act, f"{act} on {task}: outputs on the "
+                                               "probe batch"),
+                            tdir / f"outputs_{_slug(act)}.{fmt}",
+                            f"{act}: each site's mean output and share of zero gradients per "
+                            "epoch (mean over seeds, min–max band)"))
         sections += sec
 
     if not lr_overview.empty:

@@ -50,6 +50,9 @@ class Frames:
         lr_find: one row per run that used the LR finder.
         lr_choice: one row per run: how its rate was chosen (``path``,
             ``reason``); empty for databases older than schema 2.
+        act_stats: per run, epoch and site: the output's ``mean``, ``std``,
+            ``frac_neg``, ``frac_zero_grad`` and ``hist`` on the probe batch, with
+            the run's activation, model, dataset and seed; empty before schema 2.
     """
 
     runs: pd.DataFrame
@@ -57,6 +60,7 @@ class Frames:
     params: pd.DataFrame
     lr_find: pd.DataFrame
     lr_choice: pd.DataFrame | None = None
+    act_stats: pd.DataFrame | None = None
 
     def tasks(self) -> list[tuple[str, str]]:
         """The (dataset, model) pairs present, sorted."""
@@ -85,6 +89,7 @@ def load_frames(db: str | Path) -> Frames:
             con.close()
         runs, epochs = tables["runs"], tables["epochs"]
         params, lr_find, lr_choice = tables["params"], tables["lr_find"], tables["lr_choice"]
+        act_stats = tables["act_stats"]
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
         raise ReportError(f"{path}: not a readable learnact results database ({exc})") from exc
     if runs.empty:
@@ -106,7 +111,8 @@ def load_frames(db: str | Path) -> Frames:
         lambda r: "finder" if r in found else "fixed")
     meta = runs.set_index("run_id")[["activation", "model", "dataset", "seed", "status"]]
     params = params.join(meta, on="run_id")
-    return Frames(runs, epochs, params, lr_find, lr_choice)
+    act_stats = act_stats.join(meta, on="run_id")
+    return Frames(runs, epochs, params, lr_find, lr_choice, act_stats)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -48,7 +48,8 @@ class StudyConfig:
     precision: str = "auto"              # auto (fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16
     channels_last: bool = False
     train_limit: int | None = None       # use only the first N training images
-    snapshot_every_epoch: bool = False   # also store activation parameters after each epoch
+    snapshot_every_epoch: bool | None = None  # activation parameters after each epoch too;
+                                         # None: when cheap (<= 4,096 values a snapshot)
     keep_models: bool = False            # keep final weights in DB.models/ (not in a run's id)
     activation_stats: bool = True        # per-site output statistics each epoch (not in the id)
     device: str = "auto"                 # auto, cpu or cuda (not part of a run's identity)

@@ -325,6 +325,9 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
             "params": [[e, [list(r) for r in rows]] for e, rows in result.params],
             "act_stats": [list(r) for r in result.act_stats], "fit": state})
 
+    snapshots = cfg["study_config"].get("snapshot_every_epoch")
+    if snapshots is None:  # auto: per-epoch snapshots when they are cheap
+        snapshots = sum(v.numel() for _, _, v in activation_parameters(model)) <= SNAPSHOT_LIMIT
     probe = None
     if cfg["study_config"].get("activation_stats", True):
         probe = data.x_test[probe_indices(len(data.y_test), run.seed).to(data.x_test.device)]
@@ -333,7 +336,7 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         result.epochs.append(m.as_dict())
         if probe is not None:
             result.act_stats += [(m.epoch, *row) for row in site_stats(model, probe)]
-        if cfg["study_config"].get("snapshot_every_epoch"):
+        if snapshots:
             result.params.append((m.epoch, _param_rows(model)))
         emit(Event("epoch", run, {**m.as_dict(), "lr": lr}))
         check_stop()
@@ -354,6 +357,10 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
                                    data.num_classes):
         result.flags.append("chance")
     return result
+
+
+# per-epoch parameter snapshots are on by default below this many values a snapshot
+SNAPSHOT_LIMIT = 4096
 
 
 def at_chance(accuracy: float, y_test: torch.Tensor, num_classes: int) -> bool:

@@ -1,0 +1,178 @@
+"""The paper's claims as statistics: one verdict per claim the data can speak to.
+
+Each check takes one task's data frames and returns a :class:`Claim`: the
+paper's statement with its section, the statistic computed here, and a verdict:
+
+- ``supported``: the 95% interval of the effect lies on the claimed side of 0;
+- ``contradicted``: it lies on the other side;
+- ``not enough data``: the interval contains 0, there are too few pairs, or
+  the data lacks what the claim is about (no Dual Line, no repeating blocks).
+
+Pairs are matched (by seed, and by site where the claim is about sites), and
+every interval is a Student-t interval of the paired differences with a
+Wilcoxon signed-rank p-value beside it (:mod:`learnact.report.stats`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .stats import mean_ci, wilcoxon_signed_rank
+
+__all__ = ["Claim", "claims_markdown", "task_claims"]
+
+
+@dataclass
+class Claim:
+    """One claim of the paper, tested on one task."""
+
+    section: str
+    statement: str
+    statistic: str
+    verdict: str
+
+
+def _verdict(diffs: list[float], claimed_sign: int) -> tuple[str, str]:
+    """``(statistic text, verdict)`` for paired differences whose claimed sign is
+    ``claimed_sign`` (+1: positive, -1: negative)."""
+    mean, _, lo, hi = mean_ci(diffs)
+    _, p, used = wilcoxon_signed_rank(diffs)
+    if len(diffs) < 2 or math.isnan(lo):
+        return f"{len(diffs)} pair(s): too few for an interval", "not enough data"
+    text = (f"mean difference {mean:+.4g}, 95% CI [{lo:+.4g}, {hi:+.4g}] over "
+            f"{len(diffs)} pairs; Wilcoxon p = {p:.3g}" if used else
+            f"all {len(diffs)} differences are 0")
+    if lo <= 0 <= hi:
+        return text, "not enough data"
+    return text, "supported" if (lo > 0) == (claimed_sign > 0) else "contradicted"
+
+
+def _mean_shift(stats: pd.DataFrame) -> Claim:
+    """§3.4: Dual Line's |mean output| is below DP ReLU's, paired by seed and site."""
+    statement = ("The mean shift parameter in Dual Line aids to push the mean activation "
+                 "towards zero (compared here with DP ReLU, the same function without it).")
+    if stats is None or stats.empty or not {"dual_line", "dp_relu"} <= set(stats["activation"]):
+        return Claim("§3.4", statement, "needs activation statistics of dual_line and dp_relu "
+                     "runs (schema 2 databases record them)", "not enough data")
+    last = stats[stats["epoch"] == stats.groupby("run_id")["epoch"].transform("max")]
+    key = ["seed", "site_index"]
+    dl = last[last["activation"] == "dual_line"].set_index(key)["mean"].abs()
+    dp = last[last["activation"] == "dp_relu"].set_index(key)["mean"].abs()
+    both = dl.index.intersection(dp.index)
+    diffs = [float(dl[k] - dp[k]) for k in both]
+    text, verdict = _verdict(diffs, -1)
+    return Claim("§3.4", statement, "|mean output| of dual_line minus dp_relu at the last "
+                 f"epoch, by (seed, site): {text}", verdict)
+
+
+def _dual_line_beats_dp_relu(runs: pd.DataFrame) -> Claim:
+    """§1/§7: Dual Line's accuracy is above DP ReLU's, paired by seed."""
+    from ..study.summary import is_ordinary
+
+    statement = ("The better performance of Dual Line compared to DP ReLU clearly indicates "
+                 "the impact of the mean shift parameter.")
+    ok = runs[[is_ordinary(r) for r in runs.to_dict("records")]]
+    acc = {a: ok[ok["activation"] == a].set_index("seed")["test_accuracy"]
+           for a in ("dual_line", "dp_relu")}
+    seeds = sorted(set(acc["dual_line"].index) & set(acc["dp_relu"].index))
+    if not seeds:
+        return Claim("§1, §7", statement, "needs ordinary runs of dual_line and dp_relu with "
+                     "a shared seed", "not enough data")
+    diffs = [float(acc["dual_line"][s] - acc["dp_relu"][s]) for s in seeds]
+    text, verdict = _verdict(diffs, +1)
+    return Claim("§1, §7", statement, f"test accuracy of dual_line minus dp_relu by seed: "
+                 f"{text}", verdict)
+
+
+def _first_vs_second(params: pd.DataFrame) -> Claim:
+    """§3.3/§8.2: within a block, the first activation's positive slope differs from
+    (is larger than) the second's, paired by block and seed."""
+    statement = ("The final value of the slope depends on the position of the activation "
+                 "with respect to other layers (§3.3); the requirement varies with the "
+                 "position within a block (§8.2): tested as A-1's positive slope above A-2's.")
+    p = params[(params["epoch"] == -1) & (params["param"] == "pos_slope")
+               & params["block"].notna()] if params is not None and not params.empty else None
+    if p is None or p.empty:
+        return Claim("§3.3, §8.2", statement, "no repeating blocks in this model (LeNets) or "
+                     "no positive slopes: nothing to pair", "not enough data")
+    diffs = []
+    for (_act, _seed, _block), g in p.groupby(["activation", "seed", "block"]):
+        first = g[g["position"] == 1]["value"]
+        second = g[g["position"] == 2]["value"]
+        if len(first) and len(second):
+            diffs.append(float(first.mean() - second.mean()))
+    text, verdict = _verdict(diffs, +1)
+    acts = ", ".join(sorted(p["activation"].unique()))
+    return Claim("§3.3, §8.2", statement, f"pos_slope of A-1 minus A-2 by (activation, seed, "
+                 f"block) over {acts}: {text}", verdict)
+
+
+def _rank(runs: pd.DataFrame) -> Claim:
+    """§7.1: Dual Line has the best mean accuracy (LeNet5 on MNIST in the paper)."""
+    from ..study.summary import certainty, summarize
+
+    statement = "Dual Line achieves ... best mean accuracy (§7.1, LeNet5 on MNIST)."
+    table = [s for s in summarize(runs.to_dict("records")) if s["ranked"]]
+    names = [s["activation"] for s in table]
+    if "dual_line" not in names or len(names) < 2:
+        return Claim("§7.1", statement, "needs dual_line and another ranked activation",
+                     "not enough data")
+    rank = names.index("dual_line") + 1
+    lines = [line for lines in certainty(runs.to_dict("records")).values() for line in lines]
+    tied = next((line for line in lines if "indistinguishable from" in line), "")
+    best = names[0]
+    tied_names = tied.split("indistinguishable from ", 1)[1].split(":")[0].split(", ") if tied \
+        else []
+    if rank == 1:
+        verdict = "not enough data" if tied_names else "supported"
+    else:
+        verdict = "not enough data" if "dual_line" in tied_names else "contradicted"
+    return Claim("§7.1", statement, f"dual_line ranks {rank} of {len(names)} ranked by mean "
+                 f"accuracy (best: {best}). {tied or 'The best is distinguishable.'}",
+                 verdict)
+
+
+def _lr_range(runs: pd.DataFrame) -> Claim:
+    """§8.1 / Table 1: the learning-rate ranges Dual Line and DP ReLU prefer."""
+    statement = ("Overall, Dual Line prefers the range 1.4e-3 to 0.363 and DP ReLU 1e-3 to "
+                 "0.251 (Table 1).")
+    paper = {"dual_line": (1.4e-3, 0.363), "dp_relu": (1e-3, 0.251)}
+    parts, inside = [], []
+    for act, (lo, hi) in paper.items():
+        lrs = runs[(runs["activation"] == act)]["lr"].dropna()
+        if lrs.empty:
+            continue
+        parts.append(f"{act} {lrs.min():.3g} to {lrs.max():.3g} over {len(lrs)} runs")
+        inside.append(lo <= lrs.min() and lrs.max() <= hi)
+    if not parts:
+        return Claim("§8.1", statement, "no dual_line or dp_relu run has a rate",
+                     "not enough data")
+    verdict = "supported" if all(inside) else "contradicted"
+    return Claim("§8.1", statement, "; ".join(parts) + " (supported: inside the paper's "
+                 "range; the study caps finder picks at 0.05 and tunes from 3e-4 to 3e-2)",
+                 verdict)
+
+
+def task_claims(runs: pd.DataFrame, params: pd.DataFrame | None,
+                stats: pd.DataFrame | None) -> list[Claim]:
+    """Every claim, tested on one task's runs, parameters and activation statistics."""
+    return [_mean_shift(stats), _dual_line_beats_dp_relu(runs), _first_vs_second(params),
+            _rank(runs), _lr_range(runs)]
+
+
+def claims_markdown(task: str, claims: list[Claim]) -> str:
+    """``claims.md`` for one task: a table of section, claim, statistic and verdict."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"# The paper's claims on {task}", "",
+             "Verdicts: *supported* (the 95% interval lies on the claimed side of 0), "
+             "*contradicted* (on the other side), *not enough data* (it contains 0, or the "
+             "data lacks what the claim is about).", "",
+             "| section | the paper says | statistic here | verdict |", "|---|---|---|---|"]
+    lines += [f"| {c.section} | {cell(c.statement)} | {cell(c.statistic)} | **{c.verdict}** |"
+              for c in claims]
+    return "\n".join(lines) + "\n"
