@@ -80,3 +80,34 @@ def test_a_study_stores_statistics_per_epoch_and_site_and_can_switch_them_off(np
     run_study(StudyConfig(dataset=npz, activations=("relu",), epochs=1, lr=0.003,
                           activation_stats=False).validate(), off)
     assert sqlite3.connect(off).execute("SELECT COUNT(*) FROM act_stats").fetchone()[0] == 0
+
+
+def test_results_exports_epochs_parameters_and_statistics_as_csv(npz, tmp_path, capsys):
+    import csv
+    import io
+
+    from learnact.cli import main
+
+    db = tmp_path / "r.db"
+    assert main(["study", "--dataset", npz, "--activations", "relu,dual_line", "--epochs", "2",
+                 "--lr", "0.003", "--db", str(db)]) == 0
+    capsys.readouterr()
+
+    def export(*flags):
+        assert main(["results", "--db", str(db), *flags]) == 0
+        return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+    epochs = export("--per-epoch")
+    assert len(epochs) == 4 and [r["epoch"] for r in epochs[:2]] == ["0", "1"]
+    assert epochs == export("--export", "epochs")
+    con = sqlite3.connect(db)
+    acc = con.execute("SELECT test_accuracy FROM epochs e JOIN runs r USING (run_id) WHERE "
+                      "r.activation = 'dual_line' AND e.epoch = 1").fetchone()[0]
+    assert float(next(r for r in epochs if r["activation"] == "dual_line"
+                      and r["epoch"] == "1")["test_accuracy"]) == acc
+    params = export("--export", "params")
+    # dual_line: 3 scalars x 4 sites, after each of 2 epochs (cheap: snapshots on) and at the end
+    assert sum(r["activation"] == "dual_line" for r in params) == 3 * 4 * 3
+    assert {r["param"] for r in params} == {"pos_slope", "neg_slope", "mean_shift"}
+    stats = export("--export", "stats")
+    assert len(stats) == 2 * 2 * 4 and json.loads(stats[0]["hist"])

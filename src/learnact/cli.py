@@ -462,10 +462,13 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
     from .study.store import Store, StoreError
 
+    export = args.export or ("epochs" if args.per_epoch else None)
     try:
         store = Store(args.db, readonly=True)
         try:
             rows = store.results()
+            if export is not None and rows:
+                cols, data = store.export(export)
         finally:
             store.close()
     except StoreError as exc:
@@ -474,7 +477,11 @@ def _cmd_results(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.db} is corrupt ({exc})") from exc
     if not rows:
         raise CLIError(f"{args.db} holds no runs")
-    if args.format == "csv":
+    if export is not None:  # always CSV: one row per run and epoch, parameter or site
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(cols)
+        writer.writerows([csv_cell(v) for v in row] for row in data)
+    elif args.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_COLUMNS, extrasaction="ignore",
                                 lineterminator="\n")
         writer.writeheader()
@@ -604,7 +611,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("results", help="print the runs stored in a results database")
     p.add_argument("--db", default="learnact-results/results.db", help="results database")
-    p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.add_argument("--format", choices=("table", "csv"), default="table",
+                   help="a ranking per task, or CSV with one row per run (last epoch)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--per-epoch", action="store_true",
+                       help="CSV with one row per run and epoch")
+    which.add_argument("--export", choices=("epochs", "params", "stats"),
+                       help="CSV of every epoch, every learned parameter value (epoch -1: "
+                            "the end of the run) or the activation statistics per epoch "
+                            "and site")
     p.set_defaults(func=_cmd_results)
     return parser
 

@@ -150,6 +150,24 @@ READ_TABLES = {"runs": "runs", "epochs": "epochs", "params": "act_params",
 LATER_COLUMNS = {"runs": {"flags": None}}
 
 
+# per-row exports: one SELECT each, the run's labels joined in
+EXPORT_QUERIES = {
+    "epochs": "SELECT r.run_id, r.activation, r.model, r.dataset, r.seed, r.status, "
+              "e.epoch, e.train_loss, e.test_loss, e.test_accuracy, e.test_top5, e.seconds "
+              "FROM epochs e JOIN runs r USING (run_id) ORDER BY r.dataset, r.model, "
+              "r.activation, r.seed, e.epoch",
+    "params": "SELECT r.run_id, r.activation, r.model, r.dataset, r.seed, p.epoch, "
+              "p.site_index, p.path, p.block, p.position, p.param, p.idx, p.value "
+              "FROM act_params p JOIN runs r USING (run_id) ORDER BY r.dataset, r.model, "
+              "r.activation, r.seed, p.epoch, p.site_index, p.param, p.idx",
+    "stats": "SELECT r.run_id, r.activation, r.model, r.dataset, r.seed, s.epoch, "
+             "s.site_index, s.mean, s.std, s.frac_neg, s.frac_zero_grad, s.hist "
+             "FROM act_stats s JOIN runs r USING (run_id) ORDER BY r.dataset, r.model, "
+             "r.activation, r.seed, s.epoch, s.site_index",
+}
+
+
+
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
 
@@ -541,6 +559,18 @@ class Store:
                             (run_id, self.owner))
             if cur.rowcount:
                 self._clear_partial(c, run_id)
+
+    def export(self, what: str) -> tuple[list[str], list[tuple]]:
+        """``(columns, rows)`` of one export: ``epochs`` (one row per run and epoch),
+        ``params`` (every learned activation parameter value; ``epoch = -1`` is the
+        end of the run) or ``stats`` (activation statistics per epoch and site; none
+        in databases older than schema 2)."""
+        if what not in EXPORT_QUERIES:
+            raise ValueError(f"unknown export {what!r}; choose one of {', '.join(EXPORT_QUERIES)}")
+        if what == "stats" and not _columns(self.conn, "act_stats"):
+            return _schema_columns("act_stats"), []
+        cur = self.conn.execute(EXPORT_QUERIES[what])
+        return [d[0] for d in cur.description], cur.fetchall()
 
     def results(self) -> list[dict[str, Any]]:
         """One dict per run with its last epoch's metrics (``None`` when it has none),
