@@ -268,7 +268,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from .study.executors import WorkersDied
 
     try:
-        counts = run_study(cfg, db, data_dir=args.data_dir, emit=progress, poll=progress.poll,
+        counts = run_study(cfg, db, data_dir=args.data_dir, emit=progress,
                            executor=executor)
     except WorkersDied as exc:  # not a user error, and not a finished study either
         print(f"learnact study: error: {exc}", file=sys.stderr)

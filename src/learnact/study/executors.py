@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -104,12 +105,33 @@ class LocalExecutor:
         ids = [r.run_id for r in ctx.runs]
         spawn = mp.get_context("spawn")
 
+        readers: list = []  # one pipe per worker: a worker killed mid-event hurts only its own
+
         def start():
             # workers die with this process (kill -9 included): see runner._die_with_parent
+            recv, send = spawn.Pipe(duplex=False)
             p = spawn.Process(target=worker_main, args=(ctx.runs, str(ctx.db), ctx.data_dir,
-                                                        ctx.device, ctx.lease_s, os.getpid()))
+                                                        ctx.device, ctx.lease_s, os.getpid(),
+                                                        send))
             p.start()
+            send.close()  # the worker holds the only write end: its death is EOF here
+            readers.append(recv)
             return p
+
+        def forward(timeout: float) -> None:
+            """Pass the workers' progress events to ``ctx.emit`` for up to ``timeout`` s."""
+            end = time.monotonic() + timeout
+            while readers:
+                left = end - time.monotonic()
+                ready = mp.connection.wait(readers, timeout=max(left, 0))
+                if not ready:
+                    return
+                for r in ready:
+                    try:
+                        ctx.emit(r.recv())
+                    except (EOFError, OSError):  # that worker is gone
+                        readers.remove(r)
+                        r.close()
 
         procs = [start() for _ in range(self.jobs)]
         store = Store(ctx.db, lease_s=ctx.lease_s)
@@ -137,7 +159,8 @@ class LocalExecutor:
                 if ctx.poll is not None:
                     ctx.poll(len(store.finished(ids)), len(ids))
                 if procs:
-                    time.sleep(1.0)
+                    forward(1.0)
+            forward(0.0)  # what the last workers sent before they exited
             if unwritable:
                 raise StoreError(f"{ctx.db}: finished runs' results could not be written (is "
                                  "the disk full?); runs already stored are kept: free space "
@@ -148,6 +171,8 @@ class LocalExecutor:
         finally:
             for p in procs:
                 p.join()
+            for r in readers:
+                r.close()
             store.close()
 
 

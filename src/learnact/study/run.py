@@ -73,7 +73,9 @@ def run_study(
         db: the results database (created if needed).
         jobs: parallel worker processes for the default local executor.
         data_dir: searched first for datasets.
-        emit: progress callback (runs in this process, and Ray results).
+        emit: progress callback, called in this process with every run's events:
+            this process's own, those of ``--jobs`` workers (each sends them through
+            a pipe of its own) and, with Ray, each result's epochs when it arrives.
         poll: ``(finished, total)`` callback, called about once a second while
             local worker processes run (``jobs > 1``).
         lease_s: claim lease; a crashed process's runs are reclaimed after it

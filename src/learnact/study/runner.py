@@ -476,12 +476,25 @@ RESULTS_UNWRITABLE = 3
 
 
 def worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
-                 lease_s: float, parent_pid: int | None = None) -> None:
+                 lease_s: float, parent_pid: int | None = None, events=None) -> None:
+    """A ``--jobs`` worker process: one torch thread, claims and trains runs until none is
+    left. ``events``: the write end of a pipe of its own to the driver, which passes
+    every progress event on to the study's callback; a pipe the driver closed only
+    stops the events, never the training."""
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     torch.set_num_threads(1)
+    sending = [events is not None]
+
+    def emit(event: Event) -> None:
+        if sending[0]:
+            try:
+                events.send(event)
+            except (OSError, ValueError):  # the driver is gone or closed its end
+                sending[0] = False
+
     try:
-        work_loop(runs, Path(db), data_dir, device, lambda e: None, lease_s)
+        work_loop(runs, Path(db), data_dir, device, emit, lease_s)
     except StoreError as exc:  # one line, and an exit code the driver reads
         log.error("%s", exc)
         raise SystemExit(RESULTS_UNWRITABLE) from None
