@@ -365,3 +365,12 @@ def test_the_report_says_how_sure_it_is(tmp_path, slow_npz):
 
 def test_load_dataset_fixture_sanity(npz):
     assert load_dataset(str(npz)).num_classes == 10
+
+
+def test_tuning_without_two_images_of_any_class_falls_back_and_says_so():
+    data = TensorData("x", torch.randn(3, 1, 28, 28), torch.tensor([0, 1, 2]),
+                      torch.randn(2, 1, 28, 28), torch.tensor([0, 1]), 3,
+                      torch.tensor([[28, 28]] * 3))
+    assert len(split_validation(data, 0).y_test) == 0
+    result = tune_lr(lambda: torch.nn.Flatten(), data, TrainSettings(), seed=0)
+    assert (result.lr, result.rows, result.n_val) == (1e-3, [], 0)

@@ -33,6 +33,8 @@ __all__ = ["TUNE_CANDIDATES", "TuneResult", "split_validation", "tune_lr"]
 TUNE_CANDIDATES = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 # share of the training set held out to score candidates
 VAL_FRACTION = 0.2
+# the rate when no class has two training images to split (Adam's usual default)
+NO_VALIDATION_LR = 1e-3
 
 
 @dataclass
@@ -80,7 +82,7 @@ def split_validation(data: TensorData, seed: int, fraction: float = VAL_FRACTION
     train, val = train.to(dev), val.to(dev)
     x_val = data.x_train[val]
     hw = data.train_hw
-    if hw is not None:
+    if hw is not None and len(val):
         x_val = crop_batch(x_val, hw[val], data.image_shape[1], random=False)
     return TensorData(data.name, data.x_train[train], data.y_train[train], x_val,
                       data.y_train[val], data.num_classes,
@@ -105,7 +107,9 @@ def tune_lr(build: Callable[[], nn.Module], data: TensorData, settings: TrainSet
     Rungs train for ``epochs/4``, ``epochs/2`` and ``epochs`` (rounded up,
     repeats dropped); after each rung the better half (rounded up) goes on.
     A candidate's score is its validation accuracy, ties broken by the lower
-    validation loss; a diverged candidate scores worst. With one epoch the
+    validation loss; a diverged candidate scores worst. When no class has two
+    training images there is nothing to validate on: the result is
+    :data:`NO_VALIDATION_LR` with no rows. With one epoch the
     single rung trains every candidate for the whole run.
 
     Args:
@@ -120,6 +124,9 @@ def tune_lr(build: Callable[[], nn.Module], data: TensorData, settings: TrainSet
         raise ValueError("tune_lr needs at least one candidate rate")
     split = split_validation(data, seed)
     result = TuneResult(lr=float("nan"), n_train=len(split.y_train), n_val=len(split.y_test))
+    if result.n_val == 0:  # no class has two images: nothing to score on
+        result.lr = NO_VALIDATION_LR
+        return result
     alive = list(candidates)
     scores: dict[float, tuple[float, float]] = {}
     for rung, epochs in enumerate(_rung_epochs(settings.epochs, 3)):
