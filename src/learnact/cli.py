@@ -198,7 +198,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
     cfg = load_preset(args.preset)
     activations = None
     if args.activations is not None:
-        activations = tuple(a.strip() for a in args.activations.split(",") if a.strip())
+        from .study.entries import split_entries
+
+        activations = tuple(split_entries(args.activations))
         if not activations:
             raise CLIError("--activations is empty; give names or patterns, e.g. "
                            "'relu,dual_line' or 'all'")
@@ -215,6 +217,20 @@ def _cmd_study(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, image_size=args.image_size,
         augment=args.augment, keep_models=True if args.keep_models else None,
     ).validate()
+    if args.learnable:  # the recipe variant of every listed activation, beside it
+        import dataclasses
+
+        from .study.config import resolve_activations
+        from .study.entries import Entry, parse_entry
+
+        labels = resolve_activations(cfg.activations)
+        extra = []
+        for label in labels:
+            e = parse_entry(label)
+            if not e.learnable:
+                extra.append(parse_entry(Entry(e.name, True, e.kwargs).label).label)
+        cfg = dataclasses.replace(cfg, activations=tuple(
+            dict.fromkeys([*labels, *extra]))).validate()
     if args.jobs < 1:
         raise CLIError(f"--jobs must be a positive integer, got {args.jobs}")
     if args.cpus_per_run < 1:
@@ -540,7 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int,
                    help="image folders: the side images are resized and cropped to (default 128)")
     p.add_argument("--model", choices=sorted(MODELS), help="network")
-    p.add_argument("--activations", help="comma-separated names or patterns, or 'all'")
+    p.add_argument("--activations",
+                   help="comma-separated names, patterns or 'all', and entries with "
+                        "arguments: 'prelu(init=0.1)', 'learnable(gelu)', "
+                        "'learnable(mish, mean_shift=false)'")
+    p.add_argument("--learnable", action="store_true",
+                   help="also study the paper's recipe over every listed activation "
+                        "(learnable(NAME) beside NAME)")
     p.add_argument("--seeds", type=int, help="runs per activation")
     p.add_argument("--epochs", type=int, help="epochs per run")
     p.add_argument("--lr", help="learning rate; 'find' (default): the LR finder per run, "

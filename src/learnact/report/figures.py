@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..activations.factory import create_activation
+from ..study.entries import parse_entry
 from .tables import METRICS
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def param_boxplots(params: pd.DataFrame, activation: str, title: str = "") -> Fi
 
 
 def _module_with(activation: str, values: dict[str, list[float]]) -> torch.nn.Module:
-    module = create_activation(activation).eval()
+    module = parse_entry(activation).build().eval()
     with torch.no_grad():
         for name, param in module.named_parameters():
             if name in values and len(values[name]) == param.numel():
@@ -220,7 +220,7 @@ def response_region(params: pd.DataFrame, activation: str, x_range=(-4.0, 4.0),
             values = {name: g.sort_values("idx")["value"].tolist()
                       for name, g in site.groupby("param")}
             curves.append(_module_with(activation, values)(x).numpy())
-        init = create_activation(activation).eval()(x).numpy()
+        init = parse_entry(activation).build().eval()(x).numpy()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     if curves:
         stack = np.stack(curves)

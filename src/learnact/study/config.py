@@ -117,19 +117,24 @@ class StudyConfig:
 
 
 def resolve_activations(items: tuple[str, ...] | list[str]) -> list[str]:
-    """Expand names, aliases, fnmatch patterns and ``all`` to canonical names, in order.
+    """Expand names, aliases, fnmatch patterns, ``all`` and entries with arguments
+    (``prelu(init=0.1)``, ``learnable(gelu)``; see :mod:`learnact.study.entries`) to
+    canonical labels, in order.
 
     ``all`` and patterns cover the activations that keep the channel count; a
     shape-changing one (CReLU, Maxout) named explicitly is a ``ConfigError``.
     """
     from ..registry import get_spec, refuse_shape_changing
+    from .entries import parse_entry
 
     out: list[str] = []
     for item in items:
         item = item.strip()
         if not item:
             continue
-        if item == "all":
+        if "(" in item or ")" in item:
+            names = [parse_entry(item).label]
+        elif item == "all":
             names = list_activations()
         elif any(c in item for c in "*?["):
             names = list_activations(item)

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..activations.factory import create_activation
 from ..data.loader import TensorData, load_dataset
 from ..errors import ConfigError, StoreError
 from ..helpers import activation_parameters
@@ -45,6 +44,7 @@ from ..train.act_stats import probe_indices, site_stats
 from ..train.loop import Diverged, TrainSettings, fit
 from ..train.lr_choice import choose_lr
 from .config import StudyConfig, resolve_activations
+from .entries import parse_entry
 from .store import LeaseLost, Store
 from .types import Event, LRChoiceRecord, LRFindRecord, RunResult, RunSpec
 
@@ -270,7 +270,7 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
     c, h, _ = data.image_shape
 
     def build() -> torch.nn.Module:
-        return build_model(run.model, lambda: create_activation(run.activation),
+        return build_model(run.model, parse_entry(run.activation).build,
                            in_channels=c, num_classes=data.num_classes, image_size=h)
 
     model = build().to(device)
