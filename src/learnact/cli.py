@@ -8,6 +8,7 @@ learnact (which keeps its traceback); 130 after Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sqlite3
 import sys
@@ -195,7 +196,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from .study.runner import expand_runs
     from .study.store import Store, StoreError
 
-    cfg = load_preset(args.preset)
+    if args.preset is not None and args.config is not None:
+        raise CLIError("give --preset or --config, not both")
+    cfg = load_preset(args.config or args.preset or "quick")
     activations = None
     if args.activations is not None:
         from .study.entries import split_entries
@@ -216,10 +219,20 @@ def _cmd_study(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=lr, batch_size=args.batch_size, train_limit=args.train_limit,
         device=args.device, precision=args.precision, image_size=args.image_size,
         augment=args.augment, keep_models=True if args.keep_models else None,
+        weight_decay=args.weight_decay, mixup_alpha=args.mixup,
+        label_smoothing=args.label_smoothing, lr_method=args.lr_method,
     ).validate()
-    if args.learnable:  # the recipe variant of every listed activation, beside it
-        import dataclasses
+    if args.set:
+        from .study.config import parse_setting
 
+        pairs = {}
+        for item in args.set:
+            key, eq, raw = item.partition("=")
+            if not eq:
+                raise CLIError(f"--set {item!r}: expected KEY=VALUE")
+            pairs[key.strip()] = parse_setting(key.strip(), raw)
+        cfg = dataclasses.replace(cfg, **pairs).validate()
+    if args.learnable:  # the recipe variant of every listed activation, beside it
         from .study.config import resolve_activations
         from .study.entries import Entry, parse_entry
 
@@ -231,6 +244,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
                 extra.append(parse_entry(Entry(e.name, True, e.kwargs).label).label)
         cfg = dataclasses.replace(cfg, activations=tuple(
             dict.fromkeys([*labels, *extra]))).validate()
+    if args.print_config:
+        from .study.config import config_toml
+
+        print(config_toml(cfg), end="")
+        return 0
     if args.jobs < 1:
         raise CLIError(f"--jobs must be a positive integer, got {args.jobs}")
     if args.cpus_per_run < 1:
@@ -549,13 +567,27 @@ def build_parser() -> argparse.ArgumentParser:
     presets = list_presets()
     p = sub.add_parser("study", help="train activations x seeds and store the results",
                        description="Presets: " + "; ".join(f"{k}: {v}" for k, v in presets.items()))
-    p.add_argument("--preset", default="quick", choices=sorted(presets), metavar="NAME",
-                   help=f"one of {', '.join(sorted(presets))} (default: quick)")
+    p.add_argument("--preset", default=None, metavar="NAME|FILE",
+                   help=f"one of {', '.join(sorted(presets))} (default: quick), or a .toml "
+                        "or .json config file")
+    p.add_argument("--config", metavar="FILE",
+                   help="a .toml or .json config file (the presets' keys); flags override it")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any StudyConfig field, after the file and the flags "
+                        "(repeatable), e.g. --set pct_start=0.3")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved configuration as TOML (which --config reads "
+                        "back to the same runs) and exit")
     p.add_argument("--dataset", help=f"{', '.join(DATASETS)}, a path to a .npz file, or a "
                    "folder with train/ and val/ holding one folder of images per class")
     p.add_argument("--image-size", type=int,
                    help="image folders: the side images are resized and cropped to (default 128)")
     p.add_argument("--model", choices=sorted(MODELS), help="network")
+    p.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW)")
+    p.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup alpha (0: off)")
+    p.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing")
+    p.add_argument("--lr-method", help="the LR finder's rule: edge (default), minimum3, "
+                                       "valley, steep or minimum")
     p.add_argument("--activations",
                    help="comma-separated names, patterns or 'all', and entries with "
                         "arguments: 'prelu(init=0.1)', 'learnable(gelu)', "

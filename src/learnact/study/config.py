@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ..data.loader import AUGMENTS, DATASETS, is_dataset_name
@@ -19,7 +20,8 @@ from ..models import MODELS
 from ..registry import list_activations
 from ..train.lr_find import SUGGESTIONS
 
-__all__ = ["StudyConfig", "list_presets", "load_preset", "resolve_activations"]
+__all__ = ["StudyConfig", "config_toml", "list_presets", "load_config", "load_preset",
+           "parse_setting", "resolve_activations"]
 
 
 @dataclass(frozen=True)
@@ -163,22 +165,127 @@ def list_presets() -> dict[str, str]:
     return out
 
 
+def _from_data(data: dict[str, Any], where: str, default_name: str) -> StudyConfig:
+    """A config from a preset's layout (``name``, ``description``, ``settings``) or from
+    the fields at the top level; unknown keys are errors naming them."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table of settings")
+    top = {k: v for k, v in data.items() if k != "settings"}
+    settings = dict(data.get("settings", {}))
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where}: 'settings' must be a table")
+    name = top.pop("name", default_name)
+    description = top.pop("description", "")
+    both = sorted(set(top) & set(settings))
+    if both:
+        raise ConfigError(f"{where}: {', '.join(both)} given twice (top level and settings)")
+    settings.update(top)
+    for key in ("activations", "tags"):
+        if isinstance(settings.get(key), list):
+            settings[key] = tuple(settings[key])
+    known = {f.name for f in fields(StudyConfig)} - {"name", "description"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"{where} has unknown setting(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(sorted(known))}")
+    try:
+        cfg = StudyConfig(name=str(name), description=str(description), **settings)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return cfg.validate()
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """A :class:`StudyConfig` from a ``.toml`` or ``.json`` file, in the presets' layout
+    (``name``, ``description`` and a ``settings`` table) or with the settings at the
+    top level. TOML is read with the standard library's ``tomllib``.
+
+    Raises:
+        ConfigError: a missing or unreadable file, unknown keys or bad values.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:  # tomllib.TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'} "
+                          f"({exc})") from None
+    return _from_data(data, str(path), path.stem)
+
+
 def load_preset(name: str) -> StudyConfig:
-    """The :class:`StudyConfig` of preset ``name``.
+    """The :class:`StudyConfig` of preset ``name``, or of a config file when ``name`` is a
+    path ending in ``.toml`` or ``.json`` (:func:`load_config`).
 
     Raises:
         ValueError: unknown preset (the message lists them) or a preset with
             unknown keys.
     """
+    if name.lower().endswith((".toml", ".json")):
+        return load_config(name)
     presets = list_presets()
     if name not in presets:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(presets)}, or "
+                          "give a .toml or .json config file")
     data = json.loads((_presets_dir() / f"{name}.json").read_text())
-    settings = dict(data.get("settings", {}))
-    if "activations" in settings:
-        settings["activations"] = tuple(settings["activations"])
+    return _from_data({**data, "name": name}, f"preset {name!r}", name)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string
+
+
+def config_toml(cfg: StudyConfig) -> str:
+    """``cfg`` as TOML in the presets' layout, which :func:`load_config` reads back to
+    the same configuration (settings at their ``None`` default are left out)."""
+    lines = [f"name = {_toml_value(cfg.name)}", f"description = {_toml_value(cfg.description)}",
+             "", "[settings]"]
+    for f in fields(cfg):
+        if f.name in ("name", "description"):
+            continue
+        value = getattr(cfg, f.name)
+        if value is not None:
+            lines.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_setting(key: str, raw: str) -> Any:
+    """The value of ``--set key=raw`` for field ``key``: booleans, ``none``, numbers and
+    words as written; a comma-separated list for ``activations`` and ``tags``."""
+    from .entries import split_entries
+
     known = {f.name for f in fields(StudyConfig)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ConfigError(f"preset {name!r} has unknown setting(s) {', '.join(unknown)}")
-    return StudyConfig(name=name, description=data.get("description", ""), **settings).validate()
+    if key not in known:
+        import difflib
+
+        close = difflib.get_close_matches(key, sorted(known), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"--set: unknown setting {key!r}{hint}")
+    if key in ("activations", "tags"):
+        return tuple(split_entries(raw))
+    text = raw.strip()
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
