@@ -220,7 +220,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, image_size=args.image_size,
         augment=args.augment, keep_models=True if args.keep_models else None,
         weight_decay=args.weight_decay, mixup_alpha=args.mixup,
-        label_smoothing=args.label_smoothing, lr_method=args.lr_method,
+        label_smoothing=args.label_smoothing, lr_method=args.lr_method, swap=args.swap,
     ).validate()
     if args.set:
         from .study.config import parse_setting
@@ -287,7 +287,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
     data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit,
                         image_size=cfg.image_size)
-    _check_model_fits(cfg.model, data)
+    _check_model_fits(cfg.model, data, cfg.swap)
     try:
         store = Store(db, create=True)
         already = len(store.finished([r.run_id for r in runs]))
@@ -372,7 +372,7 @@ def _check_environment() -> None:
     max_image_pixels()
 
 
-def _check_model_fits(model_name: str, data) -> None:
+def _check_model_fits(model_name: str, data, swap: str = "ReLU") -> None:
     """A dry forward of the study's model on two test images, before the database exists."""
     import torch
 
@@ -380,11 +380,13 @@ def _check_model_fits(model_name: str, data) -> None:
 
     c, h, w = data.image_shape
     try:
-        model = build_model(model_name, torch.nn.ReLU, in_channels=c,
+        model = build_model(model_name, torch.nn.ReLU, in_channels=c, swap=swap,
                             num_classes=data.num_classes, image_size=h).eval()
         with torch.no_grad():
             model(data.x_test[:2])
-    except (RuntimeError, ValueError) as exc:
+    except LearnactError:
+        raise
+    except (RuntimeError, ValueError, TypeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CLIError(f"{data.name}: {model_name} cannot take {c}x{h}x{w} images ({reason})"
                        ) from None
@@ -418,7 +420,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     spec = get_spec(args.activation)  # one line, with suggestions, for an unknown name
     data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit,
                         image_size=cfg.image_size)
-    _check_model_fits(cfg.model, data)
+    _check_model_fits(cfg.model, data, cfg.swap)
     torch.manual_seed(args.seed)
     c, h, _ = data.image_shape
     model = build_model(cfg.model, lambda: create_activation(spec.name, learnable=args.learnable),
@@ -582,7 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "folder with train/ and val/ holding one folder of images per class")
     p.add_argument("--image-size", type=int,
                    help="image folders: the side images are resized and cropped to (default 128)")
-    p.add_argument("--model", choices=sorted(MODELS), help="network")
+    p.add_argument("--model", metavar="|".join(sorted(MODELS)) + "|PKG.MOD:FACTORY",
+                   help="a built-in network, or your own: package.module:factory, called "
+                        "with act, in_channels, num_classes and image_size")
+    p.add_argument("--swap", metavar="CLASS",
+                   help="your own model: the module class the activation replaces when "
+                        "the factory does not use act (default ReLU)")
     p.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW)")
     p.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup alpha (0: off)")
     p.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing")

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data.loader import AUGMENTS, DATASETS, is_dataset_name
 from ..errors import ConfigError
-from ..models import MODELS
+from ..models import MODELS, load_factory, swap_class
 from ..registry import list_activations
 from ..train.lr_find import SUGGESTIONS
 
@@ -31,7 +31,9 @@ class StudyConfig:
     name: str = "custom"                 # preset name, stored with each run
     description: str = ""
     dataset: str = "fashion-mnist"       # a name in DATASETS, a .npz path or an image folder
-    model: str = "lenet5"                # lenet4, lenet5 or wrn22
+    model: str = "lenet5"                # a name in MODELS, or package.module:factory
+    swap: str = "ReLU"                   # package.module:factory models: the module class
+                                         # replaced by the activation when act is unused
     activations: tuple[str, ...] = ("relu",)  # names, patterns or ("all",)
     seeds: int = 1                       # runs per activation: seeds 0..seeds-1
     epochs: int = 1
@@ -67,8 +69,12 @@ class StudyConfig:
         if self.train_limit is not None and (not isinstance(self.train_limit, int)
                                              or self.train_limit < 1):
             raise ConfigError(f"train-limit must be a positive integer, got {self.train_limit!r}")
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if ":" in self.model:
+            load_factory(self.model)  # ConfigError naming what cannot be imported
+            swap_class(self.swap)
+        elif self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; choose one of "
+                              f"{', '.join(MODELS)}, or package.module:factory")
         if not is_dataset_name(self.dataset):
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of "
                              f"{', '.join(DATASETS)}, a path to a .npz file or an image "

@@ -59,7 +59,7 @@ IDENTITY_FIELDS = ("epochs", "lr", "lr_method", "batch_size", "weight_decay", "d
                    "channels_last", "train_limit")
 # settings added later: part of a run's identity only when they differ from their
 # defaults, so the ids of runs recorded before they existed do not change
-LATER_IDENTITY_FIELDS = {"image_size": None, "label_smoothing": 0.0}
+LATER_IDENTITY_FIELDS = {"image_size": None, "label_smoothing": 0.0, "swap": "ReLU"}
 
 
 def expand_runs(cfg: StudyConfig) -> list[RunSpec]:
@@ -271,6 +271,7 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
 
     def build() -> torch.nn.Module:
         return build_model(run.model, parse_entry(run.activation).build,
+                           swap=cfg.get("swap", "ReLU"),
                            in_channels=c, num_classes=data.num_classes, image_size=h)
 
     model = build().to(device)
