@@ -82,3 +82,12 @@ def test_set_names_the_closest_field_and_missing_files_are_errors(tmp_path, caps
     assert "did you mean weight_decay" in capsys.readouterr().err
     assert main(["study", "--config", str(tmp_path / "none.toml"), "--print-config"]) == 2
     assert "cannot read config" in capsys.readouterr().err
+
+
+def test_an_unknown_flag_names_the_subcommand_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["study", "--mixupp", "0.2"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == ("learnact study: error: unrecognized arguments: --mixupp 0.2 "
+                   "(see learnact study --help)\n")

@@ -1,4 +1,5 @@
-"""The ``learnact`` command line. The only module that prints.
+"""The ``learnact`` command line. It prints; library code logs and warns (the one
+exception is the image decoder's progress line, which is for the user of a long decode).
 
 Exit codes: 0 success; 2 a user error (any :class:`learnact.LearnactError`),
 printed as one line on stderr; 1 a study whose runs partly failed, or a bug in
@@ -688,7 +689,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 some runs failed, 2 user error, 130 Ctrl-C)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top-level command; name the subcommand's help
+        prog = f"{parser.prog} {args.command}"
+        parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extra)} "
+                       f"(see {prog} --help)\n")
     if getattr(args, "names", None) == ["all"]:
         args.names = ["*"]
     try:
