@@ -20,6 +20,7 @@ from learnact.report import make_report
 from learnact.report import stats as S
 from learnact.report import tables as T
 from learnact.study import RunSpec, Store
+from learnact.study.types import LRFindRecord, RunResult
 
 ACTS8 = ["relu", "gelu", "dual_line", "dp_relu", "tanh", "mish", "prelu", "silu"]
 
@@ -41,11 +42,12 @@ def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=()
             assert store.claim([run.run_id]) == run.run_id
             i = acts.index(run.activation)
             acc = accuracy(i, run.seed, t)
-            for epoch in range(2):
-                store.add_epoch(run.run_id, {
-                    "epoch": epoch, "train_loss": 1.0 - acc + 0.1 * (1 - epoch),
-                    "test_loss": 1.2 - acc, "test_accuracy": acc - 0.05 * (1 - epoch),
-                    "test_top5": min(1.0, acc + 0.08), "seconds": 1.0 + 0.01 * i})
+            status = "diverged" if (run.activation, run.seed) in diverge else "done"
+            result = RunResult(run.run_id, status, lr=1e-3 * (1 + i) * (1 + run.seed), epochs=[
+                {"epoch": epoch, "train_loss": 1.0 - acc + 0.1 * (1 - epoch),
+                 "test_loss": 1.2 - acc, "test_accuracy": acc - 0.05 * (1 - epoch),
+                 "test_top5": min(1.0, acc + 0.08), "seconds": 1.0 + 0.01 * i}
+                for epoch in range(2)])
             if run.activation in ("dual_line", "dp_relu", "prelu"):
                 rows = []
                 names = {"dual_line": ["pos_slope", "neg_slope", "mean_shift"],
@@ -58,14 +60,12 @@ def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=()
                                 "weight": 0.25}[name]
                         rows.append((s, f"site{s}", block, pos, name, 0,
                                      base + 0.01 * s + 0.001 * run.seed))
-                store.add_params(run.run_id, -1, rows)
-            status = "diverged" if (run.activation, run.seed) in diverge else "done"
+                result.params.append((-1, rows))
             if model == "wrn22":  # this task's rates come from the LR finder
                 lrs = [1e-5 * 10 ** (k / 10) for k in range(40)]
                 losses = [2.3 - 0.02 * k + 0.001 * i for k in range(40)]
-                store.add_lr_find(run.run_id, "valley", 1e-3 * (1 + i) * (1 + run.seed), lrs,
-                                  losses)
-            store.finish(run.run_id, status, lr=1e-3 * (1 + i) * (1 + run.seed), env={})
+                result.lr_find = LRFindRecord("valley", result.lr, lrs, losses)
+            assert store.record(result)
     store.close()
     return path
 

@@ -16,6 +16,7 @@ import pytest
 from learnact.cli import main
 from learnact.study import Store, StudyConfig, expand_runs, load_preset
 from learnact.study.store import LeaseLost, StoreError
+from learnact.study.types import RunResult
 
 ACTS = "relu,tanh,dual_line,gelu"
 
@@ -259,20 +260,15 @@ def test_lease_expiry_lets_another_process_reclaim(tmp_path):
     assert b.claim([run.run_id]) == run.run_id
     assert not a.heartbeat(run.run_id)  # a lost it
     # the process that lost its lease cannot overwrite the new owner's rows
-    metrics = {"epoch": 0, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": 0.5,
-               "test_top5": 0.9, "seconds": 1.0}
-    b.add_epoch(run.run_id, metrics)
-    with pytest.raises(LeaseLost, match="another process holds it now"):
-        a.add_epoch(run.run_id, {**metrics, "test_accuracy": 0.0})
-    with pytest.raises(LeaseLost):
-        a.add_params(run.run_id, -1, [(0, "act", 0, 0, "pos_slope", 0, 9.0)])
-    with pytest.raises(LeaseLost):
-        a.add_lr_find(run.run_id, "valley", 1e-3, [1e-3], [2.0])
-    assert not a.finish(run.run_id, "done", lr=0.1, env={})
-    assert b.finish(run.run_id, "done", lr=0.1, env={})
+    assert not a.record(_result(run.run_id, 0.0))
+    assert b.record(RunResult(run.run_id, "done", lr=0.1, epochs=[
+        {"epoch": 0, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": 0.5,
+         "test_top5": 0.9, "seconds": 1.0}]))
+    assert not a.record(_result(run.run_id, 0.0))
     con = sqlite3.connect(db)
     assert con.execute("SELECT test_accuracy FROM epochs").fetchall() == [(0.5,)]
     assert con.execute("SELECT COUNT(*) FROM act_params").fetchone()[0] == 0
+    assert con.execute("SELECT COUNT(*) FROM lr_find").fetchone()[0] == 0
     con.close()
     a.close()
     b.close()
@@ -359,7 +355,8 @@ def test_record_writes_a_whole_result_only_while_the_run_is_held(tmp_path):
     run = expand_runs(StudyConfig(activations=("relu",)))[0]
     a.add_runs([run.as_row()])
     assert a.claim([run.run_id]) == run.run_id
-    a.add_epoch(run.run_id, _result(run.run_id, 0.1).epochs[0])  # a partial row, replaced
+    with sqlite3.connect(db) as con:  # a partial row, as an older release could leave one
+        con.execute("INSERT INTO epochs VALUES (?, 0, 1.0, 1.0, 0.1, 0.9, 1.0)", (run.run_id,))
     b = Store(db, lease_s=0.2)
     b.host = "another-host"
     time.sleep(0.3)

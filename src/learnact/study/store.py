@@ -29,10 +29,9 @@ from .._proc import pid_alive
 from ..errors import StoreError
 from .types import RunResult
 
-__all__ = ["APPLICATION_ID", "FINISHED", "SCHEMA_VERSION", "LeaseLost", "Store", "StoreError",
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "LeaseLost", "Store", "StoreError",
            "open_readonly", "read_tables"]
 
-FINISHED = ("done", "diverged")
 # PRAGMA application_id of learnact's databases ("LACT"); files without it are not ours
 APPLICATION_ID = 0x4C414354
 # meta.schema_version; databases of the first release carry neither mark (version 0).
@@ -232,9 +231,6 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-    return True
 
 
 class Store:
@@ -471,32 +467,6 @@ class Store:
         if row is None:
             raise LeaseLost(run_id)
 
-    def add_epoch(self, run_id: str, metrics: dict[str, float]) -> None:
-        """Record one epoch of a run this process holds (``LeaseLost`` if it does not)."""
-        with self.transaction() as c:
-            self._hold(c, run_id)
-            c.execute(
-                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, metrics["epoch"], metrics["train_loss"], metrics["test_loss"],
-                 metrics["test_accuracy"], metrics["test_top5"], metrics["seconds"]))
-
-    def add_lr_find(self, run_id: str, method: str, suggestion: float,
-                    lrs: list[float], losses: list[float]) -> None:
-        """Record the LR-finder curve and suggestion of a held run (else ``LeaseLost``)."""
-        with self.transaction() as c:
-            self._hold(c, run_id)
-            c.execute("INSERT OR REPLACE INTO lr_find VALUES (?, ?, ?, ?, ?)",
-                      (run_id, method, suggestion, json.dumps(lrs), json.dumps(losses)))
-
-    def add_params(self, run_id: str, epoch: int, rows: list[tuple]) -> None:
-        """Record activation parameter values: ``(site_index, path, block, position, param,
-        idx, value)`` rows; ``epoch=-1`` is the end-of-run snapshot. ``LeaseLost`` if the
-        run is no longer held."""
-        with self.transaction() as c:
-            self._hold(c, run_id)
-            c.executemany("INSERT OR REPLACE INTO act_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          [(run_id, epoch, *r) for r in rows])
-
     def record(self, result: RunResult) -> bool:
         """Write a held run's whole result in one transaction, its status last.
 
@@ -538,18 +508,6 @@ class Store:
                 (result.status, result.lr, json.dumps(result.env), result.error, time.time(),
                  ",".join(result.flags) or None, run_id, self.owner))
         return True
-
-    def finish(self, run_id: str, status: str, *, lr: float | None, env: dict[str, Any],
-               error: str | None = None) -> bool:
-        """Mark a held run ``done``, ``diverged`` or ``failed``; ``False`` if the lease was lost."""
-        if status not in ("done", "diverged", "failed"):
-            raise ValueError(f"bad status {status!r}")
-        with self.transaction() as c:
-            cur = c.execute(
-                "UPDATE runs SET status = ?, lr = ?, env = ?, error = ?, finished = ?, "
-                "lease_until = NULL WHERE run_id = ? AND owner = ? AND status = 'running'",
-                (status, lr, json.dumps(env), error, time.time(), run_id, self.owner))
-            return cur.rowcount == 1
 
     def release(self, run_id: str) -> None:
         """Give a held run back (pending) after an interruption, dropping partial rows."""
