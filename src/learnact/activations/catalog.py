@@ -157,7 +157,7 @@ BUILTIN_SPECS: tuple[S, ...] = (
     S("mpelu", C.MPELU, "x if x>0 else alpha*(exp(beta*x)-1); alpha=beta=1 learnable",
       "Li et al., arXiv:1606.00305 (2016)", True, "community"),
     S("slaf", C.SLAF, "sum_i a_i x^i, i=0..k; k=2, a_i=1 learnable",
-      "Goyal, Goyal, Leigh, arXiv:1906.09529 (2019)", True, "community"),
+      "Goyal, Goyal, Lall, arXiv:1906.09529 (2019)", True, "community"),
     S("probact_learnable", C.ProbActLearnable,
       "max(0, x) + sigma*N(0,1) in training, max(0, x) in eval; sigma=0 learnable",
       "Lee et al., arXiv:1905.10761 (2019)", True, "community"),

@@ -697,7 +697,7 @@ class MPELU(ParametricActivation):
     Attributes:
         alpha, beta (Tensor): shape ``(num_parameters,)``.
 
-    Citation: Li, Fan, Zhang, "Improving deep neural network with Multiple
+    Citation: Li, Fan, Li, Wu, Ming, "Improving deep neural network with Multiple
     Parametric Exponential Linear Units", arXiv:1606.00305 (2016); code at
     github.com/Coldmooon/Code-for-MPELU.
     """
@@ -734,7 +734,7 @@ class SLAF(ParametricActivation):
     A polynomial grows as :math:`|x|^k`: in float16 it overflows for
     :math:`|x|` beyond about :math:`65504^{1/k}`.
 
-    Citation: Goyal, Goyal, Leigh, "Learning Activation Functions: A new
+    Citation: Goyal, Goyal, Lall, "Learning Activation Functions: A new
     paradigm for understanding Neural Networks", arXiv:1906.09529 (2019).
     """
 
