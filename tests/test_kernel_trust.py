@@ -270,33 +270,59 @@ _FUSED_CALL = textwrap.dedent("""
 """)
 
 
-@pytest.mark.timeout(900)  # two real builds
+def _verified_entry_to_copy() -> tuple[str, Path] | None:
+    """A verified entry of the machine's own cache this CPU runs, to save the test a build."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    env_root = os.environ.pop("TORCH_EXTENSIONS_DIR", None)
+    try:
+        root = Path(os.path.realpath(Path(get_default_build_root()) / "learnact"))
+        for isa in reversed(cpu.cpu_isas()):
+            try:
+                if cpu._entry_state(isa, root)[0] == "ok":
+                    return isa, root / cpu.entry_name(isa)
+            except cpu._Untrusted:
+                continue
+        return None
+    finally:
+        if env_root is not None:
+            os.environ["TORCH_EXTENSIONS_DIR"] = env_root
+
+
+@pytest.mark.timeout(1500)  # one or two real builds, on shared cores
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX")
 def test_a_truncated_library_is_rebuilt_never_loaded(tmp_path):
+    found = _verified_entry_to_copy()
+    isa = found[0] if found else "baseline"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("LEARNACT_")},
-           "TORCH_EXTENSIONS_DIR": str(tmp_path), "LEARNACT_CPU_ISA": "baseline"}
+           "TORCH_EXTENSIONS_DIR": str(tmp_path), "LEARNACT_CPU_ISA": isa}
 
     def cli(*argv: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "learnact.cli", *argv], env=env,
-                              capture_output=True, text=True, timeout=400)
+                              capture_output=True, text=True, timeout=700)
 
-    first = cli("kernels", "build")
-    assert first.returncode == 0 and "baseline  built in" in first.stdout, first.stderr
-    # a build says so, once, on stderr, before the silence
-    (line,) = first.stderr.strip().splitlines()
-    assert "once per machine" in line and "about a minute" in line
-    (so,) = (tmp_path / "learnact").glob("learnact_cpu_baseline_*/*.so")
+    if found:  # a copy of a verified build: only the rebuild below is paid for
+        (tmp_path / "learnact").mkdir(mode=0o755)
+        shutil.copytree(found[1], tmp_path / "learnact" / found[1].name)
+    else:
+        first = cli("kernels", "build")
+        assert first.returncode == 0 and f"{isa:<9} built in" in first.stdout, first.stderr
+    (so,) = (tmp_path / "learnact").glob(f"learnact_cpu_{isa}_*/*.so")
     size = so.stat().st_size
     assert size > 8192
+    assert f"{isa:<9} built (SHA-256" in cli("kernels", "info").stdout
     os.truncate(so, 4096)  # `truncate -s 4096`: loading this would die of SIGBUS
     info = cli("kernels", "info")
     assert "damaged, rebuilt on next use" in info.stdout
     assert "does not match the SHA-256 recorded when it was built (4,096 bytes" in info.stdout
     run = subprocess.run([sys.executable, "-c", _FUSED_CALL], env=env, capture_output=True,
-                         text=True, timeout=400)
+                         text=True, timeout=700)
     assert run.returncode == 0, (run.returncode, run.stderr[-2000:])  # -7 would be SIGBUS
-    assert run.stdout.split() == ["fused", "baseline", "0.0"]
-    assert "does not match the SHA-256" in run.stderr and "rebuilding" in run.stderr
-    assert so.stat().st_size == size
-    again = cli("kernels", "info")
-    assert "baseline  built (SHA-256" in again.stdout
+    word, loaded, error = run.stdout.split()
+    assert (word, loaded) == ("fused", isa) and float(error) < 1e-6  # FMA may round last bits
+    # the build says so, once, on stderr, before the silence: why, once per machine, how long
+    (line,) = [ln for ln in run.stderr.splitlines() if "building the fused" in ln]
+    assert "does not match the SHA-256" in line and "; rebuilding the fused CPU kernels" in line
+    assert "once per machine" in line and "about a minute" in line
+    assert so.stat().st_size > 8192
+    assert f"{isa:<9} built (SHA-256" in cli("kernels", "info").stdout

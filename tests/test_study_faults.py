@@ -182,6 +182,23 @@ def test_a_full_disk_is_one_line_and_a_trained_run_is_not_stored_as_failed(npz, 
         assert [r[0] for r in con.execute("SELECT status FROM runs")] == ["done"]
 
 
+def test_a_database_bug_is_not_mistaken_for_a_full_disk(npz, tmp_path, monkeypatch, capsys):
+    db = tmp_path / "r.db"
+    real = Store.record
+
+    def broken(self, result):
+        if result.status == "done":
+            self.conn.execute("SELECT * FROM no_such_table")  # a real SQLite error, not I/O
+        return real(self, result)
+
+    monkeypatch.setattr(Store, "record", broken)
+    assert main(_study(npz, db)) == 1  # the run failed, with its traceback logged
+    assert "disk" not in capsys.readouterr().err
+    with sqlite3.connect(db) as con:
+        ((status, error),) = con.execute("SELECT status, error FROM runs").fetchall()
+    assert status == "failed" and "no such table: no_such_table" in error
+
+
 # ---------------------------------------------------------------- the environment
 
 

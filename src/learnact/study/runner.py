@@ -409,7 +409,10 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
                     beat.stop()
                 try:
                     recorded = store.record(result)
-                except sqlite3.Error as exc:  # a full disk: not the run's failure
+                except sqlite3.Error as exc:
+                    if not storage_failure(exc):
+                        raise  # a bug: the run is recorded as failed, with it
+                    # a full disk: not the run's failure
                     raise StoreError(f"{db}: a finished run's results could not be written "
                                      f"({exc}; is the disk full?); runs already stored are "
                                      "kept: free space and rerun the same command") from None
@@ -474,6 +477,20 @@ def _die_with_parent(parent_pid: int) -> None:
 
 # a --jobs worker's exit code when results could not be written (e.g. a full disk)
 RESULTS_UNWRITABLE = 3
+
+
+def storage_failure(exc: sqlite3.Error) -> bool:
+    """Whether SQLite failed for want of space or of a writable disk, not for a bug.
+
+    ``SQLITE_FULL``, ``SQLITE_IOERR`` (also what a ``ulimit -f`` gives) and
+    ``SQLITE_READONLY``; a missing table or a constraint is a bug and keeps its
+    traceback.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # raised by hand, or Python 3.10: only the message tells
+        text = str(exc).lower()
+        return any(w in text for w in ("disk", "full", "readonly", "read-only"))
+    return code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY)
 
 
 def worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
