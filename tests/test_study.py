@@ -189,9 +189,9 @@ def test_jobs_runs_in_parallel_processes(npz, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--preset", "nope"], "invalid choice: 'nope'"),
+        (["--preset", "nope"], "unknown preset 'nope'; choose one of"),
         (["--activations", "reluu"], "unknown activation 'reluu'; closest: relu"),
-        (["--model", "vgg"], "invalid choice: 'vgg'"),
+        (["--model", "vgg"], "unknown model 'vgg'; choose one of"),
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'; choose one of"),
         (["--seeds", "0"], "seeds must be a positive integer"),
         (["--epochs", "-1"], "epochs must be a positive integer"),
