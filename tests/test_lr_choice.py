@@ -76,6 +76,7 @@ def test_a_sweep_over_a_handful_of_batches_is_flagged_and_a_good_curve_is_not():
     good = _good_curve()
     lrs = SWEEP[:len(good)]
     assert check_curve(lrs, good, batches_per_epoch=469).problems == []
+    assert check_curve(lrs, good, batches_per_epoch=10).problems == []  # each seen 10 times
     check = check_curve(lrs, good, batches_per_epoch=7)
     assert check.problems == ["reuse"]
     assert "7 training batch(es)" in check.reasons[0]
