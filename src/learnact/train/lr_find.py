@@ -12,14 +12,16 @@ and :func:`valley` takes the point two thirds down the longest descending run
 (fastai's index rule is not used). They are functions of ``(lrs, losses)`` only,
 separate from any plotting.
 
-The study's default is :func:`minimum3`, a third of the rate at the lowest
-smoothed loss. ``benchmarks/lr_choice.py`` chose it: over the quick preset's 8
-activations on Fashion-MNIST (1 epoch) and on digits (5 epochs), trained from
-scratch, it landed on average -0.02 points of accuracy from the best rate of a
-6-point grid (worst case 1.0 point) on seed 0, and 0.21 (2.3, within digits'
-noise) on seed 1, where ``valley`` was 11.5 and 5.9 points off on average,
-``minimum`` (a tenth) 0.85 and 0.89, and ``steep`` 16 and 11.
-``valley`` and ``minimum`` suit fine-tuning, where a smaller rate is safer.
+The study's default is :func:`edge`: two thirds of the rate where the smoothed
+curve first comes within 5% of its minimum. ``benchmarks/lr_choice.py`` (seed 0, the
+quick preset's 8 activations on Fashion-MNIST and digits) put it 0.17 points of
+accuracy from the best rate of a 6-point grid on average (worst 1.33), where
+:func:`minimum3` (a third of the lowest point's rate, the previous default) was -0.02
+(1.00), ``minimum`` 0.85, ``valley`` 11.5 and ``steep`` 16.9; but between 1 and 2
+torch threads ``minimum3``'s pick moved by up to 75% and ``edge``'s by 15%.
+:func:`check_curve` says when a curve cannot choose at all
+(:mod:`learnact.train.lr_choice` then tunes). ``valley`` and ``minimum`` suit
+fine-tuning, where a smaller rate is safer.
 """
 
 from __future__ import annotations
