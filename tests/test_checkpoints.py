@@ -47,7 +47,8 @@ def test_fit_resumed_from_a_saved_checkpoint_equals_an_uninterrupted_fit(npz, tm
 
 def _study(db: Path, data: str) -> list[str]:
     return [sys.executable, "-m", "learnact.cli", "study", "--dataset", data, "--activations",
-            "dual_line", "--epochs", "3", "--lr", "0.003", "--batch-size", "64", "--db", str(db)]
+            "dual_line", "--epochs", "3", "--lr", "0.003", "--batch-size", "64",
+            "--train-limit", "3000", "--db", str(db)]
 
 
 def _final(db: Path) -> tuple:
