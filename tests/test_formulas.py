@@ -152,7 +152,10 @@ CODE = {
     "trelu": "github.com/lessw2020/TRelu (TRelu.forward)",
     "ftswish_plus": "github.com/lessw2020/FTSwishPlus (FTSwishPlus.forward)",
     "general_relu": "fast.ai course v3 part 2, 06_cuda_cnn_hooks_init (GeneralRelu)",
-    "sine_relu": "keras-contrib, keras_contrib/layers/advanced_activations/sinerelu.py",
+    # keras-contrib's layer computes max(eps * (sin x - cos x), x) on the negative side,
+    # which differs near 0; the formula above is the piecewise one of Rodrigues' article
+    # (x for x > 0, eps * (sin x - cos x) otherwise), with keras-contrib's default eps
+    "sine_relu": "W. Rodrigues' article (piecewise form); eps = 0.0025 from keras-contrib",
     "mpelu": "github.com/Coldmooon/Code-for-MPELU, naive-mpelu.lua",
     "probact": "github.com/kumar-shridhar/ProbAct-Probabilistic-Activation-Function, "
                "vgg_probact_non-trainable.py (non_trainable_sigma)",

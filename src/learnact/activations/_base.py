@@ -30,7 +30,8 @@ InitValue = float | Sequence[float]
 
 
 def check_num_parameters(num_parameters: Any) -> int:
-    """Return ``num_parameters`` if it is a positive int, else raise ``ValueError``."""
+    """Return ``num_parameters`` if it is a positive int; ``TypeError`` for a non-int (a
+    bool included), ``ValueError`` below 1."""
     if isinstance(num_parameters, bool) or not isinstance(num_parameters, int):
         raise TypeError(f"num_parameters must be an int, got {type(num_parameters).__name__}")
     if num_parameters < 1:
