@@ -83,8 +83,9 @@ def test_the_report_writes_claims_curves_trajectories_and_outputs(npz, tmp_path)
     from learnact.study import StudyConfig, run_study
 
     db = tmp_path / "r.db"
-    run_study(StudyConfig(dataset=npz, activations=("relu", "dp_relu", "dual_line"), seeds=2,
-                          epochs=2, lr=0.003).validate(), db)
+    run_study(StudyConfig().with_overrides(dataset=npz, activations=("relu", "dp_relu",
+                                                                     "dual_line"),
+                                           seeds=2, epochs=2, lr=0.003), db)
     result = make_report(db, tmp_path / "rep")
     names = {p.name for p in result.files}
     assert {"claims.md", "learning_curves.png", "trajectory_dual_line.png",

@@ -82,8 +82,8 @@ def test_a_resumed_run_shows_one_curve(tmp_path):
 def test_a_study_with_two_workers_logs_every_run(npz, tmp_path):
     from learnact.study import Store, StudyConfig, run_study
 
-    cfg = StudyConfig(dataset=npz, activations=("relu", "dual_line", "gelu"), epochs=2,
-                      lr=0.003).validate()
+    cfg = StudyConfig().with_overrides(dataset=npz, activations=("relu", "dual_line", "gelu"),
+                                       epochs=2, lr=0.003)
     with TensorBoardLogger(tmp_path / "tb") as tb:
         counts = run_study(cfg, tmp_path / "r.db", jobs=2, emit=tb)
     assert counts["done"] == 3
