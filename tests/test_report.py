@@ -7,6 +7,7 @@ import math
 import shutil
 import subprocess
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from learnact.cli import main
 from learnact.report import make_report
 from learnact.report import stats as S
 from learnact.report import tables as T
-from learnact.study import RunSpec, Store
+from learnact.study import Store
 from learnact.study.types import LRFindRecord, RunResult
 
 ACTS8 = ["relu", "gelu", "dual_line", "dp_relu", "tanh", "mish", "prelu", "silu"]
@@ -30,13 +31,18 @@ def accuracy(act_index: int, seed: int, task: int) -> float:
     return 0.9 - 0.004 * act_index + 0.001 * ((seed * 7 + act_index + task) % 5)
 
 
-def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=()):
+def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=(),
+             per_epoch=False):
+    """A database of known values; ``per_epoch`` adds parameter snapshots and
+    activation statistics for each epoch, as a study records them by default."""
     store = Store(path)
     for t, (dataset, model) in enumerate(tasks):
         # rows built by hand so that unregistered (user) activation names work too
-        runs = [RunSpec(f"{dataset}-{model}-{act}-{seed}", "synthetic", act, model, dataset,
-                        seed, {"lr": 1e-3}) for act in acts for seed in range(seeds)]
-        store.add_runs(r.as_row() for r in runs)
+        runs = [SimpleNamespace(run_id=f"{dataset}-{model}-{act}-{seed}", activation=act,
+                                seed=seed) for act in acts for seed in range(seeds)]
+        store.add_runs({"run_id": r.run_id, "study": "synthetic", "activation": r.activation,
+                        "model": model, "dataset": dataset, "seed": r.seed,
+                        "settings": {"lr": 1e-3}} for r in runs)
         n_sites, blocks = (19, True) if model == "wrn22" else (4, False)
         for run in runs:
             assert store.claim([run.run_id]) == run.run_id
@@ -61,6 +67,12 @@ def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=()
                         rows.append((s, f"site{s}", block, pos, name, 0,
                                      base + 0.01 * s + 0.001 * run.seed))
                 result.params.append((-1, rows))
+                if per_epoch:
+                    result.params += [(e, [(*r[:6], r[6] * (0.9 + 0.05 * e)) for r in rows])
+                                      for e in range(2)]
+            if per_epoch:
+                result.act_stats = [(e, s, 0.1 * s - 0.02 * e + 0.001 * i, 1.0, 0.3, 0.1 * e,
+                                     [1, 2, 3]) for e in range(2) for s in range(n_sites)]
             if model == "wrn22":  # this task's rates come from the LR finder
                 lrs = [1e-5 * 10 ** (k / 10) for k in range(40)]
                 losses = [2.3 - 0.02 * k + 0.001 * i for k in range(40)]

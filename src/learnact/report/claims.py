@@ -11,6 +11,13 @@ paper's statement with its section, the statistic computed here, and a verdict:
 Pairs are matched (by seed, and by site where the claim is about sites), and
 every interval is a Student-t interval of the paired differences with a
 Wilcoxon signed-rank p-value beside it (:mod:`learnact.report.stats`).
+
+The rank claim (§7 and the abstract: Dual Line in the top 5 by mean accuracy)
+is a Friedman test over seeds within the task, and over tasks when there are
+several, with the Nemenyi critical difference (Demšar 2006): *supported* when
+at most 4 activations are not significantly worse than Dual Line,
+*contradicted* when 5 or more are significantly better, else *not enough
+data*; nothing is significant unless the Friedman test rejects at α = 0.05.
 """
 
 from __future__ import annotations
@@ -22,17 +29,26 @@ import pandas as pd
 
 from .stats import mean_ci, wilcoxon_signed_rank
 
-__all__ = ["Claim", "claims_markdown", "task_claims"]
+__all__ = ["TOP_K", "Claim", "claims_markdown", "rank_claim", "task_claims"]
+
+# the abstract: "Dual Line achieves top-5 position for mean accuracy among 43 activation functions"
+TOP_K = 5
+ALPHA = 0.05
 
 
 @dataclass
 class Claim:
-    """One claim of the paper, tested on one task."""
+    """One claim of the paper, tested on one task.
+
+    ``figure`` is the report file that shows the statistic (relative to the
+    task's folder), or ``""``.
+    """
 
     section: str
     statement: str
     statistic: str
     verdict: str
+    figure: str = ""
 
 
 def _verdict(diffs: list[float], claimed_sign: int) -> tuple[str, str]:
@@ -135,6 +151,61 @@ def _rank(runs: pd.DataFrame) -> Claim:
                  verdict)
 
 
+RANK_STATEMENT = ("Dual Line achieves top-5 position for mean accuracy among 43 activation "
+                  "functions tested with LENET4, LENET5 and WideResNet (abstract; §7.1-7.3: "
+                  "1st, 5th and 2nd by mean accuracy).")
+
+
+def rank_claim(test: dict | None, blocks: str, figure: str = "") -> Claim:
+    """The top-5 rank claim from a Friedman/Nemenyi result.
+
+    Args:
+        test: :func:`learnact.report.tables.seed_friedman` or
+            :func:`~learnact.report.tables.friedman_table`'s dict (``None``:
+            too few blocks or activations).
+        blocks: what a block is, in words (``"seeds"``, ``"tasks"``).
+        figure: the CD diagram's file, linked from the claim.
+    """
+    section = "§7, abstract" + ("" if blocks == "seeds" else f" (across {blocks})")
+    if test is None:
+        return Claim(section, RANK_STATEMENT, f"needs at least 2 {blocks} shared by 2 or more "
+                     "ranked activations for a Friedman test", "not enough data")
+    names, ranks, cd, p = test["activations"], test["avg_ranks"], test["cd"], test["p"]
+    k = len(names)
+    text = (f"Friedman test over {test['n_blocks']} {blocks} (blocks) and {k} activations: "
+            f"χ²_F = {test['chi2']:.3f} (df {k - 1}), p = {p:.3g}; Nemenyi critical "
+            f"difference (α = {ALPHA}) = {cd:.3f} ranks.")
+    if test.get("dropped"):
+        text += f" Left out (a seed without an ordinary run): {', '.join(test['dropped'])}."
+    if "dual_line" not in names:
+        return Claim(section, RANK_STATEMENT, text + " dual_line is not among the ranked "
+                     "activations.", "not enough data", figure)
+    mine = ranks[names.index("dual_line")]
+    place = 1 + sum(r < mine for r in ranks)
+    better = sorted(n for n, r in zip(names, ranks, strict=True) if r < mine - cd)
+    not_worse = [n for n, r in zip(names, ranks, strict=True)
+                 if n != "dual_line" and r < mine + cd]
+    text += (f" dual_line's average rank {mine:.2f} (place {place} of {k}); "
+             f"{len(better)} activation(s) significantly better"
+             + (f" ({', '.join(better[:8])}{', ...' if len(better) > 8 else ''})" if better
+                else "")
+             + f", {len(not_worse)} not significantly worse.")
+    if k <= TOP_K:
+        return Claim(section, RANK_STATEMENT, text + f" With {k} activations every one is in "
+                     f"the top {TOP_K}.", "not enough data", figure)
+    if p >= ALPHA:
+        return Claim(section, RANK_STATEMENT, text + " The Friedman test finds no difference "
+                     "among the activations, so no rank is significant.", "not enough data",
+                     figure)
+    if len(better) >= TOP_K:
+        verdict = "contradicted"
+    elif len(not_worse) < TOP_K:
+        verdict = "supported"
+    else:
+        verdict = "not enough data"
+    return Claim(section, RANK_STATEMENT, text, verdict, figure)
+
+
 def _lr_range(runs: pd.DataFrame) -> Claim:
     """§8.1 / Table 1: the learning-rate ranges Dual Line and DP ReLU prefer."""
     statement = ("Overall, Dual Line prefers the range 1.4e-3 to 0.363 and DP ReLU 1e-3 to "
@@ -157,10 +228,24 @@ def _lr_range(runs: pd.DataFrame) -> Claim:
 
 
 def task_claims(runs: pd.DataFrame, params: pd.DataFrame | None,
-                stats: pd.DataFrame | None) -> list[Claim]:
-    """Every claim, tested on one task's runs, parameters and activation statistics."""
-    return [_mean_shift(stats), _dual_line_beats_dp_relu(runs), _first_vs_second(params),
-            _rank(runs), _lr_range(runs)]
+                stats: pd.DataFrame | None, *, cd_figure: str = "",
+                across: dict | None = None, across_figure: str = "") -> list[Claim]:
+    """Every claim, tested on one task's runs, parameters and activation statistics.
+
+    Args:
+        cd_figure: the task's critical-difference diagram (over seeds), linked
+            from the rank claim.
+        across: :func:`learnact.report.tables.friedman_table` of the whole
+            database; with it, the rank claim is also tested across tasks.
+        across_figure: that test's diagram, relative to the task's folder.
+    """
+    from .tables import seed_friedman
+
+    claims = [_mean_shift(stats), _dual_line_beats_dp_relu(runs), _first_vs_second(params),
+              _rank(runs), rank_claim(seed_friedman(runs), "seeds", cd_figure)]
+    if across is not None:
+        claims.append(rank_claim(across, "tasks", across_figure))
+    return [*claims, _lr_range(runs)]
 
 
 def claims_markdown(task: str, claims: list[Claim]) -> str:
@@ -168,11 +253,16 @@ def claims_markdown(task: str, claims: list[Claim]) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
+    def link(figure: str) -> str:
+        return f" [{figure.rsplit('/', 1)[-1]}]({figure.replace(' ', '%20')})" if figure else ""
+
     lines = [f"# The paper's claims on {task}", "",
              "Verdicts: *supported* (the 95% interval lies on the claimed side of 0), "
              "*contradicted* (on the other side), *not enough data* (it contains 0, or the "
-             "data lacks what the claim is about).", "",
+             "data lacks what the claim is about). The rank claim counts activations "
+             f"significantly better or not significantly worse than dual_line (Friedman "
+             f"test, then Nemenyi's critical difference at α = {ALPHA}).", "",
              "| section | the paper says | statistic here | verdict |", "|---|---|---|---|"]
-    lines += [f"| {c.section} | {cell(c.statement)} | {cell(c.statistic)} | **{c.verdict}** |"
-              for c in claims]
+    lines += [f"| {c.section} | {cell(c.statement)} | {cell(c.statistic)}{link(c.figure)} "
+              f"| **{c.verdict}** |" for c in claims]
     return "\n".join(lines) + "\n"

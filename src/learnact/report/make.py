@@ -118,6 +118,7 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         "Click a column header to sort.</p>"]
 
     lr_overview, lr_per = T.lr_table(frames)
+    fried = T.friedman_table(frames.runs)
     for dataset, model in result.tasks:
         task = printable(f"{dataset} / {model}")
         slug = slugs[(dataset, model)]
@@ -178,11 +179,27 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
                             f"{task}: test accuracy and training loss per epoch, mean over "
                             "seeds with a min–max band, for the 6 best ranked activations "
                             "and relu, dp_relu and dual_line"))
+        within = T.seed_friedman(runs)
+        cd_figure = ""
+        if within is not None:
+            cd_figure = f"cd_diagram.{fmt}"
+            cd_html = save(F.cd_diagram(within["activations"], within["avg_ranks"], within["cd"],
+                                        f"{task}: average rank by test accuracy over "
+                                        f"{within['n_seeds']} seeds (1 = best)"),
+                           tdir / cd_figure,
+                           f"{task}: critical-difference diagram over seeds (Friedman "
+                           f"p = {within['p']:.3g}); activations joined by a bar are not "
+                           "significantly different (Nemenyi, α = 0.05)")
         claims = task_claims(runs, frames.params[frames.params["run_id"].isin(runs["run_id"])],
-                             frames.act_stats[frames.act_stats["run_id"].isin(runs["run_id"])])
+                             frames.act_stats[frames.act_stats["run_id"].isin(runs["run_id"])],
+                             cd_figure=cd_figure, across=fried,
+                             across_figure=f"../cd_diagram.{fmt}")
         write(tdir / "claims.md", claims_markdown(task, claims))
         sec.append("<h3>The paper's claims</h3>")
-        sec.append(table_html(pd.DataFrame([vars(c) for c in claims]), f"claims-{slug}"))
+        sec.append(table_html(pd.DataFrame([vars(c) for c in claims]).drop(columns="figure"),
+                              f"claims-{slug}"))
+        if within is not None:
+            sec.append(cd_html)
         curves = T.finder_curves(frames, dataset, model)
         if not curves.empty:
             sec.append(save(F.lr_finder_curves(curves, f"LR finder on {task}"),
@@ -224,7 +241,11 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         write(out / "lr_table.md", T.to_markdown(_plain(lr_overview)) + "\n")
         sections += ["<h2>Learning rates (the paper's Table 1)</h2>",
                      table_html(lr_overview, "lr-overview")]
-    fried = T.friedman_table(frames.runs)
+        by_act = T.lr_by_activation(frames)
+        write(out / "lr_by_activation.csv", _csv(by_act))
+        write(out / "lr_by_activation.md", T.to_markdown(_plain(by_act)) + "\n")
+        sections += ["<h3>Each activation's learning-rate range across tasks</h3>",
+                     table_html(by_act, "lr-by-activation")]
     sections.append("<h2>Across tasks</h2>")
     if fried is None:
         sections.append("<p class=note>A Friedman test and critical-difference diagram need "

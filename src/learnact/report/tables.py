@@ -21,9 +21,11 @@ __all__ = [
     "Frames",
     "friedman_table",
     "load_frames",
+    "lr_by_activation",
     "lr_table",
     "paired_vs_baseline",
     "ranking_summary",
+    "seed_friedman",
     "summary_table",
 ]
 
@@ -318,30 +320,89 @@ def paired_vs_baseline(runs: pd.DataFrame, baseline: str = "relu") -> pd.DataFra
                                        "wilcoxon_p", "note"])
 
 
-def friedman_table(runs: pd.DataFrame) -> dict | None:
-    """Friedman test and Nemenyi CD over tasks, on mean accuracy per (task, activation).
-
-    Uses the activations ranked in every task (no diverged or at-chance run). Returns ``None``
-    with fewer than 2 tasks or 2 common activations, else a dict with
-    ``activations``, ``avg_ranks``, ``chi2``, ``p``, ``cd``, ``n_tasks``.
-    """
+def _ranked_ordinary(runs: pd.DataFrame) -> pd.DataFrame:
+    """The ordinary runs (done, not at chance) of activations ranked in their task."""
     from ..study.summary import is_ordinary, summarize
 
     records = runs.to_dict("records")
     unranked = {(s["dataset"], s["model"], s["activation"]) for s in summarize(records)
                 if not s["ranked"]}
-    done = runs[[is_ordinary(r) and (r["dataset"], r["model"], r["activation"]) not in unranked
+    return runs[[is_ordinary(r) and (r["dataset"], r["model"], r["activation"]) not in unranked
                  for r in records]]
-    pivot = done.groupby(["dataset", "model", "activation"])["test_accuracy"].mean().unstack()
-    pivot = pivot.dropna(axis=1)
+
+
+def _friedman_of(pivot: pd.DataFrame) -> dict | None:
+    """Friedman test and Nemenyi CD on a (blocks x activations) table of accuracies."""
     if pivot.shape[0] < 2 or pivot.shape[1] < 2:
         return None
-    scores = pivot.to_numpy()
+    scores = pivot.to_numpy(dtype=float)
     ranks = average_ranks(scores, higher_is_better=True)
     chi2, p = friedman(scores)
-    return {"activations": list(pivot.columns), "avg_ranks": ranks.tolist(), "chi2": chi2,
-            "p": p, "cd": nemenyi_cd(scores.shape[1], scores.shape[0]),
-            "n_tasks": scores.shape[0]}
+    return {"activations": [str(c) for c in pivot.columns], "avg_ranks": ranks.tolist(),
+            "chi2": chi2, "p": p, "cd": nemenyi_cd(scores.shape[1], scores.shape[0]),
+            "n_blocks": scores.shape[0]}
+
+
+def friedman_table(runs: pd.DataFrame) -> dict | None:
+    """Friedman test and Nemenyi CD over tasks, on mean accuracy per (task, activation).
+
+    Uses the activations ranked in every task (no diverged or at-chance run). Returns ``None``
+    with fewer than 2 tasks or 2 common activations, else a dict with
+    ``activations``, ``avg_ranks``, ``chi2``, ``p``, ``cd``, ``n_tasks`` (= ``n_blocks``).
+    """
+    done = _ranked_ordinary(runs)
+    pivot = done.groupby(["dataset", "model", "activation"])["test_accuracy"].mean().unstack()
+    out = _friedman_of(pivot.dropna(axis=1))
+    if out is not None:
+        out["n_tasks"] = out["n_blocks"]
+    return out
+
+
+def seed_friedman(runs: pd.DataFrame) -> dict | None:
+    """Friedman test and Nemenyi CD within one task, each seed a block.
+
+    A seed fixes the initial weights' random stream and the batch order for
+    every activation, so runs of one seed are matched the way tasks are across
+    tasks. Uses ranked activations' ordinary runs; an activation without a run
+    for every seed of the task is left out (``dropped``), and seeds where an
+    included activation has no ordinary run are left out. Returns ``None``
+    with fewer than 2 seeds or 2 activations, else :func:`friedman_table`'s
+    keys with ``n_seeds`` and ``dropped``.
+    """
+    done = _ranked_ordinary(runs)
+    pivot = done.groupby(["seed", "activation"])["test_accuracy"].mean().unstack()
+    full = pivot.dropna(axis=1)
+    out = _friedman_of(full)
+    if out is not None:
+        out["n_seeds"] = out["n_blocks"]
+        out["dropped"] = sorted(str(c) for c in set(pivot.columns) - set(full.columns))
+    return out
+
+
+def lr_by_activation(frames: Frames) -> pd.DataFrame:
+    """The paper's Table 1 per activation: each one's learning-rate range across tasks.
+
+    One row per activation with ``lr_min``, ``lr_max`` and ``runs`` over every
+    task, ``tasks`` (how many), and ``<task> min`` / ``<task> max`` for each
+    (dataset, model) task, ``<task>`` being the task's folder in the report
+    (:func:`learnact.report.make.task_slugs`; NaN where the activation was not
+    run on that task).
+    """
+    from .make import task_slugs
+
+    runs = frames.runs.dropna(subset=["lr"]).copy()
+    if runs.empty:
+        return pd.DataFrame(columns=["activation", "lr_min", "lr_max", "runs", "tasks"])
+    slugs = task_slugs(frames.tasks())
+    runs["task"] = [slugs[(d, m)] for d, m in zip(runs["dataset"], runs["model"], strict=True)]
+    out = (runs.groupby("activation")
+           .agg(lr_min=("lr", "min"), lr_max=("lr", "max"), runs=("lr", "count"),
+                tasks=("task", "nunique")))
+    for task in sorted(runs["task"].unique()):
+        per = runs[runs["task"] == task].groupby("activation")["lr"]
+        out[f"{task} min"] = per.min()
+        out[f"{task} max"] = per.max()
+    return out.reset_index().sort_values("activation", kind="mergesort").reset_index(drop=True)
 
 
 def _fmt(v) -> str:
