@@ -252,19 +252,94 @@ def test_report_cli_errors(tmp_path, capsys):
     assert main(["report", "--db", str(junk), "--out", str(tmp_path / "o")]) == 2
 
 
+def _overlaps(texts) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes overlap (a figure's labels must not)."""
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts if t.get_text()]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
+            if ba.overlaps(bb)]
+
+
 def test_report_every_activation_and_3_more_5_seeds_renders(tmp_path):
+    from PIL import Image
+
     import learnact
 
     # the whole registry (53 today) plus 3 user-registered names: one row each
     acts = [*learnact.list_activations(), "custom_a", "custom_b", "custom_c"]
-    assert len(acts) >= 50
-    db = build_db(tmp_path / "big.db", acts, 5)
+    n = len(acts)
+    assert n >= 50
+    db = build_db(tmp_path / "big.db", acts, 5, per_epoch=True)
     t = time.perf_counter()
     result = make_report(db, tmp_path / "rep")
     elapsed = time.perf_counter() - t
-    assert len(pd.read_csv(tmp_path / "rep" / "fashion-mnist_lenet5" / "ranking.csv")) == len(acts)
+    task = tmp_path / "rep" / "fashion-mnist_lenet5"
+    assert len(pd.read_csv(task / "ranking.csv")) == n
     assert result.index.stat().st_size > 10_000
-    print(f"report of {len(acts)} activations x 5 seeds: {elapsed:.1f}s")
+    # figures grow with the rows at 110 dpi: the heatmap 0.26 in a row, the CD diagram
+    # 0.24 in per label row (half the activations) plus its bars' band, 11 in wide above 30
+    width, height = Image.open(task / "heatmap.png").size
+    assert width == round(11.5 * 110) and abs(height - 110 * (0.26 * n + 1.6)) <= 1
+    width, height = Image.open(task / "cd_diagram.png").size
+    assert width == 11 * 110 and height >= 110 * (1.3 + 0.24 * math.ceil(n / 2))
+    page = result.index.read_text()
+    # per-activation figures sit in closed sections; dual_line's and dp_relu's start open
+    assert page.count("<details open><summary>dual_line (") == 1
+    assert page.count("<details><summary>relu (1 figure)</summary>") == 1
+    assert "[cd_diagram.png](cd_diagram.png)" in (task / "claims.md").read_text()
+    print(f"report of {n} activations x 5 seeds: {elapsed:.1f}s")
+
+
+@pytest.mark.parametrize("k", [8, 53])
+def test_cd_diagram_labels_do_not_overlap_and_the_figure_grows(k):
+    from learnact.report import figures as F
+
+    names = [f"activation_{i}" for i in range(k)]
+    ranks = [float(1 + i) for i in range(k)]
+    cd = S.nemenyi_cd(k, 5)
+    fig = F.cd_diagram(names, ranks, cd, "title")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert _overlaps(ax.texts) == []
+    cliques = F.cd_cliques(ranks, cd)
+    assert len(ax.collections) >= len(cliques)
+    w, h = fig.get_size_inches()
+    assert w == (9.0 if k <= 30 else 11.0)
+    assert h >= 1.3 + 0.24 * math.ceil(k / 2)
+    ticks = sorted(int(t.get_text()) for t in ax.texts if t.get_text().isdigit())
+    assert ticks == (list(range(1, k + 1)) if k <= 20 else [1, *range(5, k + 1, 5)])
+
+
+def test_cd_wider_than_the_axis_is_said_so():
+    from learnact.report import figures as F
+
+    fig = F.cd_diagram(["a", "b", "c"], [1.0, 2.0, 3.0], 5.5)
+    assert any("CD = 5.50 (wider than the axis" in t.get_text() for t in fig.axes[0].texts)
+    assert F.cd_cliques([1.0, 2.0, 3.0], 5.5) == [(0, 2)]
+    assert F.cd_cliques([1.0, 1.5, 3.0, 3.2], 1.0) == [(0, 1), (2, 3)]
+
+
+def test_heatmap_rows_and_finder_panels_at_53_activations():
+    import learnact
+    from learnact.report import figures as F
+
+    acts = learnact.list_activations()
+    table = pd.DataFrame({"activation": acts, "lr_min": 1e-3, "lr_max": 1e-2, "diverged": 0,
+                          "rank_mean_accuracy": range(1, len(acts) + 1),
+                          **{c: np.linspace(0.9, 0.8, len(acts)) for c in T.METRICS}})
+    fig = F.heatmap(table)
+    fig.canvas.draw()
+    labels = fig.axes[0].get_yticklabels()
+    assert [t.get_text() for t in labels[:2]] == [f"{acts[0]}  1", f"{acts[1]}  2"]
+    assert _overlaps(labels) == []
+    assert fig.get_size_inches()[1] == pytest.approx(0.26 * len(acts) + 1.6)
+    curves = pd.DataFrame({"activation": acts, "lrs": [[1e-4, 1e-3, 1e-2]] * len(acts),
+                           "losses": [[2.3, 2.0, 1.8]] * len(acts), "suggestion": 1e-3,
+                           "method": "valley", "lr": 1e-3, "lr_path": "finder"})
+    fig = F.lr_finder_curves(curves)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == [f"{a} 0.001" for a in acts]
+    assert fig.get_size_inches()[1] == pytest.approx(1.45 * math.ceil(len(acts) / 6) + 0.9)
+    assert len(F.lr_finder_curves(curves.head(5)).axes) == 1  # a few share one panel
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -23,8 +23,39 @@ from .tables import METRICS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["activation_means", "cd_diagram", "heatmap", "learning_curves", "lr_finder_curves",
-           "param_boxplots", "param_positions", "param_trajectories", "response_region"]
+__all__ = ["activation_means", "cd_cliques", "cd_diagram", "heatmap", "learning_curves",
+           "lr_finder_curves", "param_boxplots", "param_positions", "param_trajectories",
+           "response_region"]
+
+
+# above this many activations the LR-finder curves get one small panel each
+FINDER_OVERLAY_MAX = 12
+
+
+def _finder_point(row: dict) -> tuple[float, bool]:
+    """The rate a run trained with (the finder's pick where none is stored) and whether
+    it was tuned rather than picked from the curve."""
+    chosen = row.get("lr")
+    chosen = row["suggestion"] if chosen is None or not np.isfinite(chosen) else chosen
+    return chosen, row.get("lr_path") == "tune"
+
+
+def _mark_finder_point(ax, lrs: np.ndarray, losses: np.ndarray, chosen: float, tuned: bool,
+                       color, size: float) -> None:
+    if np.isfinite(chosen) and len(lrs):
+        k = int(np.argmin(np.abs(np.log(lrs) - math.log(chosen))))
+        ax.plot([chosen], [losses[k]], "X" if tuned else "o", ms=size * (7 / 6 if tuned else 1),
+                color=color, mec="black", mew=0.6)
+
+
+def _finder_ylim(curves: pd.DataFrame) -> tuple[float, float] | None:
+    finite = np.concatenate([np.asarray(v, float) for v in curves["losses"]] or [np.zeros(1)])
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return None
+    lo, first = float(finite.min()), float(np.nanmedian(
+        [v[0] for v in curves["losses"] if len(v)] or [1.0]))
+    return lo - 0.05 * abs(lo), max(first * 1.5, lo + 1e-3)
 
 
 def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
@@ -34,32 +65,54 @@ def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
     ``losses`` (lists), ``suggestion`` and ``method``, and optionally ``lr``
     and ``lr_path`` (the rate trained with, and how it was chosen). The marker
     sits on the curve at the rate trained with: a circle where the curve chose
-    it, a cross where the curve could not and the rate was tuned. The legend
-    names each activation and its rate.
+    it, a cross where the curve could not and the rate was tuned. Up to
+    :data:`FINDER_OVERLAY_MAX` activations share one panel with a legend naming
+    each and its rate; more get one small panel each (shared axes, 6 a row),
+    titled with the name and rate, so 53 curves stay legible.
     """
+    records = curves.to_dict("records")
+    methods = ", ".join(sorted(set(curves["method"].dropna())))
+    ylim = _finder_ylim(curves)
+    if len(records) > FINDER_OVERLAY_MAX:
+        cols = 6
+        nrows = math.ceil(len(records) / cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(2.0 * cols, 1.45 * nrows + 0.9),
+                                 sharex=True, sharey=True, squeeze=False)
+        for ax, row in zip(axes.flat, records, strict=False):
+            lrs, losses = np.asarray(row["lrs"], float), np.asarray(row["losses"], float)
+            chosen, tuned = _finder_point(row)
+            ax.plot(lrs, losses, lw=1.0, color="tab:blue")
+            _mark_finder_point(ax, lrs, losses, chosen, tuned, "tab:orange", 4.5)
+            ax.set_title(f"{row['activation']} {chosen:.2g}" + (" (tuned)" if tuned else ""),
+                         fontsize=7, pad=2)
+            ax.tick_params(labelsize=6)
+            ax.grid(True, which="major", alpha=0.25)
+        for n in range(len(records), nrows * cols):
+            axes.flat[n].set_visible(False)
+            axes.flat[n - cols].xaxis.set_tick_params(labelbottom=True)  # the panel above
+        axes[0, 0].set_xscale("log")
+        if ylim is not None:
+            axes[0, 0].set_ylim(*ylim)
+        fig.supxlabel("learning rate (log)", fontsize=8)
+        fig.supylabel("smoothed training loss", fontsize=8)
+        fig.suptitle(f"{title or 'LR finder'} (chosen by: {methods}; o: from the curve, "
+                     "x: tuned)", fontsize=10)
+        fig.tight_layout()
+        return fig
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     colors = plt.get_cmap("tab20")
-    for i, row in enumerate(curves.to_dict("records")):
+    for i, row in enumerate(records):
         lrs, losses = np.asarray(row["lrs"], float), np.asarray(row["losses"], float)
         color = colors(i % 20)
-        chosen = row.get("lr")
-        chosen = row["suggestion"] if chosen is None or not np.isfinite(chosen) else chosen
-        tuned = row.get("lr_path") == "tune"
+        chosen, tuned = _finder_point(row)
         label = f"{row['activation']} {chosen:.2g}" + (" (tuned)" if tuned else "")
         ax.plot(lrs, losses, lw=1.2, color=color, label=label)
-        if np.isfinite(chosen) and len(lrs):
-            k = int(np.argmin(np.abs(np.log(lrs) - math.log(chosen))))
-            ax.plot([chosen], [losses[k]], "X" if tuned else "o", ms=7 if tuned else 6,
-                    color=color, mec="black", mew=0.6)
+        _mark_finder_point(ax, lrs, losses, chosen, tuned, color, 6)
     ax.set_xscale("log")
-    finite = np.concatenate([np.asarray(v, float) for v in curves["losses"]] or [np.zeros(1)])
-    if finite.size:
-        lo, first = float(np.nanmin(finite)), float(np.nanmedian(
-            [v[0] for v in curves["losses"] if len(v)] or [1.0]))
-        ax.set_ylim(lo - 0.05 * abs(lo), max(first * 1.5, lo + 1e-3))
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel("learning rate (log)")
     ax.set_ylabel("smoothed training loss")
-    methods = ", ".join(sorted(set(curves["method"].dropna())))
     ax.set_title(title or "LR finder", fontsize=10)
     ax.legend(fontsize=6.5, ncol=2, title=f"chosen by: {methods}", title_fontsize=7)
     ax.grid(True, which="both", alpha=0.25)
@@ -72,7 +125,9 @@ def heatmap(table: pd.DataFrame, title: str = "") -> Figure:
 
     Darker means better in every column (high accuracy, low loss, low time).
     Every cell shows its value; the LR range is printed as text on the right.
-    Rows keep the table's order (by mean accuracy).
+    Rows keep the table's order (by mean accuracy); each label ends with the
+    rank by mean accuracy (``–``: not ranked). The height grows with the rows
+    (0.26 in each), and above 10 rows a white line follows every fifth.
     """
     cols = list(METRICS)
     n = len(table)
@@ -108,7 +163,13 @@ def heatmap(table: pd.DataFrame, title: str = "") -> Figure:
             weight="bold")
     ax.set_xticks(range(len(cols)), [METRICS[c][0] for c in cols], fontsize=8)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(n), table["activation"], fontsize=fontsize)
+    ranks = table["rank_mean_accuracy"] if "rank_mean_accuracy" in table else [pd.NA] * n
+    ax.set_yticks(range(n), [f"{name}  {'–' if pd.isna(rank) else int(rank)}"
+                             for name, rank in zip(table["activation"], ranks, strict=True)],
+                  fontsize=fontsize)
+    if n > 10:  # a gap every 5 rows keeps the eye on its row across 6 columns
+        for i in range(5, n, 5):
+            ax.axhline(i - 0.5, xmin=0, xmax=1, color="white", lw=1.5)
     ax.set_xlim(-0.5, len(cols) + 1.6)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -235,45 +296,74 @@ def response_region(params: pd.DataFrame, activation: str, x_range=(-4.0, 4.0),
     return fig
 
 
+def cd_cliques(avg_ranks: list[float], cd: float) -> list[tuple[int, int]]:
+    """Groups not significantly different: maximal runs ``(first, last)`` of positions in
+    rank order (best first) whose average ranks lie within ``cd`` of each other."""
+    ranks = np.sort(np.asarray(avg_ranks, dtype=float))
+    out, last_end = [], -1
+    for i in range(len(ranks)):
+        j = i
+        while j + 1 < len(ranks) and ranks[j + 1] - ranks[i] < cd:
+            j += 1
+        if j > i and j > last_end:
+            out.append((i, j))
+            last_end = j
+    return out
+
+
 def cd_diagram(names: list[str], avg_ranks: list[float], cd: float, title: str = "") -> Figure:
     """A critical-difference diagram (Demšar 2006): average ranks, 1 = best, on one axis.
 
     Activations joined by a thick bar are not significantly different
-    (Nemenyi, their average ranks differ by less than ``cd``).
+    (Nemenyi, their average ranks differ by less than ``cd``). The best half
+    is labelled on the left, the rest on the right. The bars get a band of
+    their own between the axis and the labels, packed into as few lanes as
+    do not overlap, and the figure grows with the number of activations; above
+    20 the axis is numbered every 5 ranks. A ``cd`` wider than the axis is drawn
+    to its end and said so.
     """
     k = len(names)
-    order = np.argsort(avg_ranks)
-    ranks = np.asarray(avg_ranks)[order]
+    order = np.argsort(avg_ranks, kind="mergesort")
+    ranks = np.asarray(avg_ranks, dtype=float)[order]
     labels = [names[i] for i in order]
     half = math.ceil(k / 2)
-    height = 1.2 + 0.22 * half
-    fig, ax = plt.subplots(figsize=(9, height))
     lo, hi = 1, max(k, 2)
+    cliques = cd_cliques(list(ranks), cd)
+    lanes: list[float] = []  # the right end of the last bar in each lane
+    lane_of = []
+    for i, j in cliques:
+        lane = next((n for n, end in enumerate(lanes) if end < ranks[i] - 0.3), len(lanes))
+        if lane == len(lanes):
+            lanes.append(0.0)
+        lanes[lane] = ranks[j]
+        lane_of.append(lane)
+    lane_step = 0.3
+    band = 0.35 + lane_step * len(lanes)  # below the axis: the bars, then the labels
+    rows = half + band
+    width = 9.0 if k <= 30 else 11.0
+    fig, ax = plt.subplots(figsize=(width, 1.3 + 0.24 * rows))
     ax.set_xlim(lo - 0.5, hi + 0.5)
-    ax.set_ylim(-half - 1, 1.6)
+    ax.set_ylim(-rows - 0.6, 1.7)
     ax.hlines(0, lo, hi, color="black", lw=1)
+    step = 1 if k <= 20 else 5
     for r in range(lo, hi + 1):
-        ax.vlines(r, 0, 0.1, color="black", lw=0.8)
-        ax.text(r, 0.18, str(r), ha="center", va="bottom", fontsize=7)
+        major = r == lo or r % step == 0
+        ax.vlines(r, 0, 0.16 if major else 0.08, color="black", lw=0.8)
+        if major:
+            ax.text(r, 0.22, str(r), ha="center", va="bottom", fontsize=8)
     for i, (name, r) in enumerate(zip(labels, ranks, strict=True)):
         left = i < half
-        row = -(i if left else k - 1 - i) - 0.8
+        row = -band - (i if left else k - 1 - i)
         end = lo - 0.3 if left else hi + 0.3
-        ax.plot([r, r, end], [0, row, row], color="0.3", lw=0.7)
+        ax.plot([r, r, end], [0, row, row], color="0.35", lw=0.7)
         ax.text(end - 0.05 if left else end + 0.05, row, f"{name} ({r:.2f})",
-                ha="right" if left else "left", va="center", fontsize=7)
-    ax.plot([lo, lo + cd], [1.1, 1.1], color="black", lw=2)
-    ax.text(lo + cd / 2, 1.2, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
-    # cliques: maximal runs of consecutive methods within cd of each other
-    bar_y, last_end = -0.25, -1
-    for i in range(k):
-        j = i
-        while j + 1 < k and ranks[j + 1] - ranks[i] < cd:
-            j += 1
-        if j > i and j > last_end:
-            ax.hlines(bar_y, ranks[i] - 0.05, ranks[j] + 0.05, color="black", lw=3)
-            bar_y -= 0.15
-            last_end = j
+                ha="right" if left else "left", va="center", fontsize=8)
+    shown = min(cd, hi - lo)
+    ax.plot([lo, lo + shown], [1.15, 1.15], color="black", lw=2)
+    note = "" if cd <= hi - lo else " (wider than the axis: no two differ significantly)"
+    ax.text(lo + shown / 2, 1.25, f"CD = {cd:.2f}{note}", ha="center", va="bottom", fontsize=8)
+    for (i, j), lane in zip(cliques, lane_of, strict=True):
+        ax.hlines(-0.3 - lane_step * lane, ranks[i] - 0.1, ranks[j] + 0.1, color="black", lw=3.5)
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=10)
@@ -281,34 +371,65 @@ def cd_diagram(names: list[str], avg_ranks: list[float], cd: float, title: str =
     return fig
 
 
-def _over_epochs(ax, frame: pd.DataFrame, group: str, value: str, label_fmt: str) -> None:
+# above this many sites, lines are coloured input -> output on a scale, not named in a legend
+SITE_LEGEND_MAX = 10
+
+
+def _over_epochs(ax, frame: pd.DataFrame, group: str, value: str, label_fmt: str,
+                 cmap: str | None = None) -> None:
     """One line per ``group`` value: the mean of ``value`` over seeds against the epoch
-    (1-based), with a band from the seeds' min to max."""
-    colors = plt.get_cmap("tab10")
-    for i, (key, g) in enumerate(frame.groupby(group, sort=True)):
+    (1-based), with a band from the seeds' min to max. With ``cmap`` the lines take
+    that scale's colours in group order, else tab10's."""
+    keys = sorted(frame[group].unique())
+    if cmap is None:
+        palette = plt.get_cmap("tab10")
+        colors = [palette(i % 10) for i in range(len(keys))]
+    else:
+        colors = [plt.get_cmap(cmap)(i / max(len(keys) - 1, 1)) for i in range(len(keys))]
+    for color, (key, g) in zip(colors, frame.groupby(group, sort=True), strict=True):
         agg = g.groupby("epoch")[value].agg(["mean", "min", "max"]).reset_index()
         x = agg["epoch"] + 1
-        ax.plot(x, agg["mean"], marker="o", ms=3, lw=1.3, color=colors(i % 10),
+        ax.plot(x, agg["mean"], marker="o", ms=3, lw=1.3, color=color,
                 label=label_fmt.format(key))
-        ax.fill_between(x, agg["min"], agg["max"], color=colors(i % 10), alpha=0.15, lw=0)
+        ax.fill_between(x, agg["min"], agg["max"], color=color, alpha=0.15, lw=0)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(True, alpha=0.25)
+
+
+def _site_key(fig, axes, sites: list[int]) -> str | None:
+    """A legend on the first axes for a few sites; for many, one colour bar for all axes
+    (site index, input to output). Returns the colour scale the lines should use."""
+    if len(sites) <= SITE_LEGEND_MAX:
+        axes[0].legend(fontsize=7)
+        return None
+    norm = matplotlib.colors.Normalize(min(sites), max(sites))
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes),
+                       pad=0.015, fraction=0.03)
+    bar.set_label("site (input → output)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return "viridis"
 
 
 def activation_means(stats: pd.DataFrame, activation: str, title: str = "") -> Figure:
     """Each site's mean output over epochs (mean over seeds, min-max band), and the
-    share of outputs with zero gradient: what §3.4's claim is about."""
+    share of outputs with zero gradient: what §3.4's claim is about. Up to
+    :data:`SITE_LEGEND_MAX` sites are named in a legend; more (a WideResNet's 19)
+    are coloured from input to output with a colour bar."""
     s = stats[stats["activation"] == activation]
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
-    _over_epochs(axes[0], s, "site_index", "mean", "site {}")
+    many = s["site_index"].nunique() > SITE_LEGEND_MAX
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4), layout="constrained" if many else None)
+    cmap = "viridis" if many else None
+    _over_epochs(axes[0], s, "site_index", "mean", "site {}", cmap)
     axes[0].axhline(0, color="0.4", lw=0.8)
     axes[0].set_ylabel("mean output on the probe batch")
-    _over_epochs(axes[1], s, "site_index", "frac_zero_grad", "site {}")
+    _over_epochs(axes[1], s, "site_index", "frac_zero_grad", "site {}", cmap)
     axes[1].set_ylabel("share with zero gradient")
     for ax in axes:
         ax.set_xlabel("epoch")
-    axes[0].legend(fontsize=7)
+    _site_key(fig, axes, sorted(s["site_index"].unique()))
     fig.suptitle(title or activation, fontsize=10)
-    fig.tight_layout()
+    if not many:
+        fig.tight_layout()
     return fig
 
 
@@ -331,17 +452,22 @@ def learning_curves(epochs: pd.DataFrame, activations: list[str], title: str = "
 
 def param_trajectories(params: pd.DataFrame, activation: str, title: str = "") -> Figure:
     """Figures 5-6 over training: each site's learned value per epoch (mean over seeds,
-    min-max band), one panel per parameter. Uses the per-epoch snapshots (``epoch >= 0``)."""
+    min-max band), one panel per parameter. Uses the per-epoch snapshots (``epoch >= 0``).
+    Sites are named in a legend up to :data:`SITE_LEGEND_MAX`, else coloured from
+    input to output with a colour bar."""
     p = params[(params["activation"] == activation) & (params["epoch"] >= 0)]
     p = p.groupby(["param", "site_index", "seed", "epoch"])["value"].mean().reset_index()
     names = sorted(p["param"].unique())
+    many = p["site_index"].nunique() > SITE_LEGEND_MAX
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.6 * max(len(names), 1), 3.2),
-                             squeeze=False)
+                             squeeze=False, layout="constrained" if many else None)
     for ax, name in zip(axes[0], names, strict=False):
-        _over_epochs(ax, p[p["param"] == name], "site_index", "value", "site {}")
+        _over_epochs(ax, p[p["param"] == name], "site_index", "value", "site {}",
+                     "viridis" if many else None)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
-    axes[0][0].legend(fontsize=7)
+    _site_key(fig, list(axes[0]), sorted(p["site_index"].unique()))
     fig.suptitle(title or activation, fontsize=10)
-    fig.tight_layout()
+    if not many:
+        fig.tight_layout()
     return fig

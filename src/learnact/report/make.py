@@ -13,6 +13,9 @@ from ..errors import ReportError
 
 __all__ = ["ReportResult", "make_report"]
 
+# tables with more rows than this start closed in the page (the ranking never does)
+LONG_TABLE = 15
+
 
 @dataclass
 class ReportResult:
@@ -86,7 +89,7 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
     from . import figures as F
     from . import tables as T
     from .claims import claims_markdown, task_claims
-    from .page import image_html, page, table_html
+    from .page import details, image_html, page, table_html
 
     frames = T.load_frames(db)
     out = Path(out)
@@ -115,7 +118,11 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         f"{int((frames.runs['status'] == 'diverged').sum())} diverged, "
         f"{int((frames.runs['status'] == 'failed').sum())} failed, "
         f"{int(frames.runs['status'].isin(['pending', 'running']).sum())} unfinished. "
-        "Click a column header to sort.</p>"]
+        "Click a column header to sort.</p>",
+        "<nav class=toc>" + "".join(
+            f"<a href='#{slugs[t]}'>{html.escape(printable(f'{t[0]} / {t[1]}'))}</a>"
+            for t in result.tasks) + "<a href='#learning-rates'>learning rates</a>"
+        "<a href='#across-tasks'>across tasks</a></nav>"]
 
     lr_overview, lr_per = T.lr_table(frames)
     fried = T.friedman_table(frames.runs)
@@ -149,7 +156,9 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         write(tdir / "paired_vs_relu.csv", _csv(paired))
         if "relu" in set(runs["activation"]) and not paired.empty:
             sec.append("<h3>Paired against relu (by seed, test accuracy)</h3>")
-            sec.append(table_html(paired, f"paired-{slug}"))
+            sec.append(details(f"{len(paired)} activations", table_html(paired,
+                                                                       f"paired-{slug}"),
+                               open_=len(paired) <= LONG_TABLE))
         timing = T.timing_spread(frames, dataset, model)
         if not timing.empty:
             spread = timing["spread"].fillna(0.0)  # NaN: a zero median, nothing to compare
@@ -167,8 +176,10 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         per = lr_per[(lr_per["dataset"] == dataset) & (lr_per["model"] == model)]
         if not per.empty:
             sec.append("<h3>Learning-rate range per activation</h3>")
-            sec.append(table_html(per[["activation", "lr_min", "lr_max", "runs", "chosen_by"]],
-                                  f"lr-{slug}"))
+            sec.append(details(f"{len(per)} activations",
+                               table_html(per[["activation", "lr_min", "lr_max", "runs",
+                                               "chosen_by"]], f"lr-{slug}"),
+                               open_=len(per) <= LONG_TABLE))
         ep = frames.epochs.merge(runs[["run_id", "activation", "seed"]], on="run_id")
         if int(ep["epoch"].max() if not ep.empty else 0) >= 1:
             ranked = list(table[table["ranked"].astype(bool)]["activation"])
@@ -208,45 +219,55 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
                             "chosen rate marked"))
         params = frames.params[(frames.params["dataset"] == dataset)
                                & (frames.params["model"] == model)]
+        per_act: dict[str, list[str]] = {}
         for act in sorted(params["activation"].unique()):
-            sec.append(f"<h3>{html.escape(printable(act))}: learned parameters</h3>")
-            sec.append(save(F.param_positions(params, act, f"{act} on {task}"),
-                            tdir / f"params_{_slug(act)}.{fmt}",
-                            f"{act}: values by site position over all seeds"))
+            figs = per_act.setdefault(act, [])
+            figs.append(save(F.param_positions(params, act, f"{act} on {task}"),
+                             tdir / f"params_{_slug(act)}.{fmt}",
+                             f"{act}: values by site position over all seeds"))
             if params[params["activation"] == act]["block"].notna().any():
-                sec.append(save(F.param_boxplots(params, act, f"{act} on {task}: within blocks"),
-                                tdir / f"blocks_{_slug(act)}.{fmt}",
-                                f"{act}: per block, by position (A-1, A-2, ...)"))
-            sec.append(save(F.response_region(params, act, title=f"{act} on {task}"),
-                            tdir / f"region_{_slug(act)}.{fmt}",
-                            f"{act}: initial curve and min–max envelope of learned curves"))
+                figs.append(save(F.param_boxplots(params, act, f"{act} on {task}: within "
+                                                  "blocks"),
+                                 tdir / f"blocks_{_slug(act)}.{fmt}",
+                                 f"{act}: per block, by position (A-1, A-2, ...)"))
+            figs.append(save(F.response_region(params, act, title=f"{act} on {task}"),
+                             tdir / f"region_{_slug(act)}.{fmt}",
+                             f"{act}: initial curve and min–max envelope of learned curves"))
             mine = params[params["activation"] == act]
             if mine["epoch"].max() >= 1:
-                sec.append(save(F.param_trajectories(params, act, f"{act} on {task}: over "
-                                                     "training"),
-                                tdir / f"trajectory_{_slug(act)}.{fmt}",
-                                f"{act}: each site's values per epoch (mean over seeds, "
-                                "min–max band)"))
+                figs.append(save(F.param_trajectories(params, act, f"{act} on {task}: over "
+                                                      "training"),
+                                 tdir / f"trajectory_{_slug(act)}.{fmt}",
+                                 f"{act}: each site's values per epoch (mean over seeds, "
+                                 "min–max band)"))
         stats = frames.act_stats[frames.act_stats["run_id"].isin(runs["run_id"])]
         for act in sorted(stats["activation"].unique()):
-            sec.append(save(F.activation_means(stats, act, f"{act} on {task}: outputs on the "
-                                               "probe batch"),
-                            tdir / f"outputs_{_slug(act)}.{fmt}",
-                            f"{act}: each site's mean output and share of zero gradients per "
-                            "epoch (mean over seeds, min–max band)"))
+            per_act.setdefault(act, []).append(save(
+                F.activation_means(stats, act, f"{act} on {task}: outputs on the probe batch"),
+                tdir / f"outputs_{_slug(act)}.{fmt}",
+                f"{act}: each site's mean output and share of zero gradients per epoch (mean "
+                "over seeds, min–max band)"))
+        if per_act:
+            # one closed section per activation: 53 activations' figures would bury the rest
+            sec.append("<h3>Per activation: learned parameters and outputs</h3>")
+            sec += [details(f"{printable(act)} ({len(figs)} figure{'s' * (len(figs) > 1)})",
+                            "".join(figs), open_=act in ("dual_line", "dp_relu"))
+                    for act, figs in sorted(per_act.items())]
         sections += sec
 
     if not lr_overview.empty:
         write(out / "lr_table.csv", _csv(lr_overview))
         write(out / "lr_table.md", T.to_markdown(_plain(lr_overview)) + "\n")
-        sections += ["<h2>Learning rates (the paper's Table 1)</h2>",
+        sections += ["<h2 id='learning-rates'>Learning rates (the paper's Table 1)</h2>",
                      table_html(lr_overview, "lr-overview")]
         by_act = T.lr_by_activation(frames)
         write(out / "lr_by_activation.csv", _csv(by_act))
         write(out / "lr_by_activation.md", T.to_markdown(_plain(by_act)) + "\n")
         sections += ["<h3>Each activation's learning-rate range across tasks</h3>",
-                     table_html(by_act, "lr-by-activation")]
-    sections.append("<h2>Across tasks</h2>")
+                     details(f"{len(by_act)} activations",
+                             table_html(by_act, "lr-by-activation"),
+                             open_=len(by_act) <= LONG_TABLE)]
+    sections.append("<h2 id='across-tasks'>Across tasks</h2>")
     if fried is None:
         sections.append("<p class=note>A Friedman test and critical-difference diagram need "
                         "at least two (dataset, model) tasks sharing two or more activations; "

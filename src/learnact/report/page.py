@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._text import printable
 
-__all__ = ["page", "table_html"]
+__all__ = ["details", "image_html", "page", "table_html"]
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -30,6 +30,8 @@ table.sortable th{background:#f3f3f3;cursor:pointer;user-select:none;position:st
 table.sortable th.asc::after{content:" \\25B2"}table.sortable th.desc::after{content:" \\25BC"}
 tr.diverged td{color:#a00}figure{margin:1em 0}img{max-width:100%}
 .note{color:#555;font-size:.9em}ul.summary li{margin:.2em 0}
+details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
+nav.toc{font-size:.9em}nav.toc a{margin-right:1em}
 """
 
 SCRIPT = """
@@ -88,6 +90,13 @@ def table_html(df: pd.DataFrame, table_id: str, row_class: pd.Series | None = No
         rows.append(f"<tr{cls}>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>")
     return (f'<table class="sortable" id="{html.escape(table_id)}"><thead><tr>{head}</tr>'
             f"</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def details(summary: str, body: str, open_: bool = False) -> str:
+    """A collapsible section: ``summary`` (plain text) always shows, ``body`` (HTML) on
+    a click, or from the start when ``open_``."""
+    return (f"<details{' open' if open_ else ''}><summary>{html.escape(printable(summary))}"
+            f"</summary>{body}</details>")
 
 
 def image_html(path: Path, caption: str) -> str:
