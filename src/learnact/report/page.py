@@ -30,6 +30,7 @@ table.sortable th{background:#f3f3f3;cursor:pointer;user-select:none;position:st
 table.sortable th.asc::after{content:" \\25B2"}table.sortable th.desc::after{content:" \\25BC"}
 tr.diverged td{color:#a00}figure{margin:1em 0}img{max-width:100%}
 .note{color:#555;font-size:.9em}ul.summary li{margin:.2em 0}
+.tablebox{overflow:auto;max-height:80vh;margin:1em 0}.tablebox table.sortable{margin:0}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
 nav.toc{font-size:.9em}nav.toc a{margin-right:1em}
 """
@@ -88,8 +89,9 @@ def table_html(df: pd.DataFrame, table_id: str, row_class: pd.Series | None = No
     for i, row in enumerate(df.itertuples(index=False)):
         cls = f' class="{row_class.iloc[i]}"' if row_class is not None and row_class.iloc[i] else ""
         rows.append(f"<tr{cls}>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>")
-    return (f'<table class="sortable" id="{html.escape(table_id)}"><thead><tr>{head}</tr>'
-            f"</thead><tbody>{''.join(rows)}</tbody></table>")
+    # a box of its own: a wide table scrolls sideways, a long one under its sticky header
+    return (f'<div class=tablebox><table class="sortable" id="{html.escape(table_id)}">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def details(summary: str, body: str, open_: bool = False) -> str:
