@@ -137,10 +137,11 @@ def main() -> None:
 
     cfg = load_preset("quick")
     acts = args.activations.split(",") if args.activations else list(cfg.activations)
-    base = {"model": cfg.model, "batch_size": cfg.batch_size, "weight_decay": cfg.weight_decay,
+    base = {"model": cfg.model.name, "batch_size": cfg.training.batch_size,
+            "weight_decay": cfg.training.weight_decay,
             "seed": args.seed, "train_limit": args.train_limit}
     tasks = [{**base, "dataset": ds, "activation": a,
-              "epochs": args.digits_epochs if ds == "digits" else cfg.epochs}
+              "epochs": args.digits_epochs if ds == "digits" else cfg.training.epochs}
              for ds in args.datasets.split(",") for a in acts]
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs) as pool:

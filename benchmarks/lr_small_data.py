@@ -109,9 +109,9 @@ def run_case(name: str, path: Path, lr: str, extra: dict, db: Path) -> dict:
     from learnact.study import StudyConfig, run_study
     from learnact.study.store import Store
 
-    cfg = StudyConfig(name=f"{name}-{lr}", dataset=str(path), model="lenet5",
+    cfg = StudyConfig.from_settings(dict(name=f"{name}-{lr}", dataset=str(path), model="lenet5",
                       activations=("relu", "dual_line", "gelu"), seeds=2, epochs=3,
-                      lr="find" if lr == "default" else float(lr), **extra).validate()
+                      lr="find" if lr == "default" else float(lr), **extra))
     t0 = time.perf_counter()
     run_study(cfg, db)
     seconds = time.perf_counter() - t0

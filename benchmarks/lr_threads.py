@@ -47,13 +47,13 @@ def choose(job: dict) -> dict:
         torch.manual_seed(seed)
 
     def build():
-        return build_model(cfg.model, lambda: create_activation(job["activation"]),
+        return build_model(cfg.model.name, lambda: create_activation(job["activation"]),
                            in_channels=c, num_classes=data.num_classes, image_size=h)
 
     seed_all(0)
     model = build()
-    settings = TrainSettings(epochs=cfg.epochs, batch_size=cfg.batch_size,
-                             weight_decay=cfg.weight_decay)
+    settings = TrainSettings(epochs=cfg.training.epochs, batch_size=cfg.training.batch_size,
+                             weight_decay=cfg.training.weight_decay)
     choice = choose_lr(build, data, settings, seed=0, model=model, seed_everything=seed_all)
     f = choice.finder
     return {**job, "lr": choice.lr, "path": choice.path,

@@ -68,8 +68,8 @@ def test_a_study_stores_statistics_per_epoch_and_site_and_can_switch_them_off(np
     from learnact.study import StudyConfig, run_study
 
     db = tmp_path / "r.db"
-    run_study(StudyConfig(dataset=npz, activations=("relu", "dual_line"), epochs=2,
-                          lr=0.003).validate(), db)
+    run_study(StudyConfig.from_settings(dict(
+        dataset=npz, activations=("relu", "dual_line"), epochs=2, lr=0.003)), db)
     con = sqlite3.connect(db)
     rows = con.execute("SELECT r.activation, s.epoch, s.site_index, s.frac_neg, s.hist FROM "
                        "act_stats s JOIN runs r USING (run_id) ORDER BY 1, 2, 3").fetchall()
@@ -77,8 +77,8 @@ def test_a_study_stores_statistics_per_epoch_and_site_and_can_switch_them_off(np
     assert all(neg == 0.0 for act, _, _, neg, _ in rows if act == "relu")
     assert all(sum(json.loads(h)) > 0 for *_, h in rows)
     off = tmp_path / "off.db"
-    run_study(StudyConfig(dataset=npz, activations=("relu",), epochs=1, lr=0.003,
-                          activation_stats=False).validate(), off)
+    run_study(StudyConfig.from_settings(dict(dataset=npz, activations=("relu",), epochs=1, lr=0.003,
+                          activation_stats=False)), off)
     assert sqlite3.connect(off).execute("SELECT COUNT(*) FROM act_stats").fetchone()[0] == 0
 
 

@@ -57,12 +57,13 @@ def made_db(tmp_path_factory, npz):
 
 
 @pytest.mark.parametrize(("extra", "match"), [
-    (["--activations", ""], "--activations is empty"),
-    (["--activations", " , ,"], "--activations is empty"),
+    (["--activations", ""], "activations is empty"),
+    (["--epochs", "three"], "epochs must be a positive integer, got 'three'"),
+    (["--activations", " , ,"], "activations is empty"),
     (["--lr", "inf"], "lr must be a positive finite number"),
     (["--lr", "nan"], "lr must be a positive finite number"),
     (["--lr", "0"], "lr must be a positive finite number"),
-    (["--precision", "fp16", "--device", "cpu"], "--precision fp16 needs CUDA"),
+    (["--precision", "fp16", "--device", "cpu"], "precision fp16 needs CUDA"),
 ])
 def test_bad_study_flags_touch_nothing(capsys, tmp_path, npz, extra, match):
     argv = _study(npz, tmp_path / "x.db")
@@ -83,7 +84,7 @@ def test_device_cuda_without_cuda_is_refused_before_the_database(capsys, tmp_pat
 
 
 @pytest.mark.parametrize(("argv", "match"), [
-    (["study", "--epochs", "three"], "invalid int value: 'three'"),
+    (["study", "--jobs", "three"], "invalid int value: 'three'"),
     (["study", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["results", "--format", "xml"], "invalid choice: 'xml'"),
     (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),

@@ -88,8 +88,8 @@ def test_a_damaged_checkpoint_is_not_trusted_and_the_run_starts_over(npz, tmp_pa
     from learnact.study import StudyConfig
     from learnact.study.runner import checkpoint_dir, execute_run, expand_runs
 
-    run = expand_runs(StudyConfig(dataset=npz, activations=("relu",), epochs=2,
-                                  lr=0.003).validate())[0]
+    run = expand_runs(StudyConfig.from_settings(dict(dataset=npz, activations=("relu",), epochs=2,
+                                  lr=0.003)))[0]
     folder = checkpoint_dir(tmp_path / "r.db")
     folder.mkdir()
     (folder / f"{run.run_id}.pt").write_bytes(b"not a checkpoint")

@@ -55,6 +55,28 @@ def test_plot_writes_png(tmp_path, capsys):
     assert "4 activation(s)" in capsys.readouterr().out
 
 
+def test_the_recipe_is_drawn_over_fixed_activations_only():
+    import math
+
+    from learnact.report.curves import response_data
+
+    gelu = response_data("gelu", x_range=(-1.0, 1.0), points=3)
+    assert list(gelu) == ["gelu", "learnable (recipe + mean shift)",
+                          "learnable (recipe, no shift)"]
+    # at init the recipe is G(x) for x < 0 and slope 1 for x >= 0, shifted by -0.22
+    xs, plain = gelu["gelu"]
+    assert xs == [-1.0, 0.0, 1.0] and plain[1] == 0.0
+    assert math.isclose(plain[2], 0.8413, rel_tol=1e-3)
+    recipe = [plain[0], 0.0, 1.0]
+    assert gelu["learnable (recipe, no shift)"][1] == pytest.approx(recipe, abs=1e-6)
+    assert gelu["learnable (recipe + mean shift)"][1] == pytest.approx(
+        [y - 0.22 for y in recipe], abs=1e-6)
+    # Dual Line already learns its slopes and shift: no recipe over it
+    dual = response_data("dual_line", x_range=(-1.0, 1.0), points=3)
+    assert list(dual) == ["dual_line"]
+    assert dual["dual_line"][1] == pytest.approx([-0.01 - 0.22, -0.22, 1.0 - 0.22], abs=1e-6)
+
+
 def test_plot_all(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "all.svg"

@@ -73,11 +73,11 @@ def test_bad_entries_are_one_error_naming_the_entry(spelling, message):
 
 
 def test_each_entry_is_its_own_run_and_plain_names_keep_their_ids():
-    runs = expand_runs(StudyConfig(activations=tuple(split_entries(SHELL))).validate())
+    runs = expand_runs(StudyConfig.from_settings(dict(activations=tuple(split_entries(SHELL)))))
     assert [r.activation for r in runs] == ["gelu", "learnable(gelu)",
                                             "learnable(mish, mean_shift=false)"]
     assert len({r.run_id for r in runs}) == 3
-    plain = expand_runs(StudyConfig(activations=("gelu",)).validate())[0]
+    plain = expand_runs(StudyConfig.from_settings(dict(activations=("gelu",))))[0]
     assert plain.run_id == runs[0].run_id
 
 
@@ -106,3 +106,70 @@ def test_a_study_of_the_recipe_from_the_shell_and_the_learnable_flag(npz, tmp_pa
                  "--db", str(tmp_path / "bad.db")]) == 2
     assert "did you mean gelu" in capsys.readouterr().err
     assert not (tmp_path / "bad.db").exists()
+
+
+# ------------------------------------------------------------------ per channel
+
+
+@pytest.mark.parametrize(("spelling", "label"), [
+    ("per_channel(dual_line)", "per_channel(dual_line)"),
+    ("per_channel( learnable(gelu, mean_shift=False) )",
+     "per_channel(learnable(gelu, mean_shift=false))"),
+    ("per_channel(prelu(init=0.1))", "per_channel(prelu(init=0.1))"),
+])
+def test_per_channel_entries_have_canonical_labels(spelling, label):
+    assert parse_entry(spelling).label == label
+    assert parse_entry(label).per_channel
+
+
+@pytest.mark.parametrize(("spelling", "message"), [
+    ("per_channel(relu)", "relu cannot have one parameter set per channel"),
+    ("per_channel(gelu)", "gelu cannot have one parameter set per channel"),
+    ("per_channel(per_channel(dp_relu))", "per_channel(...) is given twice"),
+    ("per_channel(dual_lin)", "did you mean dual_line"),
+])
+def test_bad_per_channel_entries(spelling, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace(".", r"\.")):
+        parse_entry(spelling)
+
+
+def test_per_channel_sites_get_one_value_per_channel_of_their_input():
+    entry = parse_entry("per_channel(learnable(gelu))")
+    x = torch.randn(4, 1, 28, 28)
+    torch.manual_seed(0)
+    model = entry.build_model("lenet5", data_sample=x[:2], in_channels=1, num_classes=10,
+                              image_size=28)
+    # LeNet5: conv 6, conv 16, fc 120, fc 84
+    sizes = [model.get_submodule(s.path).pos_slope.numel() for s in model.sites]
+    assert sizes == [6, 16, 120, 84]
+    scalar_init = parse_entry("learnable(gelu)").build()
+    for s in model.sites:  # every channel starts at the scalar entry's init
+        m = model.get_submodule(s.path)
+        for name in ("pos_slope", "mean_shift"):
+            value = getattr(m, name)
+            assert torch.equal(value, getattr(scalar_init, name).expand_as(value)), name
+    # each channel learns on its own: channel 0 of the first site gets its own gradient
+    model(x).sum().backward()
+    grad = model.get_submodule(model.sites[0].path).pos_slope.grad
+    assert grad.shape == (6,) and len(set(grad.tolist())) == 6
+    # the rest of the model starts from the same weights as the scalar entry's
+    torch.manual_seed(0)
+    scalar = parse_entry("learnable(gelu)").build_model(
+        "lenet5", data_sample=x[:2], in_channels=1, num_classes=10, image_size=28)
+    for (name, a), (_, b) in zip(scalar.named_parameters(), model.named_parameters(),
+                                 strict=False):
+        if "pos_slope" not in name and "mean_shift" not in name:
+            assert torch.equal(a, b), name
+
+
+def test_a_per_channel_study_stores_a_value_per_channel(npz, tmp_path):
+    db = tmp_path / "r.db"
+    assert main(["study", "--dataset", npz, "--activations", "dp_relu,per_channel(dp_relu)",
+                 "--epochs", "1", "--lr", "0.003", "--db", str(db)]) == 0
+    con = sqlite3.connect(db)
+    counts = dict(con.execute(
+        "SELECT r.activation, COUNT(*) FROM act_params p JOIN runs r USING (run_id) "
+        "WHERE p.epoch = -1 AND p.param = 'pos_slope' GROUP BY r.activation"))
+    con.close()
+    assert counts == {"dp_relu": 4, "per_channel(dp_relu)": 6 + 16 + 120 + 84}

@@ -9,8 +9,8 @@ from learnact.study import StudyConfig, run_study
 
 def test_jobs_workers_send_every_event_to_the_callback(npz, tmp_path):
     events = []
-    cfg = StudyConfig(dataset=npz, activations=("relu", "dual_line", "gelu"), epochs=2,
-                      lr=0.003).validate()
+    cfg = StudyConfig.from_settings(dict(
+        dataset=npz, activations=("relu", "dual_line", "gelu"), epochs=2, lr=0.003))
     counts = run_study(cfg, tmp_path / "r.db", jobs=2, emit=events.append)
     assert counts["done"] == 3
     kinds = Counter(e.kind for e in events)

@@ -316,7 +316,7 @@ def test_a_tiny_image_folder_and_an_exploding_rate(tmp_path, capsys):
 
 
 def test_a_schema_1_database_keeps_its_run_ids_and_gains_the_new_columns(tmp_path, npz):
-    cfg = StudyConfig(dataset=str(npz), activations=("relu",), lr=0.01).validate()
+    cfg = StudyConfig.from_settings(dict(dataset=str(npz), activations=("relu",), lr=0.01))
     db = tmp_path / "r.db"
     run_study(cfg, db)
     con = sqlite3.connect(db)
@@ -348,8 +348,8 @@ def test_the_report_says_how_sure_it_is(tmp_path, slow_npz):
     from learnact.report import make_report
 
     db = tmp_path / "r.db"
-    run_study(StudyConfig(dataset=str(slow_npz), activations=("relu", "gelu", "dual_line"),
-                          seeds=2, lr=0.01).validate(), db)
+    run_study(StudyConfig.from_settings(dict(
+        dataset=str(slow_npz), activations=("relu", "gelu", "dual_line"), seeds=2, lr=0.01)), db)
     con = sqlite3.connect(db)
     con.execute("UPDATE runs SET flags = 'chance' WHERE activation = 'gelu'")
     con.commit()

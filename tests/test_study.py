@@ -39,12 +39,12 @@ def rows(db):
 
 def test_presets_load_and_quick_is_the_default():
     quick = load_preset("quick")
-    assert quick.dataset == "fashion-mnist" and quick.model == "lenet5"
+    assert quick.data.dataset == "fashion-mnist" and quick.model.name == "lenet5"
     assert quick.activations == ("relu", "leaky_relu", "prelu", "gelu", "swish", "mish",
                                  "dp_relu", "dual_line")
     wrn = load_preset("paper-wrn-cifar10")
-    assert (wrn.batch_size, wrn.epochs, wrn.mixup_alpha, wrn.augment) == (512, 24, 0.4,
-                                                                           "flip_crop")
+    t = wrn.training
+    assert (t.batch_size, t.epochs, t.mixup_alpha, t.augment) == (512, 24, 0.4, "flip_crop")
     for name in ("paper-lenet5-mnist", "paper-lenet4-mnist", "fashion-lenet5"):
         assert load_preset(name).seeds == 5
     with pytest.raises(ValueError, match="unknown preset 'nope'; choose one of"):
@@ -52,13 +52,15 @@ def test_presets_load_and_quick_is_the_default():
 
 
 def test_run_ids_are_deterministic_and_distinct():
-    cfg = StudyConfig(activations=("relu", "dual_*"), seeds=2)
+    cfg = StudyConfig.from_settings(dict(activations=("relu", "dual_*"), seeds=2))
     a, b = expand_runs(cfg), expand_runs(cfg)
     assert [r.run_id for r in a] == [r.run_id for r in b]
     assert len({r.run_id for r in a}) == len(a) == 6
-    changed = expand_runs(StudyConfig(activations=("relu", "dual_*"), seeds=2, epochs=2))
+    changed = expand_runs(StudyConfig.from_settings(
+        dict(activations=("relu", "dual_*"), seeds=2, epochs=2)))
     assert not {r.run_id for r in a} & {r.run_id for r in changed}
-    on_gpu = expand_runs(StudyConfig(activations=("relu", "dual_*"), seeds=2, device="cuda"))
+    on_gpu = expand_runs(StudyConfig.from_settings(
+        dict(activations=("relu", "dual_*"), seeds=2, device="cuda")))
     assert [r.run_id for r in on_gpu] == [r.run_id for r in a]
 
 
@@ -191,13 +193,13 @@ def test_jobs_runs_in_parallel_processes(npz, tmp_path, capsys):
     [
         (["--preset", "nope"], "unknown preset 'nope'; choose one of"),
         (["--activations", "reluu"], "unknown activation 'reluu'; closest: relu"),
-        (["--model", "vgg"], "unknown model 'vgg'; choose one of"),
-        (["--dataset", "imagenet"], "unknown dataset 'imagenet'; choose one of"),
+        (["--model", "vgg"], "model must be one of lenet4, lenet5"),
+        (["--dataset", "imagenet"], "dataset must be one of cifar10"),
         (["--seeds", "0"], "seeds must be a positive integer"),
         (["--epochs", "-1"], "epochs must be a positive integer"),
         (["--batch-size", "0"], "batch-size must be a positive integer"),
-        (["--lr", "fast"], "--lr must be a positive number, 'find' or 'tune'"),
-        (["--jobs", "0"], "--jobs must be a positive integer"),
+        (["--lr", "fast"], "lr must be a positive finite number, 'find' or 'tune', got 'fast'"),
+        (["--jobs", "0"], "jobs must be a positive integer, got 0"),
     ],
 )
 def test_bad_input_one_line_exit_2_db_untouched(flags, message, tmp_path, capsys):
@@ -250,7 +252,7 @@ def test_unreadable_database(npz, tmp_path, capsys):
 def test_lease_expiry_lets_another_process_reclaim(tmp_path):
     db = tmp_path / "r.db"
     a = Store(db, lease_s=0.2)
-    run = expand_runs(StudyConfig(activations=("relu",)))[0]
+    run = expand_runs(StudyConfig.from_settings(dict(activations=("relu",))))[0]
     a.add_runs([run.as_row()])
     assert a.claim([run.run_id]) == run.run_id
     b = Store(db, lease_s=0.2)
@@ -352,7 +354,7 @@ def _result(run_id: str, acc: float):
 def test_record_writes_a_whole_result_only_while_the_run_is_held(tmp_path):
     db = tmp_path / "r.db"
     a = Store(db, lease_s=0.2)
-    run = expand_runs(StudyConfig(activations=("relu",)))[0]
+    run = expand_runs(StudyConfig.from_settings(dict(activations=("relu",))))[0]
     a.add_runs([run.as_row()])
     assert a.claim([run.run_id]) == run.run_id
     with sqlite3.connect(db) as con:  # a partial row, as an older release could leave one
@@ -379,7 +381,7 @@ def test_a_run_whose_lease_is_lost_stops_at_the_next_epoch(npz):
     from learnact.data import load_dataset
     from learnact.study.runner import execute_run
 
-    cfg = StudyConfig(activations=("relu",), epochs=3, lr=0.01, dataset=npz)
+    cfg = StudyConfig.from_settings(dict(activations=("relu",), epochs=3, lr=0.01, dataset=npz))
     run = expand_runs(cfg)[0]
     data = load_dataset(npz)
     seen = []
@@ -398,7 +400,8 @@ def test_the_learning_rate_is_chosen_without_the_test_split(npz):
     from learnact.data import load_dataset
     from learnact.study.runner import execute_run
 
-    run = expand_runs(StudyConfig(activations=("dual_line",), dataset=npz, epochs=1))[0]
+    run = expand_runs(StudyConfig.from_settings(
+        dict(activations=("dual_line",), dataset=npz, epochs=1)))[0]
     assert run.settings["lr"] == "find" and run.settings["lr_method"] == "edge"
     data = load_dataset(npz)
     g = torch.Generator().manual_seed(1)

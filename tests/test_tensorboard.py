@@ -17,7 +17,9 @@ from learnact.report.tensorboard import TensorBoardLogger, run_folder
 
 
 def _run(activation: str, seed: int, run_id: str) -> RunSpec:
-    return RunSpec(run_id, "s", activation, "lenet5", "d.npz", seed, {})
+    from learnact.study import StudyConfig
+
+    return RunSpec(run_id, "s", activation, "lenet5", "d.npz", seed, StudyConfig())
 
 
 def _metrics(epoch: int, base: float) -> dict:
@@ -123,3 +125,28 @@ def test_a_file_in_the_way_is_a_config_error(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(ConfigError, match="not a folder"):
         TensorBoardLogger(tmp_path / "f")
+
+
+def test_the_study_command_logs_with_tensorboard_flag(npz, tmp_path, capsys):
+    from learnact.cli import main
+
+    tb = tmp_path / "tb"
+    assert main(["study", "--dataset", npz, "--activations", "relu,dp_relu", "--epochs", "2",
+                 "--lr", "0.003", "--db", str(tmp_path / "r.db"), "--tensorboard",
+                 str(tb)]) == 0
+    folders = sorted(p.relative_to(tb).parts[0] for p in tb.glob("*/*"))
+    assert folders == ["dp_relu", "relu"]
+    for folder in tb.glob("*/*"):
+        assert [step for step, _ in _scalars(folder)["accuracy/test"]] == [1, 2]
+
+
+def test_the_study_command_without_tensorboard_touches_nothing(npz, tmp_path, capsys,
+                                                               monkeypatch):
+    from learnact.cli import main
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    db = tmp_path / "r.db"
+    assert main(["study", "--dataset", npz, "--db", str(db), "--tensorboard",
+                 str(tmp_path / "tb")]) == 2
+    assert "learnact[tensorboard]" in capsys.readouterr().err
+    assert not db.exists()

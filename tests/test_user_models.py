@@ -38,7 +38,7 @@ def test_a_model_that_ignores_act_has_its_activations_swapped():
     ("no_such_module_xyz:f", "cannot import no_such_module_xyz"),
     ("user_models:missing", "has no missing"),
     ("user_models:not_a_model", "returned int"),
-    ("user_models", "unknown model"),
+    ("user_models", "model must be one of lenet4"),
 ])
 def test_bad_model_specs_are_one_line_errors(spec, message, npz, tmp_path, capsys):
     db = tmp_path / "r.db"

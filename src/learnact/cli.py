@@ -9,7 +9,6 @@ learnact (which keeps its traceback); 130 after Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sqlite3
 import sys
@@ -192,122 +191,89 @@ def ranking_table(rows: list[dict]) -> str:
     return "\n".join(lines).strip("\n")
 
 
-def _cmd_study(args: argparse.Namespace) -> int:
-    from .study import load_preset, run_study
-    from .study.runner import expand_runs
-    from .study.store import Store, StoreError
+# first-class flags of `study`: (config key, flag); help and type come from the key's field
+STUDY_FLAGS = (("dataset", "--dataset"), ("image_size", "--image-size"), ("model", "--model"),
+               ("swap", "--swap"), ("activations", "--activations"), ("seeds", "--seeds"),
+               ("epochs", "--epochs"), ("lr", "--lr"), ("lr_method", "--lr-method"),
+               ("batch_size", "--batch-size"), ("weight_decay", "--weight-decay"),
+               ("mixup_alpha", "--mixup"), ("label_smoothing", "--label-smoothing"),
+               ("augment", "--augment"), ("precision", "--precision"),
+               ("train_limit", "--train-limit"), ("device", "--device"))
+
+
+def _study_config(args: argparse.Namespace):
+    """The study's configuration: the file (or preset), then the flags, then ``--set``,
+    then ``--learnable``. Parsing only: the configuration checks every value."""
+    from .study.config import load_preset, parse_setting
 
     if args.preset is not None and args.config is not None:
         raise CLIError("give --preset or --config, not both")
     cfg = load_preset(args.config or args.preset or "quick")
-    activations = None
-    if args.activations is not None:
-        from .study.entries import split_entries
+    flags = {key: parse_setting(key, raw) for key, _ in STUDY_FLAGS
+             if (raw := getattr(args, key)) is not None}
+    if args.keep_models:
+        flags["keep_models"] = True
+    cfg = cfg.replace_settings(flags, where="flags")
+    pairs = {}
+    for item in args.set:
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise CLIError(f"--set {item!r}: expected KEY=VALUE")
+        pairs[key.strip()] = parse_setting(key.strip(), raw)
+    cfg = cfg.replace_settings(pairs, where="--set")
+    return cfg.with_learnable_variants() if args.learnable else cfg
 
-        activations = tuple(split_entries(args.activations))
-        if not activations:
-            raise CLIError("--activations is empty; give names or patterns, e.g. "
-                           "'relu,dual_line' or 'all'")
-    lr = None
-    if args.lr is not None:
-        try:
-            lr = args.lr if args.lr in ("find", "tune") else float(args.lr)
-        except ValueError:
-            raise CLIError(f"--lr must be a positive number, 'find' or 'tune', "
-                           f"got {args.lr!r}") from None
-    cfg = cfg.with_overrides(
-        dataset=args.dataset, model=args.model, activations=activations, seeds=args.seeds,
-        epochs=args.epochs, lr=lr, batch_size=args.batch_size, train_limit=args.train_limit,
-        device=args.device, precision=args.precision, image_size=args.image_size,
-        augment=args.augment, keep_models=True if args.keep_models else None,
-        weight_decay=args.weight_decay, mixup_alpha=args.mixup,
-        label_smoothing=args.label_smoothing, lr_method=args.lr_method, swap=args.swap,
-    ).validate()
-    if args.set:
-        from .study.config import parse_setting
 
-        pairs = {}
-        for item in args.set:
-            key, eq, raw = item.partition("=")
-            if not eq:
-                raise CLIError(f"--set {item!r}: expected KEY=VALUE")
-            pairs[key.strip()] = parse_setting(key.strip(), raw)
-        cfg = dataclasses.replace(cfg, **pairs).validate()
-    if args.learnable:  # the recipe variant of every listed activation, beside it
-        from .study.config import resolve_activations
-        from .study.entries import Entry, parse_entry
+def _cmd_study(args: argparse.Namespace) -> int:
+    from .study.executors import LocalExecutor, RayExecutor, RayMissing, WorkersDied
+    from .study.run import prepare_study, run_study
+    from .study.store import Store
 
-        labels = resolve_activations(cfg.activations)
-        extra = []
-        for label in labels:
-            e = parse_entry(label)
-            if not e.learnable:
-                extra.append(parse_entry(Entry(e.name, True, e.kwargs).label).label)
-        cfg = dataclasses.replace(cfg, activations=tuple(
-            dict.fromkeys([*labels, *extra]))).validate()
+    cfg = _study_config(args)
     if args.print_config:
         from .study.config import config_toml
 
         print(config_toml(cfg), end="")
         return 0
-    if args.jobs < 1:
-        raise CLIError(f"--jobs must be a positive integer, got {args.jobs}")
-    if args.cpus_per_run < 1:
-        raise CLIError(f"--cpus-per-run must be a positive integer, got {args.cpus_per_run}")
-    if args.gpus_per_run < 0:
-        raise CLIError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
-    if args.executor == "local" and (args.address or args.gpus_per_run):
-        raise CLIError("--address and --gpus-per-run need --executor ray")
-    # the device and precision are checked before anything touches the database
-    from .study.runner import resolve_device
-
-    device = resolve_device(cfg.device)
-    if cfg.precision == "fp16" and device.type != "cuda":
-        raise CLIError("--precision fp16 needs CUDA (its gradient scaler is CUDA-only); "
-                       "use bf16 or fp32 on the CPU")
     if args.executor == "ray":
-        from .study.executors import RayExecutor, RayMissing
-
         try:
             RayExecutor.import_ray()
         except RayMissing as exc:
             raise CLIError(str(exc)) from None
         executor = RayExecutor(address=args.address, num_cpus=args.jobs if args.jobs > 1 else None,
                                cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
-        executor.check_address()  # before the database: a bad address leaves no trace
     else:
-        from .study.executors import LocalExecutor
-
+        if args.address or args.gpus_per_run:
+            raise CLIError("--address and --gpus-per-run need --executor ray")
         executor = LocalExecutor(args.jobs)
-    _check_environment()  # as the data and the device: before the database exists
-    runs = expand_runs(cfg)
+    tensorboard = None
+    if args.tensorboard:  # before the database: a missing package leaves no trace
+        from .report.tensorboard import TensorBoardLogger
+
+        tensorboard = TensorBoardLogger(args.tensorboard)
     db = Path(args.db)
-    # find and parse the data before the database is touched: a missing or corrupt
-    # dataset is a one-line error (exit 2), not a study full of failed runs
-    from .data import load_dataset
+    plan = prepare_study(cfg, db, data_dir=args.data_dir, executor=executor)
+    runs = plan.runs
+    print(printable(f"study {cfg.name}: {cfg.data.dataset} / {cfg.model.name}, "
+                    f"{len(runs) // cfg.seeds} activation(s) x {cfg.seeds} seed(s) = "
+                    f"{len(runs)} runs, {plan.already} already finished; results in {db}"),
+          flush=True)
+    progress = _Progress(len(runs), plan.already)
 
-    data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit,
-                        image_size=cfg.image_size)
-    _check_model_fits(cfg.model, data, cfg.swap)
-    try:
-        store = Store(db, create=True)
-        already = len(store.finished([r.run_id for r in runs]))
-        store.close()
-    except StoreError as exc:
-        raise CLIError(str(exc)) from exc
-    print(printable(f"study {cfg.name}: {cfg.dataset} / {cfg.model}, {len(runs) // cfg.seeds} "
-                    f"activation(s) x {cfg.seeds} seed(s) = {len(runs)} runs, {already} "
-                    f"already finished; results in {db}"), flush=True)
-    progress = _Progress(len(runs), already)
+    def emit(event) -> None:
+        progress(event)
+        if tensorboard is not None:
+            tensorboard(event)
+
     start = time.perf_counter()
-    from .study.executors import WorkersDied
-
     try:
-        counts = run_study(cfg, db, data_dir=args.data_dir, emit=progress,
-                           executor=executor)
+        counts = run_study(cfg, db, data_dir=args.data_dir, emit=emit, executor=executor)
     except WorkersDied as exc:  # not a user error, and not a finished study either
         print(f"learnact study: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if tensorboard is not None:
+            tensorboard.close()
     store = Store(db, readonly=True)
     ids = {r.run_id for r in runs}
     rows = [r for r in store.results() if r["run_id"] in ids]
@@ -356,92 +322,47 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_environment() -> None:
-    """Refuse bad ``LEARNACT_*`` values before a command creates any file.
-
-    ``LEARNACT_KERNELS``, ``LEARNACT_CPU_ISA``, ``LEARNACT_BUILD_TIMEOUT``,
-    ``LEARNACT_MAX_DATA_MB`` and ``LEARNACT_MAX_IMAGE_PIXELS``: each error
-    names its variable.
-    """
-    from .data.formats import max_data_bytes
-    from .data.images import max_image_pixels
-    from .kernels import cpu, dispatch
-
-    dispatch.get_mode()
-    cpu.check_environment()
-    max_data_bytes()
-    max_image_pixels()
-
-
-def _check_model_fits(model_name: str, data, swap: str = "ReLU") -> None:
-    """A dry forward of the study's model on two test images, before the database exists."""
-    import torch
-
-    from .models import build_model
-
-    c, h, w = data.image_shape
-    try:
-        model = build_model(model_name, torch.nn.ReLU, in_channels=c, swap=swap,
-                            num_classes=data.num_classes, image_size=h).eval()
-        with torch.no_grad():
-            model(data.x_test[:2])
-    except LearnactError:
-        raise
-    except (RuntimeError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CLIError(f"{data.name}: {model_name} cannot take {c}x{h}x{w} images ({reason})"
-                       ) from None
-
-
 def _cmd_lr_find(args: argparse.Namespace) -> int:
     """One LR-finder sweep, as a study run does it; prints every suggestion and plots them."""
     import torch
-    import torch.nn.functional as F
 
     from .data import load_dataset
-    from .data.loader import train_batches
     from .models import build_model
+    from .report.plots import lr_finder_figure
     from .study import load_preset
-    from .train.loop import make_optimizer
-    from .train.lr_find import SUGGESTIONS, check_curve, lr_find
+    from .study.config import parse_setting
+    from .study.run import check_model_fits
+    from .train.lr_choice import finder_sweep
+    from .train.lr_find import SUGGESTIONS
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise CLIError(f"--out must end in .png, .svg or .pdf, got {out.name!r}")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise CLIError("plotting needs matplotlib: pip install 'learnact[plot]'") from exc
-    cfg = load_preset(args.preset).with_overrides(
-        dataset=args.dataset, model=args.model, batch_size=args.batch_size,
-        train_limit=args.train_limit, image_size=args.image_size).validate()
+    cfg = load_preset(args.preset).replace_settings(
+        {key: parse_setting(key, str(raw)) for key in
+         ("dataset", "model", "batch_size", "train_limit", "image_size")
+         if (raw := getattr(args, key)) is not None}, where="flags")
     spec = get_spec(args.activation)  # one line, with suggestions, for an unknown name
-    data = load_dataset(cfg.dataset, data_dir=args.data_dir, train_limit=cfg.train_limit,
-                        image_size=cfg.image_size)
-    _check_model_fits(cfg.model, data, cfg.swap)
+    data = load_dataset(cfg.data.dataset, data_dir=args.data_dir,
+                        train_limit=cfg.data.train_limit, image_size=cfg.data.image_size)
+    check_model_fits(cfg.model.name, data, cfg.model.swap)
     torch.manual_seed(args.seed)
     c, h, _ = data.image_shape
-    model = build_model(cfg.model, lambda: create_activation(spec.name, learnable=args.learnable),
+    model = build_model(cfg.model.name,
+                        lambda: create_activation(spec.name, learnable=args.learnable),
                         in_channels=c, num_classes=data.num_classes, image_size=h)
-    result = lr_find(
-        model, lambda lr: make_optimizer(model, lr, cfg.weight_decay),
-        lambda: train_batches(data, cfg.batch_size,
-                              generator=torch.Generator().manual_seed(args.seed)),
-        lambda m, x, y: F.cross_entropy(m(x), y), method=cfg.lr_method)
+    method = cfg.lr_choice.method
+    result, check = finder_sweep(model, data, cfg.training, seed=args.seed, method=method)
     if len(result.lrs) < 2:
         raise CLIError("the LR finder diverged at once; no curve to suggest from")
     picks = {name: rule(result.lrs, result.losses) for name, rule in SUGGESTIONS.items()}
     label = f"{'Learnable(' + spec.name + ')' if args.learnable else spec.name}"
-    print(f"LR finder: {label} on {cfg.dataset} / {cfg.model}, batch {cfg.batch_size}, "
+    where = f"{cfg.data.dataset} / {cfg.model.name}"
+    print(f"LR finder: {label} on {where}, batch {cfg.training.batch_size}, "
           f"{len(result.lrs)} steps")
     for name, lr in picks.items():
-        default = "  (the study's rule)" if name == cfg.lr_method else ""
+        default = "  (the study's rule)" if name == method else ""
         print(f"  {name:<8} {lr:.3g}{default}")
-    check = check_curve(result.lrs, result.losses, cfg.lr_method,
-                        batches_per_epoch=-(-len(data.y_train) // cfg.batch_size))
     if not check.problems:
         print("curve check: passed; a study run would train at the rule's pick")
     for reason in check.reasons:
@@ -451,24 +372,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     elif check.problems:
         print(f"a study run would use the median pick over perturbed curves, "
               f"{check.stable_pick:.3g}")
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.plot(result.lrs, result.losses, color="0.2", lw=1.5)
-    markers = {"edge": "P", "minimum3": "D", "valley": "o", "steep": "s", "minimum": "^"}
-    for name, lr in picks.items():
-        i = min(range(len(result.lrs)), key=lambda k: abs(result.lrs[k] - lr))
-        ax.plot([lr], [result.losses[i]], markers.get(name, "D"), ms=8, label=f"{name} {lr:.2g}")
-    ax.set_xscale("log")
-    # the divergence at the end would flatten everything else
-    low = min(result.losses)
-    ax.set_ylim(low - 0.05 * abs(low), max(result.losses[0] * 1.3, low + 1e-3))
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("smoothed training loss")
-    ax.set_title(f"LR finder: {label}, {cfg.dataset} / {cfg.model}")
-    ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    lr_finder_figure(result, picks, f"LR finder: {label}, {where}", out)
     print(f"wrote {out}")
     return 0
 
@@ -563,9 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw only the registered functions, not the recipe variants")
     p.set_defaults(func=_cmd_plot)
 
-    from .data.loader import AUGMENTS, DATASETS
+    from .data.loader import DATASETS
     from .models import MODELS
-    from .study.config import list_presets
+    from .study.config import StudyConfig, list_presets
 
     presets = list_presets()
     p = sub.add_parser("study", help="train activations x seeds and store the results",
@@ -576,46 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE",
                    help="a .toml or .json config file (the presets' keys); flags override it")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="set any StudyConfig field, after the file and the flags "
-                        "(repeatable), e.g. --set pct_start=0.3")
+                   help="set any configuration key, after the file and the flags "
+                        "(repeatable), e.g. --set pct_start=0.3; --print-config lists them")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration as TOML (which --config reads "
                         "back to the same runs) and exit")
-    p.add_argument("--dataset", help=f"{', '.join(DATASETS)}, a path to a .npz file, or a "
-                   "folder with train/ and val/ holding one folder of images per class")
-    p.add_argument("--image-size", type=int,
-                   help="image folders: the side images are resized and cropped to (default 128)")
-    p.add_argument("--model", metavar="|".join(sorted(MODELS)) + "|PKG.MOD:FACTORY",
-                   help="a built-in network, or your own: package.module:factory, called "
-                        "with act, in_channels, num_classes and image_size")
-    p.add_argument("--swap", metavar="CLASS",
-                   help="your own model: the module class the activation replaces when "
-                        "the factory does not use act (default ReLU)")
-    p.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW)")
-    p.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup alpha (0: off)")
-    p.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing")
-    p.add_argument("--lr-method", help="the LR finder's rule: edge (default), minimum3, "
-                                       "valley, steep or minimum")
-    p.add_argument("--activations",
-                   help="comma-separated names, patterns or 'all', and entries with "
-                        "arguments: 'prelu(init=0.1)', 'learnable(gelu)', "
-                        "'learnable(mish, mean_shift=false)'")
+    fields_by_key = StudyConfig.fields_by_key()
+    for key, flag in STUDY_FLAGS:
+        help_text = fields_by_key[key][1].metadata["help"]
+        p.add_argument(flag, dest=key, metavar=key.upper(), help=help_text)
     p.add_argument("--learnable", action="store_true",
                    help="also study the paper's recipe over every listed activation "
                         "(learnable(NAME) beside NAME)")
-    p.add_argument("--seeds", type=int, help="runs per activation")
-    p.add_argument("--epochs", type=int, help="epochs per run")
-    p.add_argument("--lr", help="learning rate; 'find' (default): the LR finder per run, "
-                                "checked, and tuned where its curve is useless; 'tune': "
-                                "successive halving on a validation split")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--train-limit", type=int, help="use only the first N training images")
     p.add_argument("--keep-models", action="store_true",
                    help="keep each finished run's final weights in DB.models/<run_id>.pt")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--augment", choices=AUGMENTS,
-                   help="batch augmentation: none, flip_crop (flip + 4-pixel pad-crop) or "
-                        "rrc_flip (random-resized crop + flip)")
     p.add_argument("--db", default="learnact-results/results.db", help="results database")
     p.add_argument("--jobs", type=int, default=1,
                    help="parallel worker processes (local), or the CPUs of a local Ray")
@@ -626,9 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-run", type=int, default=1, help="Ray CPUs (and threads) per run")
     p.add_argument("--gpus-per-run", type=float, default=0.0,
                    help="Ray GPUs per run; fractions share a GPU")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--data-dir", help="directory searched first for datasets "
                    "(also $LEARNACT_DATA)")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also log every run's epoch scalars for TensorBoard under DIR "
+                        "(pip install 'learnact[tensorboard]'); works with --jobs and Ray")
     p.add_argument("--report", action="store_true", help="make the report when done")
     p.add_argument("--report-dir", default="learnact-results/report",
                    help="where --report writes (default: learnact-results/report)")

@@ -283,8 +283,10 @@ class WeightedTanh(FixedActivation):
         f(x) = \tanh(w \, x)
 
     Args:
-        weight: input scale :math:`w`. Default: 0.5 (learnact's choice; the
-            community versions leave it to the user).
+        weight: input scale :math:`w`. Default: 0.5, learnact's choice. Echo's
+            PyTorch module defaults to 1 (plain tanh, already in the zoo as
+            ``tanh``) and its TensorFlow layer has no default; with 0.5 the
+            entry differs from ``tanh`` (a slope of 0.5 at 0).
 
     Citation: the weighted-tanh entry of the Echo activation zoo (D. Misra,
     2019).

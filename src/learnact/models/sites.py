@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["ActFactory", "Site", "SiteRecorder"]
+__all__ = ["ActFactory", "Site", "SiteRecorder", "per_channel_sites"]
 
 ActFactory = Callable[[], nn.Module]
 
@@ -52,7 +52,7 @@ class SiteRecorder:
         # initialisation untouched: runs of different activations with one seed start
         # from the same weights everywhere else, and paired comparisons are paired.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((torch.initial_seed() * 1_000_003 + len(self._made)) % 2**63)
+            torch.manual_seed(_side_stream_seed(len(self._made)))
             module = self.factory()
         if not isinstance(module, nn.Module):
             raise TypeError(f"the activation factory returned {type(module).__name__}")
@@ -69,3 +69,54 @@ class SiteRecorder:
         """Resolve the recorded modules to their paths in ``model``, in build order."""
         paths = {id(m): p for p, m in model.named_modules()}
         return [Site(i, paths[id(m)], b, pos) for i, (m, b, pos) in enumerate(self._made)]
+
+
+def _side_stream_seed(index: int) -> int:
+    return (torch.initial_seed() * 1_000_003 + index) % 2**63
+
+
+def per_channel_sites(model: nn.Module, make: Callable[[int], nn.Module],
+                      sample: torch.Tensor) -> dict[str, int]:
+    """Give every activation site of ``model`` one parameter set per channel.
+
+    One forward pass of ``sample`` (in eval mode, without gradients, so batch-norm
+    statistics do not move) finds the channel count ``C`` of each site's input
+    (dimension 1; 1 for a 1-D input); each site's module is then replaced by
+    ``make(C)``, built on the site's own random stream as :class:`SiteRecorder`
+    builds it. ``model.sites`` keeps its paths.
+
+    Returns:
+        site path -> its channel count.
+
+    Raises:
+        ValueError: a site the forward pass never reached.
+    """
+    sites = model.sites
+    seen: dict[str, int] = {}
+    hooks = []
+    for site in sites:
+        def hook(_module, args, path=site.path):
+            x = args[0]
+            seen.setdefault(path, int(x.shape[1]) if x.dim() > 1 else 1)
+        hooks.append(model.get_submodule(site.path).register_forward_pre_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(sample)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    missing = [s.path for s in sites if s.path not in seen]
+    if missing:
+        raise ValueError(f"per-channel parameters: the sites {', '.join(missing)} were not "
+                         "reached by a forward pass")
+    for site in sites:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_side_stream_seed(site.index))
+            module = make(seen[site.path])
+        old = model.get_submodule(site.path)
+        device = next(iter(old.parameters()), torch.empty(0)).device
+        model.set_submodule(site.path, module.to(device))
+    return seen

@@ -22,9 +22,12 @@ def response_data(
 ) -> dict[str, tuple[list[float], list[float]]]:
     """Curves of one activation at its initial values.
 
-    Returns ``{label: (xs, ys)}`` with the plain activation and the recipe
-    variants (``learnable=True`` with and without the mean shift). Modules are
-    evaluated in eval mode, so RReLU shows its deterministic mean slope.
+    Returns ``{label: (xs, ys)}`` with the plain activation and, for a fixed
+    activation, the recipe variants (``learnable=True`` with and without the mean
+    shift). A learnable activation has only its own curve: the recipe over DP ReLU
+    or Dual Line would add a second positive slope (and a second mean shift) to
+    ones they already learn, a curve nobody trains. Modules are evaluated in eval
+    mode, so RReLU shows its deterministic mean slope.
     """
     lo, hi = x_range
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -33,13 +36,12 @@ def response_data(
         raise ValueError(f"points must be >= 2, got {points}")
     x = torch.linspace(lo, hi, points)
     spec = get_spec(name)
-    variants = {
-        spec.name: create_activation(spec.name),
-        "learnable (recipe + mean shift)": create_activation(spec.name, learnable=True),
-        "learnable (recipe, no shift)": create_activation(
-            spec.name, learnable=True, mean_shift=False
-        ),
-    }
+    variants = {spec.name: create_activation(spec.name)}
+    if not spec.learnable:
+        variants["learnable (recipe + mean shift)"] = create_activation(spec.name,
+                                                                       learnable=True)
+        variants["learnable (recipe, no shift)"] = create_activation(
+            spec.name, learnable=True, mean_shift=False)
     out = {}
     with torch.no_grad():
         for label, module in variants.items():
@@ -58,8 +60,9 @@ def response_curves(
     """A grid of response-curve panels, one per activation.
 
     Each panel shows the activation as registered (solid) and, when
-    ``learnable`` is true, the paper's recipe applied to it at its initial
-    values (dashed: with the mean shift, dotted: without). Needs matplotlib
+    ``learnable`` is true and the activation is fixed, the paper's recipe applied
+    to it at its initial values (dashed: with the mean shift, dotted: without;
+    see :func:`response_data`). Needs matplotlib
     (``pip install learnact[plot]``).
     """
     if not names:
@@ -75,7 +78,7 @@ def response_curves(
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.7 * rows), squeeze=False)
     styles = ("-", "--", ":")
     for ax, (name, curves) in zip(axes.flat, data, strict=False):
-        for (label, (xs, ys)), style in zip(curves.items(), styles, strict=True):
+        for (label, (xs, ys)), style in zip(curves.items(), styles, strict=False):
             if style != "-" and not learnable:
                 continue
             ax.plot(xs, ys, style, linewidth=1.6 if style == "-" else 1.2, label=label)
@@ -85,7 +88,8 @@ def response_curves(
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(data):]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fullest = max(list(axes.flat)[:len(data)], key=lambda a: len(a.get_lines()))
+    handles, labels = fullest.get_legend_handles_labels()
     labels = ["as registered", *labels[1:]]
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06 if rows > 1 else 0.1, 1, 1))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,26 +22,6 @@ class ReportResult:
     index: Path
     files: list[Path] = field(default_factory=list)
     tasks: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
-
-
-def task_slugs(tasks: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """A distinct folder name and page anchor per (dataset, model) task.
-
-    ``<dataset file stem>_<model>``, as before, where that is unique; tasks
-    whose stems collide (``A/d.npz`` and ``B/d.npz``) get a short hash of the
-    whole dataset path appended, so no task overwrites another's files.
-    """
-    plain = {t: _slug(f"{Path(t[0]).stem}_{t[1]}") or "task" for t in tasks}
-    counts: dict[str, int] = {}
-    for slug in plain.values():
-        counts[slug] = counts.get(slug, 0) + 1
-    return {t: slug if counts[slug] == 1 else
-            f"{slug}-{hashlib.sha256(t[0].encode()).hexdigest()[:8]}"
-            for t, slug in plain.items()}
 
 
 def _csv(df) -> str:
@@ -90,6 +68,8 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
     from . import tables as T
     from .claims import claims_markdown, task_claims
     from .page import details, image_html, page, table_html
+    from .tables import slug as _slug
+    from .tables import task_slugs
 
     frames = T.load_frames(db)
     out = Path(out)

@@ -6,7 +6,9 @@ nothing is typed in by hand. Needs pandas (``pip install learnact[plot]``).
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +28,31 @@ __all__ = [
     "paired_vs_baseline",
     "ranking_summary",
     "seed_friedman",
+    "slug",
     "summary_table",
+    "task_slugs",
 ]
+
+
+def slug(text: str) -> str:
+    """``text`` as a file-name part: runs of other characters become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def task_slugs(tasks: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """A distinct folder name and page anchor per (dataset, model) task.
+
+    ``<dataset file stem>_<model>``, as before, where that is unique; tasks
+    whose stems collide (``A/d.npz`` and ``B/d.npz``) get a short hash of the
+    whole dataset path appended, so no task overwrites another's files.
+    """
+    plain = {t: slug(f"{Path(t[0]).stem}_{t[1]}") or "task" for t in tasks}
+    counts: dict[str, int] = {}
+    for name in plain.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {t: name if counts[name] == 1 else
+            f"{name}-{hashlib.sha256(t[0].encode()).hexdigest()[:8]}"
+            for t, name in plain.items()}
 
 
 # column -> (label, higher is better)
@@ -385,10 +410,9 @@ def lr_by_activation(frames: Frames) -> pd.DataFrame:
     One row per activation with ``lr_min``, ``lr_max`` and ``runs`` over every
     task, ``tasks`` (how many), and ``<task> min`` / ``<task> max`` for each
     (dataset, model) task, ``<task>`` being the task's folder in the report
-    (:func:`learnact.report.make.task_slugs`; NaN where the activation was not
+    (:func:`task_slugs`; NaN where the activation was not
     run on that task).
     """
-    from .make import task_slugs
 
     runs = frames.runs.dropna(subset=["lr"]).copy()
     if runs.empty:

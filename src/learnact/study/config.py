@@ -1,127 +1,308 @@
-"""Study configuration: one dataclass, preset files for defaults, flags on top.
+"""A study's configuration: one typed, frozen :class:`StudyConfig`.
 
-A preset is a JSON file in ``learnact/study/presets`` with ``name``,
-``description`` and ``settings``; unknown keys are errors. The resolved
-configuration is stored with every run in the results database.
+It is composed of sections, each a frozen dataclass whose fields carry their
+own key, check, help and part in a run's identity (:mod:`learnact.settings`):
+
+* :class:`DataConfig` (``data``): the dataset, its image size and size limit;
+* :class:`ModelConfig` (``model``): the network and the module class it swaps;
+* :class:`~learnact.train.TrainSettings` (``training``): what the training loop
+  does, from epochs to precision;
+* :class:`LRConfig` (``lr_choice``): how each run's learning rate is chosen;
+
+plus the study's own fields (name, activations, seeds, what to record, device).
+
+Config files, presets, ``--set`` and ``--print-config`` use flat keys, one per
+field (``epochs``, ``lr_method``, ``model``); every key is unique across the
+sections. A preset is a file in ``learnact/study/presets`` with ``name``,
+``description`` and a ``settings`` table; config files have the same layout,
+in TOML or JSON. Every section checks its fields when it is made, so an
+invalid configuration never exists; unknown keys are errors that name the
+closest known ones. The configuration is stored with every run.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
-import math
-from dataclasses import asdict, dataclass, field, fields, replace
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import Field, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
-from ..data.loader import AUGMENTS, DATASETS, is_dataset_name
+from ..data.loader import DATASETS, is_dataset_name
 from ..errors import ConfigError
 from ..models import MODELS, load_factory, swap_class
 from ..registry import list_activations
+from ..settings import (
+    at_least,
+    boolean,
+    check_fields,
+    choice,
+    key_of,
+    optional,
+    positive_int,
+    positive_number,
+    setting,
+)
+from ..train.loop import TrainSettings
 from ..train.lr_find import SUGGESTIONS
 
-__all__ = ["StudyConfig", "config_toml", "list_presets", "load_config", "load_preset",
-           "parse_setting", "resolve_activations"]
+__all__ = ["DataConfig", "LRConfig", "ModelConfig", "StudyConfig", "config_toml",
+           "list_presets", "load_config", "load_preset", "parse_setting",
+           "resolve_activations"]
+
+
+def _dataset(value: Any) -> str | None:
+    if isinstance(value, str) and is_dataset_name(value):
+        return None
+    return (f"must be one of {', '.join(DATASETS)}, a path to a .npz file or an image "
+            "folder (with train/ and val/)")
+
+
+def _model(value: Any) -> str | None:
+    if isinstance(value, str) and (value in MODELS or ":" in value):
+        return None
+    return f"must be one of {', '.join(MODELS)}, or package.module:factory"
+
+
+def _lr(value: Any) -> str | None:
+    if value in ("find", "tune") or (not isinstance(value, (str, bool))
+                                     and positive_number(value) is None):
+        return None
+    return "must be a positive finite number, 'find' or 'tune'"
+
+
+def _words(value: Any) -> str | None:
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return None
+    return "must be a list of strings"
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What a study trains on."""
+
+    dataset: str = setting("fashion-mnist", check=_dataset,
+                           help="a name in DATASETS, a .npz path or an image folder")
+    image_size: int | None = setting(None, check=optional(at_least(8, integer=True)),
+                                     identity="changed",
+                                     help="image folders only: the training and evaluation "
+                                          "size (default 128)")
+    train_limit: int | None = setting(None, check=optional(positive_int),
+                                      help="use only the first N training images")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network a study trains, and where its activations go."""
+
+    name: str = setting("lenet5", key="model", check=_model,
+                        help="a name in MODELS, or package.module:factory (your own model)")
+    swap: str = setting("ReLU", identity="changed",
+                        check=lambda v: None if isinstance(v, str) else "must be a class name",
+                        help="your own model: the module class the activation replaces when "
+                             "the factory does not use act")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if ":" in self.name:
+            load_factory(self.name)  # ConfigError naming what cannot be imported
+            swap_class(self.swap)
+
+
+@dataclass(frozen=True)
+class LRConfig:
+    """How each run's learning rate is chosen (:func:`learnact.train.lr_choice.choose_lr`)."""
+
+    lr: float | str = setting("find", check=_lr,
+                              help="a rate, find (the checked LR finder; tuned when its "
+                                   "curve is useless) or tune (always tune)")
+    method: str = setting("edge", key="lr_method", check=choice(*SUGGESTIONS),
+                          help="the LR finder's rule: " + ", ".join(SUGGESTIONS))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+_SECTION = {"section": True}  # a StudyConfig field holding a section of its own keys
+
+
+def _default_training() -> TrainSettings:
+    return TrainSettings(precision="auto")
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Everything that defines a study. Every field can be set by a preset or a flag."""
+    """Everything that defines a study: its own fields and four typed sections.
 
-    name: str = "custom"                 # preset name, stored with each run
-    description: str = ""
-    dataset: str = "fashion-mnist"       # a name in DATASETS, a .npz path or an image folder
-    model: str = "lenet5"                # a name in MODELS, or package.module:factory
-    swap: str = "ReLU"                   # package.module:factory models: the module class
-                                         # replaced by the activation when act is unused
-    activations: tuple[str, ...] = ("relu",)  # names, patterns or ("all",)
-    seeds: int = 1                       # runs per activation: seeds 0..seeds-1
-    epochs: int = 1
-    lr: float | str = "find"             # a rate, "find" (checked LR finder; tuned when its
-                                         # curve is useless) or "tune" (always tune)
-    lr_method: str = "edge"              # LR-finder rule: edge, minimum3, valley, steep, minimum
-    batch_size: int = 128
-    weight_decay: float = 0.01           # decoupled; activation parameters get none
-    div_factor: float = 25.0             # one-cycle start lr = lr / div_factor
-    final_div: float = 1e5               # one-cycle final lr = lr / final_div
-    pct_start: float = 0.25              # warm-up share of the one-cycle schedule
-    mixup_alpha: float = 0.0             # 0 disables mixup
-    augment: str = "none"                # none, flip_crop or rrc_flip (random-resized crop + flip)
-    label_smoothing: float = 0.0         # cross-entropy label smoothing, in [0, 1)
-    image_size: int | None = None        # image folders only: training/eval size (default 128)
-    precision: str = "auto"              # auto (fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16
-    channels_last: bool = False
-    train_limit: int | None = None       # use only the first N training images
-    snapshot_every_epoch: bool | None = None  # activation parameters after each epoch too;
-                                         # None: when cheap (<= 4,096 values a snapshot)
-    keep_models: bool = False            # keep final weights in DB.models/ (not in a run's id)
-    activation_stats: bool = True        # per-site output statistics each epoch (not in the id)
-    device: str = "auto"                 # auto, cpu or cuda (not part of a run's identity)
-    tags: tuple[str, ...] = field(default=())
+    Make one from flat keys with :meth:`from_settings`, a file with
+    :func:`load_config` or a preset with :func:`load_preset`; read a key with
+    :meth:`get`; change keys with :meth:`with_overrides`. Construction checks
+    every field: a bad value is a one-line :class:`~learnact.errors.ConfigError`.
+    """
 
-    def validate(self) -> StudyConfig:
-        """Return self if every field is valid, else raise ``ValueError``."""
-        for name in ("seeds", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, "
-                                 f"got {value!r}")
-        if self.train_limit is not None and (not isinstance(self.train_limit, int)
-                                             or self.train_limit < 1):
-            raise ConfigError(f"train-limit must be a positive integer, got {self.train_limit!r}")
-        if ":" in self.model:
-            load_factory(self.model)  # ConfigError naming what cannot be imported
-            swap_class(self.swap)
-        elif self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of "
-                              f"{', '.join(MODELS)}, or package.module:factory")
-        if not is_dataset_name(self.dataset):
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of "
-                             f"{', '.join(DATASETS)}, a path to a .npz file or an image "
-                             "folder (with train/ and val/)")
-        if self.image_size is not None and (isinstance(self.image_size, bool)
-                                            or not isinstance(self.image_size, int)
-                                            or self.image_size < 8):
-            raise ConfigError(f"image-size must be an integer >= 8, got {self.image_size!r}")
-        if not (isinstance(self.label_smoothing, (int, float))
-                and 0 <= self.label_smoothing < 1):
-            raise ConfigError(f"label-smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        if isinstance(self.lr, str):
-            if self.lr not in ("find", "tune"):
-                raise ConfigError(f"lr must be a positive number, 'find' or 'tune', "
-                                  f"got {self.lr!r}")
-        elif not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a positive finite number, 'find' or 'tune', "
-                              f"got {self.lr!r}")
-        if self.lr_method not in SUGGESTIONS:
-            raise ConfigError(f"unknown lr-method {self.lr_method!r}; choose one of "
-                             f"{', '.join(SUGGESTIONS)}")
-        if self.augment not in AUGMENTS:
-            raise ConfigError(f"augment must be one of {', '.join(AUGMENTS)}, "
-                              f"got {self.augment!r}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        for name in ("weight_decay", "mixup_alpha"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0")
-        if not 0 < self.pct_start < 1:
-            raise ConfigError(f"pct_start must be in (0, 1), got {self.pct_start}")
+    name: str = setting("custom", identity=None,
+                        help="the study's name, in its header and stored with each run")
+    description: str = setting("", identity=None, help="one line about the study")
+    activations: tuple[str, ...] = setting(
+        ("relu",), identity=None, check=_words,
+        help="names, patterns, all, NAME(key=value) or learnable(G) entries")
+    seeds: int = setting(1, identity=None, check=positive_int,
+                         help="runs per activation: seeds 0..seeds-1")
+    data: DataConfig = field(default_factory=DataConfig, metadata=_SECTION)
+    model: ModelConfig = field(default_factory=ModelConfig, metadata=_SECTION)
+    training: TrainSettings = field(default_factory=_default_training, metadata=_SECTION)
+    lr_choice: LRConfig = field(default_factory=LRConfig, metadata=_SECTION)
+    snapshot_every_epoch: bool | None = setting(
+        None, identity=None, check=optional(boolean),
+        help="activation parameters after each epoch too; none: when cheap (<= 4,096 values)")
+    activation_stats: bool = setting(True, identity=None, check=boolean,
+                                     help="per-site output statistics each epoch")
+    keep_models: bool = setting(False, identity=None, check=boolean,
+                                help="keep final weights in DB.models/")
+    device: str = setting("auto", identity=None, check=choice("auto", "cpu", "cuda"),
+                          help="auto, cpu or cuda")
+    tags: tuple[str, ...] = setting((), identity=None, check=_words, help="free labels")
+
+    def __post_init__(self) -> None:
+        for name in ("activations", "tags"):
+            object.__setattr__(self, name, _tuple(getattr(self, name)))
+        check_fields(self)
+        if self.training.precision == "fp16" and self.device == "cpu":
+            raise ConfigError("precision fp16 needs CUDA (its gradient scaler is CUDA-only); "
+                              "use bf16 or fp32 on the CPU")
         resolve_activations(self.activations)
-        return self
+
+    def with_learnable_variants(self) -> StudyConfig:
+        """A copy that also studies the paper's recipe over every listed activation:
+        ``learnable(NAME)`` right after each ``NAME`` that is not already learnable."""
+        from .entries import Entry, parse_entry
+
+        out: list[str] = []
+        for label in resolve_activations(self.activations):
+            out.append(label)
+            e = parse_entry(label)
+            if not e.learnable:
+                out.append(parse_entry(Entry(e.name, True, e.kwargs, e.per_channel).label).label)
+        return self.replace_settings({"activations": tuple(dict.fromkeys(out))})
+
+    # -- flat keys ---------------------------------------------------------------
+
+    @classmethod
+    def fields_by_key(cls) -> dict[str, tuple[str | None, Field]]:
+        """Every key -> (the section holding it, or ``None``; its field)."""
+        return dict(_keys())
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, where: str = "settings"
+                      ) -> StudyConfig:
+        """A configuration from flat keys (a preset's ``settings`` plus ``name`` and
+        ``description``); keys left out keep their defaults.
+
+        Raises:
+            ConfigError: an unknown key (naming the closest known ones) or a bad value.
+        """
+        return cls().replace_settings(settings, where=where)
+
+    def get(self, key: str) -> Any:
+        """The value of flat key ``key`` (``cfg.get("lr_method")``)."""
+        section, f = _lookup(key)
+        return getattr(getattr(self, section) if section else self, f.name)
+
+    def replace_settings(self, settings: Mapping[str, Any], *, where: str = "settings"
+                         ) -> StudyConfig:
+        """A copy with flat keys set to the given values (``None`` included)."""
+        import dataclasses
+
+        top: dict[str, Any] = {}
+        by_section: dict[str, dict[str, Any]] = {}
+        for key, value in settings.items():
+            section, f = _lookup(key, where)
+            if section is None:
+                top[f.name] = _tuple(value)
+            else:
+                by_section.setdefault(section, {})[f.name] = _tuple(value)
+        for section, values in by_section.items():
+            top[section] = dataclasses.replace(getattr(self, section), **values)
+        return dataclasses.replace(self, **top)
 
     def with_overrides(self, **overrides: Any) -> StudyConfig:
-        """A copy with the non-``None`` overrides applied (flags over preset)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        """A copy with the non-``None`` overrides applied (flags over a file)."""
+        return self.replace_settings({k: v for k, v in overrides.items() if v is not None},
+                                     where="overrides")
 
     def to_dict(self) -> dict[str, Any]:
-        """The configuration as JSON-ready data."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """Every key and its value, as JSON-ready data (lists for tuples)."""
+        return {key: list(v) if isinstance(v, tuple) else v
+                for key, v in ((key, self.get(key)) for key in _keys_only())}
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that make a run's id: every ``always`` key, and each ``changed``
+        key whose value differs from the default study's."""
+        default = _default()
+        out = {}
+        for key, (_, f) in _keys():
+            kind = f.metadata["identity"]
+            value = self.get(key)
+            if kind == "always" or (kind == "changed" and value != default.get(key)):
+                out[key] = value
+        return out
+
+    def run_settings(self) -> dict[str, Any]:
+        """Every key that can be part of a run's identity, with its value (stored with
+        each run)."""
+        return {key: self.get(key) for key, (_, f) in _keys() if f.metadata["identity"]}
+
+
+@functools.lru_cache(maxsize=1)
+def _key_table() -> dict[str, tuple[str | None, Field]]:
+    hints = get_type_hints(StudyConfig)
+    table: dict[str, tuple[str | None, Field]] = {}
+    for f in fields(StudyConfig):
+        pairs = ([(f.name, sf) for sf in fields(hints[f.name])
+                  if sf.metadata.get("in_config", True)]
+                 if f.metadata.get("section") else [(None, f)])
+        for section, sf in pairs:
+            if key_of(sf) in table:  # a programming error in a section's declaration
+                raise AssertionError(f"StudyConfig key {key_of(sf)!r} declared twice")
+            table[key_of(sf)] = (section, sf)
+    return table
+
+
+def _keys() -> Iterator[tuple[str, tuple[str | None, Field]]]:
+    return iter(_key_table().items())
+
+
+def _keys_only() -> list[str]:
+    return list(_key_table())
+
+
+_DEFAULT: list[StudyConfig] = []
+
+
+def _default() -> StudyConfig:
+    if not _DEFAULT:
+        _DEFAULT.append(StudyConfig())
+    return _DEFAULT[0]
+
+
+def _lookup(key: str, where: str = "settings") -> tuple[str | None, Field]:
+    table = _key_table()
+    if key not in table:
+        close = difflib.get_close_matches(key, sorted(table), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"{where}: unknown setting {key!r}{hint}")
+    return table[key]
 
 
 def resolve_activations(items: tuple[str, ...] | list[str]) -> list[str]:
@@ -153,7 +334,8 @@ def resolve_activations(items: tuple[str, ...] | list[str]) -> list[str]:
             refuse_shape_changing(item, "the study")
         out += [n for n in names if n not in out]
     if not out:
-        raise ConfigError("no activations given")
+        raise ConfigError("activations is empty; give names or patterns, e.g. "
+                          "'relu,dual_line' or 'all'")
     return out
 
 
@@ -162,49 +344,52 @@ def _presets_dir():
 
 
 def list_presets() -> dict[str, str]:
-    """Preset name -> description."""
+    """Preset name -> description (the presets are config files in ``study/presets``)."""
     out = {}
     for entry in sorted(_presets_dir().iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".json"):
-            data = json.loads(entry.read_text())
-            out[data["name"]] = data.get("description", "")
+        if entry.name.endswith((".toml", ".json")):
+            data = _parse(entry.read_text(), entry.name, str(entry.name))
+            out[data.get("name", entry.name.rsplit(".", 1)[0])] = data.get("description", "")
     return out
 
 
-def _from_data(data: dict[str, Any], where: str, default_name: str) -> StudyConfig:
+def _from_data(data: Any, where: str, default_name: str) -> StudyConfig:
     """A config from a preset's layout (``name``, ``description``, ``settings``) or from
-    the fields at the top level; unknown keys are errors naming them."""
+    the keys at the top level; unknown keys are errors naming them."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a table of settings")
     top = {k: v for k, v in data.items() if k != "settings"}
-    settings = dict(data.get("settings", {}))
+    settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise ConfigError(f"{where}: 'settings' must be a table")
-    name = top.pop("name", default_name)
-    description = top.pop("description", "")
     both = sorted(set(top) & set(settings))
     if both:
         raise ConfigError(f"{where}: {', '.join(both)} given twice (top level and settings)")
-    settings.update(top)
-    for key in ("activations", "tags"):
-        if isinstance(settings.get(key), list):
-            settings[key] = tuple(settings[key])
-    known = {f.name for f in fields(StudyConfig)} - {"name", "description"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ConfigError(f"{where} has unknown setting(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(sorted(known))}")
+    merged = {"name": default_name, **settings, **top}
+    for key in ("name", "description"):
+        if key in merged:
+            merged[key] = str(merged[key])
+    return StudyConfig.from_settings(merged, where=where)
+
+
+def _parse(text: str, suffix_of: str, where: str) -> Any:
     try:
-        cfg = StudyConfig(name=str(name), description=str(description), **settings)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    return cfg.validate()
+        if suffix_of.lower().endswith(".toml"):
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - Python 3.10 only
+                import tomli as tomllib
+            return tomllib.loads(text)
+        return json.loads(text)
+    except ValueError as exc:  # tomllib.TOMLDecodeError and JSONDecodeError are ValueErrors
+        kind = "TOML" if suffix_of.lower().endswith(".toml") else "JSON"
+        raise ConfigError(f"{where}: not valid {kind} ({exc})") from None
 
 
 def load_config(path: str | Path) -> StudyConfig:
     """A :class:`StudyConfig` from a ``.toml`` or ``.json`` file, in the presets' layout
-    (``name``, ``description`` and a ``settings`` table) or with the settings at the
-    top level. TOML is read with the standard library's ``tomllib``.
+    (``name``, ``description`` and a ``settings`` table) or with the keys at the top
+    level. TOML is read with the standard library's ``tomllib`` (``tomli`` on 3.10).
 
     Raises:
         ConfigError: a missing or unreadable file, unknown keys or bad values.
@@ -214,17 +399,7 @@ def load_config(path: str | Path) -> StudyConfig:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except ValueError as exc:  # tomllib.TOMLDecodeError and JSONDecodeError are ValueErrors
-        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'} "
-                          f"({exc})") from None
-    return _from_data(data, str(path), path.stem)
+    return _from_data(_parse(text, path.name, str(path)), str(path), path.stem)
 
 
 def load_preset(name: str) -> StudyConfig:
@@ -232,8 +407,7 @@ def load_preset(name: str) -> StudyConfig:
     path ending in ``.toml`` or ``.json`` (:func:`load_config`).
 
     Raises:
-        ValueError: unknown preset (the message lists them) or a preset with
-            unknown keys.
+        ConfigError: unknown preset (the message lists them) or a bad file.
     """
     if name.lower().endswith((".toml", ".json")):
         return load_config(name)
@@ -241,8 +415,11 @@ def load_preset(name: str) -> StudyConfig:
     if name not in presets:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(presets)}, or "
                           "give a .toml or .json config file")
-    data = json.loads((_presets_dir() / f"{name}.json").read_text())
-    return _from_data({**data, "name": name}, f"preset {name!r}", name)
+    for entry in _presets_dir().iterdir():
+        if entry.name in (f"{name}.toml", f"{name}.json"):
+            data = _parse(entry.read_text(), entry.name, f"preset {name!r}")
+            return _from_data({**data, "name": name}, f"preset {name!r}", name)
+    raise ConfigError(f"preset {name!r} has no file")  # pragma: no cover - listed above
 
 
 def _toml_value(value: Any) -> str:
@@ -257,30 +434,28 @@ def _toml_value(value: Any) -> str:
 
 def config_toml(cfg: StudyConfig) -> str:
     """``cfg`` as TOML in the presets' layout, which :func:`load_config` reads back to
-    the same configuration (settings at their ``None`` default are left out)."""
-    lines = [f"name = {_toml_value(cfg.name)}", f"description = {_toml_value(cfg.description)}",
-             "", "[settings]"]
-    for f in fields(cfg):
-        if f.name in ("name", "description"):
-            continue
-        value = getattr(cfg, f.name)
+    the same configuration; each key is preceded by its help as a comment, and keys
+    at ``None`` (TOML has no null) are left out, which reads back as their default."""
+    data = cfg.to_dict()
+    lines = [f"name = {_toml_value(data.pop('name'))}",
+             f"description = {_toml_value(data.pop('description'))}", "", "[settings]"]
+    table = StudyConfig.fields_by_key()
+    for key, value in data.items():
         if value is not None:
-            lines.append(f"{f.name} = {_toml_value(value)}")
+            lines += [f"# {table[key][1].metadata['help']}", f"{key} = {_toml_value(value)}"]
     return "\n".join(lines) + "\n"
 
 
 def parse_setting(key: str, raw: str) -> Any:
-    """The value of ``--set key=raw`` for field ``key``: booleans, ``none``, numbers and
-    words as written; a comma-separated list for ``activations`` and ``tags``."""
+    """The value of ``--set key=raw``: booleans, ``none``, numbers and words as written;
+    a comma-separated list for ``activations`` and ``tags``.
+
+    Raises:
+        ConfigError: an unknown key, naming the closest known ones.
+    """
     from .entries import split_entries
 
-    known = {f.name for f in fields(StudyConfig)}
-    if key not in known:
-        import difflib
-
-        close = difflib.get_close_matches(key, sorted(known), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"--set: unknown setting {key!r}{hint}")
+    _lookup(key, "--set")
     if key in ("activations", "tags"):
         return tuple(split_entries(raw))
     text = raw.strip()

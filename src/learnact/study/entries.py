@@ -3,6 +3,7 @@
 The grammar of one entry of ``--activations`` (or a config's ``activations``)::
 
     entry     := NAME | NAME "(" kwargs ")" | "learnable(" NAME ["," kwargs] ")"
+               | "per_channel(" entry ")"
     kwargs    := key "=" value ("," key "=" value)*
     value     := true | false | none | an int | a float | a word | 'quoted' | "quoted"
 
@@ -14,6 +15,11 @@ booleans, keywords sorted, ``", "`` between arguments), used as the run's
 activation in the database, ``learnact results`` and the report, so each
 spelling of one entry gives one run id; a plain name's label is its registry
 name, as in every release.
+
+``per_channel(E)`` is entry ``E`` with one parameter set per channel of each
+site (``num_parameters = C``, the channel count of the site's input, found by
+a forward pass of the model: :func:`learnact.models.sites.per_channel_sites`);
+``E`` must have learnable parameters that take ``num_parameters``.
 """
 
 from __future__ import annotations
@@ -42,18 +48,36 @@ class Entry:
     name: str
     learnable: bool = False
     kwargs: tuple[tuple[str, Any], ...] = ()
+    per_channel: bool = False
 
     @property
     def label(self) -> str:
         """The canonical spelling (the run's ``activation`` in the database)."""
         args = ", ".join(f"{k}={_show(v)}" for k, v in self.kwargs)
         if self.learnable:
-            return f"learnable({self.name}{', ' + args if args else ''})"
-        return f"{self.name}({args})" if args else self.name
+            inner = f"learnable({self.name}{', ' + args if args else ''})"
+        else:
+            inner = f"{self.name}({args})" if args else self.name
+        return f"per_channel({inner})" if self.per_channel else inner
 
-    def build(self) -> nn.Module:
-        """A new module for one site."""
-        return create_activation(self.name, learnable=self.learnable, **dict(self.kwargs))
+    def build(self, num_parameters: int | None = None) -> nn.Module:
+        """A new module for one site; ``num_parameters`` values per parameter if given."""
+        kwargs = dict(self.kwargs)
+        if num_parameters is not None:
+            kwargs["num_parameters"] = num_parameters
+        return create_activation(self.name, learnable=self.learnable, **kwargs)
+
+    def build_model(self, model: str, *, data_sample: torch.Tensor, **kwargs: Any) -> nn.Module:
+        """``model`` (a name or ``package.module:factory``) with this entry at every site:
+        :func:`learnact.models.build_model`, then per-channel parameters when the
+        entry asks for them (found with a forward pass of ``data_sample``)."""
+        from ..models import build_model
+        from ..models.sites import per_channel_sites
+
+        net = build_model(model, self.build, **kwargs)
+        if self.per_channel:
+            per_channel_sites(net, self.build, data_sample)
+        return net
 
 
 def _show(value: Any) -> str:
@@ -131,10 +155,26 @@ def parse_entry(text: str) -> Entry:
             message names the entry.
     """
     entry = text.strip()
+    inner_entry = re.fullmatch(r"\s*per_channel\s*\((.*)\)\s*", entry, re.S)
+    if inner_entry is not None:
+        inner = parse_entry(inner_entry.group(1))
+        if inner.per_channel:
+            raise ConfigError(f"activation entry {entry!r}: per_channel(...) is given twice")
+        result = Entry(inner.name, inner.learnable, inner.kwargs, per_channel=True)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                module = result.build(num_parameters=3)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"activation entry {entry!r}: {inner.label} cannot have one "
+                              f"parameter set per channel ({exc})") from None
+        if not any(p.numel() == 3 for p in module.parameters()):
+            raise ConfigError(f"activation entry {entry!r}: {inner.label} has no learnable "
+                              "parameters to give each channel")
+        return result
     m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(?:\((.*)\))?\s*", entry, re.S)
     if m is None:
-        raise ConfigError(f"activation entry {entry!r} is not NAME, NAME(key=value, ...) or "
-                          "learnable(NAME, ...)")
+        raise ConfigError(f"activation entry {entry!r} is not NAME, NAME(key=value, ...), "
+                          "learnable(NAME, ...) or per_channel(ENTRY)")
     head, inner = m.group(1), m.group(2)
     parts = split_entries(inner) if inner is not None and inner.strip() else []
     learnable = head.lower() == "learnable"

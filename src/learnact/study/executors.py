@@ -205,8 +205,8 @@ def _remote_train(run, data_dir: str | None, device: str, threads: int,
 
     torch.set_num_threads(max(1, threads))
     try:
-        data = _cached_data(run.dataset, data_dir, run.settings["train_limit"],
-                            run.settings.get("image_size"), device)
+        data = _cached_data(run.dataset, data_dir, run.config.data.train_limit,
+                            run.config.data.image_size, device)
         return execute_run(run, data, resolve_device(device), lambda e: None,
                            checkpoints=Path(checkpoints) if checkpoints else None)
     except Exception as exc:
@@ -316,6 +316,8 @@ class RayExecutor:
                         result = ray.get(ref)
                     except Exception as exc:  # worker died, task error, ...
                         result = RunResult.failed(run.run_id, repr(exc))
+                    if result.resumed_after is not None:
+                        ctx.emit(Event("resume", run, {"epoch": result.resumed_after}))
                     for metrics in result.epochs:
                         ctx.emit(Event("epoch", run, {**metrics, "lr": result.lr}))
                     if store.record(result):

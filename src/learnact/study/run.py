@@ -15,15 +15,19 @@ no fingerprint cannot be checked and are kept as they are.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DatasetError
+import torch
+
+from ..errors import ConfigError, DatasetError, LearnactError
 from .config import StudyConfig
 from .executors import ExecutorContext, LocalExecutor
-from .runner import Event, environment, expand_runs, prepare_kernels, resolve_device
+from .runner import Event, RunSpec, environment, expand_runs, prepare_kernels, resolve_device
 from .store import Store
 
-__all__ = ["DataChanged", "check_data_unchanged", "run_study"]
+__all__ = ["DataChanged", "StudyPlan", "check_data_unchanged", "check_environment",
+           "check_model_fits", "prepare_study", "run_study"]
 
 
 class DataChanged(DatasetError):
@@ -43,16 +47,99 @@ def check_data_unchanged(store: Store, cfg: StudyConfig, ids: list[str], db: str
         return
     from ..data.loader import load_dataset
 
-    now = load_dataset(cfg.dataset, data_dir=data_dir, image_size=cfg.image_size,
-                       train_limit=cfg.train_limit, progress=False).fingerprint
+    now = load_dataset(cfg.data.dataset, data_dir=data_dir, image_size=cfg.data.image_size,
+                       train_limit=cfg.data.train_limit, progress=False).fingerprint
     stale = sorted({fp for fp in recorded.values() if fp != now})
     if stale:
         count = sum(fp != now for fp in recorded.values())
         raise DataChanged(
-            f"{cfg.dataset}: the data changed since {count} finished run(s) in {db} trained "
+            f"{cfg.data.dataset}: the data changed since {count} finished run(s) in {db} trained "
             f"on it ({stale[0][7:19]}... then, {(now or '')[7:19]}... now); reusing their "
             "results would mix two datasets. Restore the data, or study the new data with "
             "a new --db")
+
+
+def check_environment() -> None:
+    """Refuse bad ``LEARNACT_*`` values before a command creates any file.
+
+    ``LEARNACT_KERNELS``, ``LEARNACT_CPU_ISA``, ``LEARNACT_BUILD_TIMEOUT``,
+    ``LEARNACT_MAX_DATA_MB`` and ``LEARNACT_MAX_IMAGE_PIXELS``: each error
+    names its variable.
+    """
+    from ..data.formats import max_data_bytes
+    from ..data.images import max_image_pixels
+    from ..kernels import cpu, dispatch
+
+    dispatch.get_mode()
+    cpu.check_environment()
+    max_data_bytes()
+    max_image_pixels()
+
+
+def check_model_fits(model_name: str, data, swap: str = "ReLU") -> None:
+    """A dry forward of ``model_name`` on two test images of ``data``.
+
+    Raises:
+        ConfigError: the model cannot take the data's images (one line, with why).
+    """
+    from ..models import build_model
+
+    c, h, w = data.image_shape
+    try:
+        model = build_model(model_name, torch.nn.ReLU, in_channels=c, swap=swap,
+                            num_classes=data.num_classes, image_size=h).eval()
+        with torch.no_grad():
+            model(data.x_test[:2])
+    except LearnactError:
+        raise
+    except (RuntimeError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{data.name}: {model_name} cannot take {c}x{h}x{w} images "
+                          f"({reason})") from None
+
+
+@dataclass
+class StudyPlan:
+    """What :func:`prepare_study` found: the runs, how many are finished, and the data."""
+
+    runs: list[RunSpec]
+    already: int
+    data: object
+
+
+def prepare_study(cfg: StudyConfig, db: str | Path, *, data_dir: str | None = None,
+                  executor=None) -> StudyPlan:
+    """Every check a study can make before it trains, in the order that leaves no trace.
+
+    The device (CUDA when asked for, fp16 only on CUDA), the ``LEARNACT_*``
+    variables, the executor's cluster address, the data (found and parsed) and a
+    dry forward of the model all come before the database is opened; then the
+    database is opened (created if needed) to count finished runs.
+
+    Raises:
+        LearnactError: a one-line reason (a bad device, variable, address, dataset,
+            model or database).
+    """
+    device = resolve_device(cfg.device)
+    if cfg.training.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs CUDA (its gradient scaler is CUDA-only); "
+                          "use bf16 or fp32 on the CPU")
+    check_address = getattr(executor, "check_address", None)
+    if check_address is not None:
+        check_address()  # a bad cluster address leaves no database behind
+    check_environment()
+    runs = expand_runs(cfg)
+    from ..data import load_dataset
+
+    data = load_dataset(cfg.data.dataset, data_dir=data_dir, train_limit=cfg.data.train_limit,
+                        image_size=cfg.data.image_size)
+    check_model_fits(cfg.model.name, data, cfg.model.swap)
+    store = Store(db, create=True)
+    try:
+        already = len(store.finished([r.run_id for r in runs]))
+    finally:
+        store.close()
+    return StudyPlan(runs, already, data)
 
 
 def run_study(

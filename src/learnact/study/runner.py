@@ -39,9 +39,8 @@ from .. import __version__
 from ..data.loader import TensorData, load_dataset
 from ..errors import ConfigError, StoreError
 from ..helpers import activation_parameters
-from ..models import build_model
 from ..train.act_stats import probe_indices, site_stats
-from ..train.loop import Diverged, TrainSettings, fit
+from ..train.loop import Diverged, fit
 from ..train.lr_choice import choose_lr
 from .config import StudyConfig, resolve_activations
 from .entries import parse_entry
@@ -53,29 +52,21 @@ __all__ = ["Event", "RunResult", "RunSpec", "checkpoint_dir", "discard_checkpoin
 
 log = logging.getLogger(__name__)
 
-# settings that decide a run's results (and so its id); device is deliberately absent
-IDENTITY_FIELDS = ("epochs", "lr", "lr_method", "batch_size", "weight_decay", "div_factor",
-                   "final_div", "pct_start", "mixup_alpha", "augment", "precision",
-                   "channels_last", "train_limit")
-# settings added later: part of a run's identity only when they differ from their
-# defaults, so the ids of runs recorded before they existed do not change
-LATER_IDENTITY_FIELDS = {"image_size": None, "label_smoothing": 0.0, "swap": "ReLU"}
-
-
 def expand_runs(cfg: StudyConfig) -> list[RunSpec]:
-    """Every (activation, seed) run of ``cfg``, in a stable order, with deterministic ids."""
-    cfg.validate()
+    """Every (activation, seed) run of ``cfg``, in a stable order, with deterministic ids.
+
+    A run's id hashes its activation entry, its seed and
+    :meth:`StudyConfig.identity` (declared per field: see :mod:`learnact.settings`),
+    so the ids of runs recorded by earlier releases do not change.
+    """
     runs = []
+    identity = cfg.identity()
     for activation in resolve_activations(cfg.activations):
         for seed in range(cfg.seeds):
-            settings = {k: getattr(cfg, k) for k in (*IDENTITY_FIELDS, *LATER_IDENTITY_FIELDS)}
-            identity = {"activation": activation, "model": cfg.model, "dataset": cfg.dataset,
-                        "seed": seed,
-                        **{k: v for k, v in settings.items()
-                           if k in IDENTITY_FIELDS or v != LATER_IDENTITY_FIELDS[k]}}
-            digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-            runs.append(RunSpec(digest[:16], cfg.name, activation, cfg.model, cfg.dataset, seed,
-                                {**settings, "study_config": cfg.to_dict()}))
+            key = {"activation": activation, "seed": seed, **identity}
+            digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+            runs.append(RunSpec(digest[:16], cfg.name, activation, cfg.model.name,
+                                cfg.data.dataset, seed, cfg))
     return runs
 
 
@@ -181,12 +172,6 @@ class _Heartbeat:
         self._thread.join()
 
 
-def _precision(cfg_precision: str, device: torch.device) -> str:
-    if cfg_precision == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    return cfg_precision
-
-
 def checkpoint_dir(db: str | Path) -> Path:
     """Where the runs of database ``db`` keep mid-run checkpoints: ``DB.checkpoints/``
     beside it, one ``<run_id>.pt`` per run (on a path every worker can reach, as the
@@ -265,17 +250,16 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         A :class:`RunResult` with status ``done`` or ``diverged``. Other
         exceptions propagate: the caller records the run as failed.
     """
-    cfg = run.settings
+    cfg = run.config
+    entry = parse_entry(run.activation)
     _seed_everything(run.seed)
     c, h, _ = data.image_shape
 
     def build() -> torch.nn.Module:
-        return build_model(run.model, parse_entry(run.activation).build,
-                           swap=cfg.get("swap", "ReLU"),
-                           in_channels=c, num_classes=data.num_classes, image_size=h)
+        return entry.build_model(run.model, data_sample=data.x_test[:2], swap=cfg.model.swap,
+                                 in_channels=c, num_classes=data.num_classes, image_size=h)
 
     model = build().to(device)
-    precision = _precision(cfg["precision"], device)
     # the data's content, so a later study can tell if the file changed under this result
     result = RunResult(run.run_id, "done",
                        env={**environment(device), "data_fingerprint": data.fingerprint})
@@ -284,12 +268,7 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         if stop():
             raise LeaseLost(run.run_id)
 
-    settings = TrainSettings(
-        epochs=cfg["epochs"], lr=1e-3, batch_size=cfg["batch_size"],
-        weight_decay=cfg["weight_decay"], div_factor=cfg["div_factor"],
-        final_div=cfg["final_div"], pct_start=cfg["pct_start"],
-        mixup_alpha=cfg["mixup_alpha"], augment=cfg["augment"], precision=precision,
-        channels_last=cfg["channels_last"], label_smoothing=cfg.get("label_smoothing", 0.0))
+    settings = cfg.training  # "auto" precision: fit resolves it for the device
     ckpt = checkpoints / f"{run.run_id}.pt" if checkpoints is not None else None
     resume = _load_checkpoint(ckpt, run) if ckpt is not None else None
     if resume is not None:
@@ -300,10 +279,11 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         result.epochs = [dict(m) for m in resume["fit"]["history"]]
         result.params = [(int(e), [tuple(r) for r in rows]) for e, rows in resume["params"]]
         result.act_stats = [tuple(r) for r in resume.get("act_stats", [])]
-        emit(Event("resume", run, {"epoch": int(resume["fit"]["epoch"])}))
+        result.resumed_after = int(resume["fit"]["epoch"])
+        emit(Event("resume", run, {"epoch": result.resumed_after}))
     else:
-        choice = choose_lr(build, data, settings, seed=run.seed, lr=cfg["lr"],
-                           method=cfg["lr_method"], seed_everything=_seed_everything,
+        choice = choose_lr(build, data, settings, seed=run.seed, lr=cfg.lr_choice.lr,
+                           method=cfg.lr_choice.method, seed_everything=_seed_everything,
                            model=model)
         lr = choice.lr
         result.lr_choice = LRChoiceRecord.from_choice(choice)
@@ -326,11 +306,11 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
             "params": [[e, [list(r) for r in rows]] for e, rows in result.params],
             "act_stats": [list(r) for r in result.act_stats], "fit": state})
 
-    snapshots = cfg["study_config"].get("snapshot_every_epoch")
+    snapshots = cfg.snapshot_every_epoch
     if snapshots is None:  # auto: per-epoch snapshots when they are cheap
         snapshots = sum(v.numel() for _, _, v in activation_parameters(model)) <= SNAPSHOT_LIMIT
     probe = None
-    if cfg["study_config"].get("activation_stats", True):
+    if cfg.activation_stats:
         probe = data.x_test[probe_indices(len(data.y_test), run.seed).to(data.x_test.device)]
 
     def on_epoch(m) -> None:
@@ -350,7 +330,7 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         result.status, result.error = "diverged", exc.reason
         return result
     result.params.append((-1, _param_rows(model)))
-    if ckpt is not None and cfg["study_config"].get("keep_models"):
+    if ckpt is not None and cfg.keep_models:
         _save_checkpoint(models_dir(ckpt.parent) / f"{run.run_id}.pt",
                          {"run_id": run.run_id, "activation": run.activation,
                           "model": run.model, "seed": run.seed, "state_dict": model.state_dict()})
@@ -393,12 +373,12 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
             if run_id is None:
                 return
             run = by_id[run_id]
-            key = (run.dataset, run.settings["train_limit"], run.settings.get("image_size"))
+            key = (run.dataset, run.config.data.train_limit, run.config.data.image_size)
             try:
                 if key not in data:
                     data[key] = load_dataset(run.dataset, data_dir=data_dir, device=device,
-                                             train_limit=run.settings["train_limit"],
-                                             image_size=run.settings.get("image_size"))
+                                             train_limit=run.config.data.train_limit,
+                                             image_size=run.config.data.image_size)
                 emit(Event("start", run))
                 beat = _Heartbeat(db, store.owner, run_id, lease_s)
                 try:

@@ -7,14 +7,19 @@ and this module imports none of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only for annotations: this module stays a leaf
+    from .config import StudyConfig
 
 __all__ = ["Event", "LRChoiceRecord", "LRFindRecord", "RunResult", "RunSpec"]
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run of a study."""
+    """One training run of a study: an activation entry and a seed under a study's
+    typed configuration (``config``), with the id :func:`~learnact.study.runner.expand_runs`
+    derived from them."""
 
     run_id: str
     study: str
@@ -22,7 +27,13 @@ class RunSpec:
     model: str
     dataset: str
     seed: int
-    settings: dict[str, Any] = field(hash=False)
+    config: StudyConfig = field(hash=False, compare=False)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the store keeps with the run: every setting that can be part of its
+        identity, and the whole study configuration under ``study_config``."""
+        return {**self.config.run_settings(), "study_config": self.config.to_dict()}
 
     def as_row(self) -> dict[str, Any]:
         """The fields the store needs."""
@@ -101,6 +112,9 @@ class RunResult:
         flags: marks on a ``done`` run that keep it out of rankings:
             ``chance`` (test accuracy indistinguishable from guessing the
             commonest class; see :func:`learnact.study.runner.at_chance`).
+        resumed_after: the epoch of the checkpoint the run continued from, or
+            ``None`` when it started from scratch (so a driver that only sees
+            results, as with Ray, can say so).
     """
 
     run_id: str
@@ -114,6 +128,7 @@ class RunResult:
     lr_choice: LRChoiceRecord | None = None
     flags: list[str] = field(default_factory=list)
     act_stats: list[tuple] = field(default_factory=list)
+    resumed_after: int | None = None
 
     @classmethod
     def failed(cls, run_id: str, error: str) -> RunResult:

@@ -13,15 +13,26 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.loader import TensorData, iterate_batches, mixup, train_batches
+from ..data.loader import AUGMENTS, TensorData, iterate_batches, mixup, train_batches
 from ..helpers import param_groups
+from ..settings import (
+    at_least,
+    boolean,
+    check_fields,
+    choice,
+    nonnegative,
+    positive_int,
+    positive_number,
+    setting,
+    unit_interval,
+)
 
 __all__ = ["DIVERGED_LOSS_FACTOR", "WARMUP_STEPS", "Diverged", "EpochMetrics", "TrainSettings",
            "evaluate", "fit", "make_optimizer"]
@@ -50,21 +61,43 @@ DIVERGED_LOSS_FACTOR = 1.5
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything :func:`fit` needs besides the model and data."""
+    """Everything :func:`fit` needs besides the model and data; the ``training`` section
+    of a study's :class:`~learnact.study.config.StudyConfig`.
 
-    epochs: int = 1
-    lr: float = 1e-3
-    batch_size: int = 128
-    weight_decay: float = 0.01          # decoupled (AdamW); activation params get none
-    div_factor: float = 25.0            # start lr = lr / div_factor
-    final_div: float = 1e5              # final lr = lr / final_div (fastai's div_final)
-    pct_start: float = 0.25             # share of steps spent warming up
-    mixup_alpha: float = 0.0            # 0 disables mixup
-    augment: str = "none"               # "none", "flip_crop" or "rrc_flip"
-    label_smoothing: float = 0.0        # cross-entropy label smoothing (0 = none)
-    precision: str = "fp32"             # "fp32", "bf16" or "fp16" (fp16 on CUDA only)
-    channels_last: bool = False
-    eval_batch_size: int = 1024
+    Each field is declared with :func:`learnact.settings.setting`: its check runs
+    when the settings are made (a bad value is a :class:`~learnact.errors.ConfigError`),
+    and a study reads its key, help and part in a run's identity from there.
+    """
+
+    epochs: int = setting(1, help="training epochs", check=positive_int)
+    lr: float = setting(1e-3, help="peak learning rate of the one-cycle schedule",
+                        check=positive_number, identity=None, in_config=False)
+    batch_size: int = setting(128, help="training batch size", check=positive_int)
+    weight_decay: float = setting(0.01, check=nonnegative,
+                                  help="decoupled weight decay (AdamW); activation "
+                                       "parameters get none")
+    div_factor: float = setting(25.0, check=at_least(1.0),
+                                help="one-cycle start lr = lr / div_factor")
+    final_div: float = setting(1e5, check=at_least(1.0),
+                               help="one-cycle final lr = lr / final_div (fastai's div_final)")
+    pct_start: float = setting(0.25, check=unit_interval(closed_low=False, closed_high=False),
+                               help="share of the steps spent warming up")
+    mixup_alpha: float = setting(0.0, check=nonnegative, help="mixup alpha; 0 disables mixup")
+    augment: str = setting("none", check=choice(*AUGMENTS),
+                           help="none, flip_crop, or rrc_flip (random-resized crop + flip)")
+    label_smoothing: float = setting(
+        0.0, check=unit_interval(closed_low=True, closed_high=False), identity="changed",
+        help="cross-entropy label smoothing, in [0, 1)")
+    precision: str = setting("fp32", check=choice("auto", "fp32", "bf16", "fp16"),
+                             help="auto (fp16 on CUDA, fp32 on the CPU), fp32, bf16 or fp16 "
+                                  "(fp16 on CUDA only)")
+    channels_last: bool = setting(False, check=boolean,
+                                  help="train in channels-last memory format")
+    eval_batch_size: int = setting(1024, check=positive_int, identity=None,
+                                   help="evaluation batch size (does not change results)")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass
@@ -214,6 +247,8 @@ def fit(
             classes). Epochs finished before are passed to ``on_epoch`` first.
     """
     device = data.x_train.device
+    if settings.precision == "auto":  # fp16 with a gradient scaler on CUDA, fp32 elsewhere
+        settings = replace(settings, precision="fp16" if device.type == "cuda" else "fp32")
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     steps_per_epoch = math.ceil(len(data.y_train) / settings.batch_size)

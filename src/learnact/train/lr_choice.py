@@ -34,7 +34,7 @@ from .loop import TrainSettings, make_optimizer
 from .lr_find import ADAM_LR_CAP, DEFAULT_SUGGESTION, CurveCheck, LRFindResult, check_curve, lr_find
 from .lr_tune import TuneResult, tune_lr
 
-__all__ = ["LR_PATHS", "LRChoice", "choose_lr"]
+__all__ = ["LR_PATHS", "LRChoice", "choose_lr", "finder_sweep"]
 
 LR_PATHS = ("fixed", "finder", "finder-stable", "tune")
 # curve problems that make the finder's pick meaningless: the run is tuned instead
@@ -60,6 +60,19 @@ class LRChoice:
     finder: LRFindResult | None = None
     check: CurveCheck | None = None
     tune: TuneResult | None = None
+
+
+def finder_sweep(model: nn.Module, data: TensorData, settings: TrainSettings, *, seed: int,
+                 method: str = DEFAULT_SUGGESTION) -> tuple[LRFindResult, CurveCheck]:
+    """The LR finder's sweep of ``model`` (restored afterwards) on the training batches
+    of ``seed``, and the check of its curve (:func:`~learnact.train.lr_find.check_curve`)."""
+    found = lr_find(
+        model, lambda v: make_optimizer(model, v, settings.weight_decay),
+        lambda: train_batches(data, settings.batch_size,
+                              generator=torch.Generator().manual_seed(seed)),
+        lambda m, x, y: F.cross_entropy(m(x), y), method=method)
+    per_epoch = math.ceil(len(data.y_train) / settings.batch_size)
+    return found, check_curve(found.lrs, found.losses, method, batches_per_epoch=per_epoch)
 
 
 def choose_lr(build: Callable[[], nn.Module], data: TensorData, settings: TrainSettings, *,
@@ -94,13 +107,7 @@ def choose_lr(build: Callable[[], nn.Module], data: TensorData, settings: TrainS
     if model is None:
         seed_everything(seed)
         model = build().to(data.x_train.device)
-    found = lr_find(
-        model, lambda v: make_optimizer(model, v, settings.weight_decay),
-        lambda: train_batches(data, settings.batch_size,
-                              generator=torch.Generator().manual_seed(seed)),
-        lambda m, x, y: F.cross_entropy(m(x), y), method=method)
-    per_epoch = math.ceil(len(data.y_train) / settings.batch_size)
-    check = check_curve(found.lrs, found.losses, method, batches_per_epoch=per_epoch)
+    found, check = finder_sweep(model, data, settings, seed=seed, method=method)
     useless = [r for p, r in zip(check.problems, check.reasons, strict=True) if p in _USELESS]
     if useless or not math.isfinite(found.suggestion):
         why = "; ".join(useless) or "the finder's loss was not finite"
