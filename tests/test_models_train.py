@@ -258,3 +258,29 @@ def test_a_seed_gives_every_activation_the_same_batches(tiny):
             seed=3)
     assert len(seen["relu"]) == 2 * math.ceil(len(tiny.y_train) / 64)
     assert seen["relu"] == seen["dual_line"] == seen["probact"]
+
+
+def test_grad_clip_bounds_each_step_and_is_a_study_key(tiny):
+    """The knob added as one TrainSettings field: fit clips, the study reads it as a key."""
+    from learnact.study import StudyConfig
+    from learnact.study.runner import expand_runs
+
+    def moved(clip):
+        torch.manual_seed(0)
+        m = build_model("lenet5", learnact.DualLine, in_channels=1, num_classes=10,
+                        image_size=28)
+        before = torch.cat([p.detach().flatten().clone() for p in m.parameters()])
+        fit(m, tiny, TrainSettings(epochs=1, lr=3e-3, batch_size=32, grad_clip=clip), seed=0)
+        after = torch.cat([p.detach().flatten() for p in m.parameters()])
+        return (after - before).abs().max().item()
+
+    # Adam's step is about lr * g / (|g| + eps): gradients clipped to a norm of 1e-12 sit
+    # far below eps = 1e-8, so the weights barely move
+    free, clipped = moved(None), moved(1e-12)
+    assert free > 1e-3 and clipped < free / 100
+    cfg = StudyConfig.from_settings({"grad_clip": 0.5})
+    assert cfg.training.grad_clip == 0.5 and cfg.get("grad_clip") == 0.5
+    assert (expand_runs(cfg)[0].run_id
+            != expand_runs(StudyConfig.from_settings({}))[0].run_id)
+    with pytest.raises(ValueError, match="grad-clip must be a positive finite number"):
+        TrainSettings(grad_clip=0)

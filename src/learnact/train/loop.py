@@ -28,6 +28,7 @@ from ..settings import (
     check_fields,
     choice,
     nonnegative,
+    optional,
     positive_int,
     positive_number,
     setting,
@@ -95,6 +96,9 @@ class TrainSettings:
                                   help="train in channels-last memory format")
     eval_batch_size: int = setting(1024, check=positive_int, identity=None,
                                    help="evaluation batch size (does not change results)")
+    grad_clip: float | None = setting(None, check=optional(positive_number), identity="changed",
+                                      help="clip the gradients' global norm at this value "
+                                           "(after unscaling); none: no clipping")
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -309,6 +313,9 @@ def fit(
                     loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=ls)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if settings.grad_clip is not None:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             scaler.step(opt)
             scaler.update()
             sched.step()
