@@ -86,7 +86,7 @@ def test_kill_9_between_epochs_then_resume_gives_the_uninterrupted_result(slow_n
 
 def test_a_damaged_checkpoint_is_not_trusted_and_the_run_starts_over(npz, tmp_path, caplog):
     from learnact.study import StudyConfig
-    from learnact.study.runner import checkpoint_dir, execute_run, expand_runs
+    from learnact.study.worker import checkpoint_dir, execute_run, expand_runs
 
     run = expand_runs(StudyConfig.from_settings(dict(dataset=npz, activations=("relu",), epochs=2,
                                   lr=0.003)))[0]

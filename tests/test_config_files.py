@@ -10,7 +10,7 @@ from learnact.cli import main
 from learnact.errors import ConfigError
 from learnact.study import StudyConfig
 from learnact.study.config import config_toml, load_config, load_preset
-from learnact.study.runner import expand_runs
+from learnact.study.worker import expand_runs
 
 SHELL = "gelu,learnable(gelu),learnable(mish, mean_shift=false)"
 

@@ -20,9 +20,9 @@ from datasets import class_images, write_image_folder
 from learnact.cli import main, ranking_table
 from learnact.data.loader import TensorData, load_dataset
 from learnact.study import StudyConfig, run_study
-from learnact.study.runner import at_chance
 from learnact.study.store import SCHEMA_VERSION, Store
 from learnact.study.summary import certainty, summarize
+from learnact.study.worker import at_chance
 from learnact.train.loop import Diverged, TrainSettings, fit
 from learnact.train.lr_choice import choose_lr
 from learnact.train.lr_find import ADAM_LR_CAP, check_curve, edge, minimum3

@@ -132,7 +132,7 @@ def test_real_fashion_mnist_lenet5_one_epoch():
 
 
 def test_make_optimizer_is_fused_adamw_matching_the_foreach_one():
-    from learnact.helpers import param_groups
+    from learnact.model_tools import param_groups
 
     torch.manual_seed(0)
     model = build_model("lenet5", learnact.DualLine, in_channels=1, num_classes=10,
@@ -263,7 +263,7 @@ def test_a_seed_gives_every_activation_the_same_batches(tiny):
 def test_grad_clip_bounds_each_step_and_is_a_study_key(tiny):
     """The knob added as one TrainSettings field: fit clips, the study reads it as a key."""
     from learnact.study import StudyConfig
-    from learnact.study.runner import expand_runs
+    from learnact.study.worker import expand_runs
 
     def moved(clip):
         torch.manual_seed(0)

@@ -19,7 +19,7 @@ import pytest
 from learnact.errors import ConfigError
 from learnact.settings import check_fields, key_of, positive_int, setting
 from learnact.study.config import StudyConfig
-from learnact.study.runner import expand_runs
+from learnact.study.worker import expand_runs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RELEASES = sorted(FIXTURES.glob("release-*.db"))

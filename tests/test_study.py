@@ -379,7 +379,7 @@ def test_a_run_whose_lease_is_lost_stops_at_the_next_epoch(npz):
     from torch import device as torch_device
 
     from learnact.data import load_dataset
-    from learnact.study.runner import execute_run
+    from learnact.study.worker import execute_run
 
     cfg = StudyConfig.from_settings(dict(activations=("relu",), epochs=3, lr=0.01, dataset=npz))
     run = expand_runs(cfg)[0]
@@ -398,7 +398,7 @@ def test_the_learning_rate_is_chosen_without_the_test_split(npz):
     import torch
 
     from learnact.data import load_dataset
-    from learnact.study.runner import execute_run
+    from learnact.study.worker import execute_run
 
     run = expand_runs(StudyConfig.from_settings(
         dict(activations=("dual_line",), dataset=npz, epochs=1)))[0]

@@ -17,7 +17,7 @@ Example::
 from . import functional
 from .activations import ActivationSpec, DPReLU, DualLine, Learnable, create_activation
 from .errors import ConfigError, DatasetError, LearnactError, ReportError, StoreError
-from .helpers import activation_parameters, param_groups, swap_activations
+from .model_tools import activation_parameters, param_groups, swap_activations
 from .registry import (
     get_spec,
     is_activation,

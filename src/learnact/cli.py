@@ -225,8 +225,8 @@ def _study_config(args: argparse.Namespace):
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from .study.driver import prepare_study, run_study
     from .study.executors import LocalExecutor, RayExecutor, RayMissing, WorkersDied
-    from .study.run import prepare_study, run_study
     from .study.store import Store
 
     cfg = _study_config(args)
@@ -331,7 +331,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     from .report.plots import lr_finder_figure
     from .study import load_preset
     from .study.config import parse_setting
-    from .study.run import check_model_fits
+    from .study.driver import check_model_fits
     from .train.lr_choice import finder_sweep
     from .train.lr_find import SUGGESTIONS
 

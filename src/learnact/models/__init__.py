@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
-from ..helpers import swap_activations
+from ..model_tools import swap_activations
 from .lenet import LeNet4, LeNet5
 from .sites import ActFactory, Site, SiteRecorder
 from .wide_resnet import WideResNet, wrn22

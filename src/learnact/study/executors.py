@@ -34,7 +34,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError, StoreError
-from .runner import (
+from .types import Event, RunResult
+from .worker import (
     RESULTS_UNWRITABLE,
     checkpoint_dir,
     discard_checkpoint,
@@ -43,7 +44,6 @@ from .runner import (
     work_loop,
     worker_main,
 )
-from .types import Event, RunResult
 
 __all__ = ["ExecutorContext", "LocalExecutor", "RayExecutor", "RayMissing", "WorkersDied"]
 
@@ -108,7 +108,7 @@ class LocalExecutor:
         readers: list = []  # one pipe per worker: a worker killed mid-event hurts only its own
 
         def start():
-            # workers die with this process (kill -9 included): see runner._die_with_parent
+            # workers die with this process (kill -9 included): see worker._die_with_parent
             recv, send = spawn.Pipe(duplex=False)
             p = spawn.Process(target=worker_main, args=(ctx.runs, str(ctx.db), ctx.data_dir,
                                                         ctx.device, ctx.lease_s, os.getpid(),

@@ -1,6 +1,6 @@
 """The study's plain data types: a run to train, a progress event, a run's result.
 
-A leaf module: the runner, the executors and the store all use these types,
+A leaf module: the worker, the executors and the store all use these types,
 and this module imports none of them.
 """
 
@@ -18,7 +18,7 @@ __all__ = ["Event", "LRChoiceRecord", "LRFindRecord", "RunResult", "RunSpec"]
 @dataclass(frozen=True)
 class RunSpec:
     """One training run of a study: an activation entry and a seed under a study's
-    typed configuration (``config``), with the id :func:`~learnact.study.runner.expand_runs`
+    typed configuration (``config``), with the id :func:`~learnact.study.worker.expand_runs`
     derived from them."""
 
     run_id: str
@@ -97,7 +97,7 @@ class RunResult:
         run_id: the run.
         status: ``done``, ``diverged`` or ``failed``.
         lr: the learning rate trained with (``None`` when none was reached).
-        env: versions, device and kernels (see ``runner.environment``).
+        env: versions, device and kernels (see ``worker.environment``).
         error: why a run diverged or failed.
         lr_find: the finder's sweep, when the rate was found.
         epochs: one metrics dict per finished epoch
@@ -111,7 +111,7 @@ class RunResult:
             frac_zero_grad, hist)`` (:func:`learnact.train.act_stats.site_stats`).
         flags: marks on a ``done`` run that keep it out of rankings:
             ``chance`` (test accuracy indistinguishable from guessing the
-            commonest class; see :func:`learnact.study.runner.at_chance`).
+            commonest class; see :func:`learnact.study.worker.at_chance`).
         resumed_after: the epoch of the checkpoint the run continued from, or
             ``None`` when it started from scratch (so a driver that only sees
             results, as with Ray, can say so).

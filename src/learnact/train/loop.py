@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.loader import AUGMENTS, TensorData, iterate_batches, mixup, train_batches
-from ..helpers import param_groups
+from ..model_tools import param_groups
 from ..settings import (
     at_least,
     boolean,

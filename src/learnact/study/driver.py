@@ -1,6 +1,8 @@
-"""``run_study``: a study's runs, handed to an executor, counted when they are done.
+"""The driver: the process that starts a study. :func:`prepare_study` checks
+everything before anything is written; :func:`run_study` hands the runs to an
+executor and counts them when they are done.
 
-The imports run one way: ``runner`` (run specs, events and the worker that
+The imports run one way: ``worker`` (run specs, events and the worker that
 trains one run) <- ``executors`` (local processes, Ray) <- this module.
 
 A run's id names its data by path (so that databases of earlier releases keep
@@ -23,8 +25,8 @@ import torch
 from ..errors import ConfigError, DatasetError, LearnactError
 from .config import StudyConfig
 from .executors import ExecutorContext, LocalExecutor
-from .runner import Event, RunSpec, environment, expand_runs, prepare_kernels, resolve_device
 from .store import Store
+from .worker import Event, RunSpec, environment, expand_runs, prepare_kernels, resolve_device
 
 __all__ = ["DataChanged", "StudyPlan", "check_data_unchanged", "check_environment",
            "check_model_fits", "prepare_study", "run_study"]

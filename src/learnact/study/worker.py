@@ -2,7 +2,7 @@
 
 :func:`work_loop` claims and trains runs in this process; :func:`worker_main`
 is a ``--jobs`` worker process; :func:`execute_run` trains one run (also on
-Ray). :func:`learnact.study.run.run_study` hands the runs to an executor.
+Ray). :func:`learnact.study.driver.run_study` hands the runs to an executor.
 
 A run is (activation, model, dataset, seed) plus the resolved settings; its
 id is a hash of exactly those, so re-running the same command finds the same
@@ -38,7 +38,7 @@ import torch
 from .. import __version__
 from ..data.loader import TensorData, load_dataset
 from ..errors import ConfigError, StoreError
-from ..helpers import activation_parameters
+from ..model_tools import activation_parameters
 from ..train.act_stats import probe_indices, site_stats
 from ..train.loop import Diverged, fit
 from ..train.lr_choice import choose_lr
