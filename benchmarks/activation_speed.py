@@ -17,8 +17,15 @@ Every kernel variant is built before timing (``learnact kernels build --isa all`
 does the same ahead of time). Variants are interleaved over repeats; medians
 with min-max are printed.
 
+``--small`` prints the per-call table for the small tensors of the paper's
+LeNets instead (the default variant only, as a model calls it): modules
+(``nn.ReLU()``, ``DualLine()``, ...) called ``--calls`` times per repeat, forward
+alone and forward + backward, with the parameters' gradients set to ``None``
+before each call as ``zero_grad(set_to_none=True)`` does in training.
+
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 \\
         python benchmarks/activation_speed.py [--numel 33554432] [--reps 7] [--isa avx2,baseline]
+    python benchmarks/activation_speed.py --small [--calls 2000] [--reps 5] [--threads 1 --clock cpu]
 """
 
 from __future__ import annotations
@@ -34,13 +41,15 @@ from torch import nn
 import learnact
 from learnact.kernels import kernel_mode
 
+clock = time.perf_counter  # --clock cpu: time.thread_time
+
 
 def timed(fn, x, grad):
     xx = x.detach().requires_grad_()
-    start = time.perf_counter()
+    start = clock()
     y = fn(xx)
     y.backward(grad)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def forced(isa, fn):
@@ -68,6 +77,56 @@ def reference(fn):
     return call
 
 
+SMALL_SHAPES = ((128, 84), (128, 120), (128, 16, 10, 10), (128, 6, 28, 28))
+
+
+def per_call(module, x, grad, calls, backward):
+    """Mean seconds per call of ``module`` on ``x`` (forward, or forward + backward)."""
+    params = list(module.parameters())
+    xx = x.detach().requires_grad_()
+    start = clock()
+    for _ in range(calls):
+        for p in params:
+            p.grad = None
+        y = module(xx)
+        if backward:
+            y.backward(grad)
+    return (clock() - start) / calls
+
+
+def small_table(calls: int, reps: int) -> None:
+    """Per-call forward and forward + backward times at LeNet sizes, as ratios to ReLU."""
+    modules = {
+        "relu": nn.ReLU(),
+        "dual_line": learnact.DualLine(),
+        "dp_relu": learnact.DPReLU(),
+        "dual_line per-channel": None,  # built per shape (C = dim 1)
+        "nn.PReLU (native)": nn.PReLU(),
+        "gelu (G alone)": nn.GELU(),
+        "Learnable(gelu)": learnact.Learnable("gelu"),
+    }
+    print(f"{calls} calls x {reps} interleaved reps per cell, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, clock {clock.__name__}, ATen capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; microseconds per call, "
+          "ratio to relu: median (min-max)")
+    for shape in SMALL_SHAPES:
+        x, grad = torch.randn(shape), torch.randn(shape)
+        mods = dict(modules, **{"dual_line per-channel": learnact.DualLine(shape[1])})
+        for backward in (False, True):
+            times = {k: [] for k in mods}
+            for m in mods.values():  # warm-up (and the one-time kernel build)
+                per_call(m, x, grad, 50, backward)
+            for _ in range(reps):
+                for name, m in mods.items():
+                    times[name].append(per_call(m, x, grad, calls, backward))
+            what = "fwd+bwd" if backward else "fwd"
+            print(f"\n{tuple(shape)} {what}")
+            for name, ts in times.items():
+                ratios = [t / r for t, r in zip(ts, times["relu"], strict=True)]
+                print(f"  {name:<24} {1e6 * statistics.median(ts):>9.1f} us "
+                      f"{statistics.median(ratios):>7.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+
+
 def main() -> None:
     from learnact.kernels import cpu
 
@@ -79,7 +138,25 @@ def main() -> None:
                         help="kernel variants to time (default: all this CPU can run)")
     parser.add_argument("--bases", default="gelu,elu,silu", help="G for Learnable(G)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
+    parser.add_argument("--small", action="store_true",
+                        help="the per-call table at LeNet sizes instead")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per repeat (--small)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (default: torch's own choice)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this thread's CPU time, which a busy machine does not inflate "
+                             "(with --threads 1, where all the work runs on this thread)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        if torch.get_num_threads() != 1:
+            parser.error("--clock cpu needs --threads 1 (other threads' work would not count)")
+        global clock
+        clock = time.thread_time
+    if args.small:
+        small_table(args.calls, args.reps)
+        return
     isas = [i for i in args.isa.split(",") if i]
     bases = [b for b in args.bases.split(",") if b]
     for res in cpu.build(isas):
@@ -119,7 +196,7 @@ def main() -> None:
     copy_med = statistics.median(times["copy"])
     nbytes = x.numel() * x.element_size()
     print(f"shape {tuple(shape)} = {x.numel():,} float32 elements, {args.reps} interleaved reps, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, clock {clock.__name__}, "
           f"ATen capability {torch.backends.cpu.get_cpu_capability()}")
     mmap_max = os.environ.get("MALLOC_MMAP_MAX_", "(unset)")
     trim = os.environ.get("MALLOC_TRIM_THRESHOLD_", "(unset)")

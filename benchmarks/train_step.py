@@ -5,7 +5,7 @@ Each variant builds LeNet5 with its activation, then times optimizer steps
 28x28 images. Variants are interleaved; medians with min-max ratios to ReLU
 are printed.
 
-    python benchmarks/train_step.py [--steps 20] [--reps 5] [--batch 128]
+    python benchmarks/train_step.py [--steps 20] [--reps 5] [--batch 128] [--threads 1 --clock cpu]
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from torch import nn
 
 import learnact
 from learnact.kernels import kernel_mode
+
+clock = time.perf_counter  # --clock cpu: time.thread_time
 from learnact.models import build_model
 from learnact.train import make_optimizer
 
@@ -32,13 +34,13 @@ def make(factory):
 
 def run_steps(model, opt, x, y, steps, mode):
     with kernel_mode(mode):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(steps):
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        return (time.perf_counter() - start) / steps
+        return (clock() - start) / steps
 
 
 def main() -> None:
@@ -46,7 +48,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (default: torch's own choice)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this thread's CPU time, which a busy machine does not inflate "
+                             "(with --threads 1, where all the work runs on this thread)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        if torch.get_num_threads() != 1:
+            parser.error("--clock cpu needs --threads 1 (other threads' work would not count)")
+        global clock
+        clock = time.thread_time
     x = torch.randn(args.batch, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch,))
     variants = {
@@ -63,7 +77,7 @@ def main() -> None:
         for name, ((model, opt), mode) in variants.items():
             times[name].append(run_steps(model, opt, x, y, args.steps, mode))
     print(f"LeNet5, batch {args.batch}, {args.steps} steps x {args.reps} interleaved reps, "
-          f"threads {torch.get_num_threads()}")
+          f"threads {torch.get_num_threads()}, clock {clock.__name__}")
     print(f"{'variant':<34} {'ms/step':>8} {'ratio to relu: median (min-max)':>34}")
     for name, ts in times.items():
         ratios = [t / r for t, r in zip(ts, times["relu"], strict=True)]

@@ -88,7 +88,9 @@ class DPReLU(ParametricActivation):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return dispatch.run_dual_line(x, self.pos_slope, self.neg_slope, None)
+        # _parameters directly: nn.Module.__getattr__ costs about 1 us a name per call
+        p = self._parameters
+        return dispatch.run_dual_line(x, p["pos_slope"], p["neg_slope"], None)
 
 
 class DualLine(ParametricActivation):
@@ -167,7 +169,8 @@ class DualLine(ParametricActivation):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return dispatch.run_dual_line(x, self.pos_slope, self.neg_slope, self.mean_shift)
+        p = self._parameters  # as in DPReLU.forward: no __getattr__ per name
+        return dispatch.run_dual_line(x, p["pos_slope"], p["neg_slope"], p["mean_shift"])
 
 
 class Learnable(ParametricActivation):
@@ -284,8 +287,9 @@ class Learnable(ParametricActivation):
             base.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        shift = self.mean_shift if self.use_mean_shift else None
-        return dispatch.run_recipe(x, self.base, self.pos_slope, shift)
+        p = self._parameters  # as in DPReLU.forward: no __getattr__ per name
+        shift = p["mean_shift"] if self.use_mean_shift else None
+        return dispatch.run_recipe(x, self._modules["base"], p["pos_slope"], shift)
 
     def extra_repr(self) -> str:
         parts = [f"mean_shift={self.use_mean_shift}", f"num_parameters={self.num_parameters}"]

@@ -68,7 +68,13 @@ _HAS_GRADIENT_EDGE = hasattr(torch.autograd.graph, "get_gradient_edge")
 
 def get_mode() -> str:
     """The active mode: the innermost :func:`kernel_mode`, else ``$LEARNACT_KERNELS``, else auto."""
-    mode = _override.get() or os.environ.get("LEARNACT_KERNELS", "auto").strip().lower()
+    mode = _override.get()
+    if mode is not None:
+        return mode  # checked by kernel_mode
+    raw = os.environ.get("LEARNACT_KERNELS")
+    if raw is None:  # the common case, on every call: no string work
+        return "auto"
+    mode = raw.strip().lower()
     if mode not in MODES:
         raise ConfigError(f"LEARNACT_KERNELS must be one of {', '.join(MODES)}, got {mode!r}")
     return mode
@@ -145,6 +151,14 @@ def run_dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> 
     if not torch.compiler.is_compiling():
         mode = get_mode()
         if mode != "reference":
+            if x.is_cpu and (ext := _load_cpu()):
+                # the hot path: one C++ call checks, lays out and runs, or returns None.
+                # It sees tracing (the legacy ONNX exporter traces too), functorch
+                # transforms and fake or proxy tensors (torch.export, the dynamo ONNX
+                # exporter) itself; None comes back to the checks below, which say why.
+                y = ext.dual_line_eager(x, pos, neg, shift)
+                if y is not None:
+                    return y
             reason = fused_unavailable_reason(x)
             if reason is None:
                 xk, inner = kernel_layout(x, pos.shape[-1])
@@ -179,6 +193,10 @@ def run_recipe_around_g(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None
     if not torch.compiler.is_compiling():
         mode = get_mode()
         if mode != "reference":
+            if x.is_cpu and (ext := _load_cpu()):
+                y = ext.recipe_eager(x, gx, pos, shift)
+                if y is not None:
+                    return y
             reason = _recipe_unavailable_reason(x, gx)
             if reason is None:
                 xk, inner = kernel_layout(x, pos.shape[-1])
@@ -225,11 +243,11 @@ def run_recipe(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
     otherwise ``G`` runs as itself and :func:`run_recipe_around_g` fuses the recipe
     around its output.
     """
-    if (not torch.compiler.is_compiling() and x.device.type == "cpu"
-            and get_mode() != "reference" and (g := inline_g(base)) is not None
-            and fused_unavailable_reason(x) is None and _load_cpu().SIMD):
-        xk, inner = kernel_layout(x, pos.shape[-1])
-        return _load_cpu().recipe_inline(xk, pos, shift, inner, g[0], g[1])
+    if (not torch.compiler.is_compiling() and x.is_cpu and get_mode() != "reference"
+            and (g := inline_g(base)) is not None and (ext := _load_cpu()) and ext.SIMD):
+        y = ext.recipe_inline_eager(x, pos, shift, g[0], g[1])
+        if y is not None:
+            return y
     if (_HAS_GRADIENT_EDGE and not torch.compiler.is_compiling() and torch.is_grad_enabled()
             and x.requires_grad and x.device.type == "cpu" and get_mode() != "reference"
             and not any(p.requires_grad for p in base.parameters())

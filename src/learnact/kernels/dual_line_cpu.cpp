@@ -218,9 +218,9 @@ torch::Tensor forward_kernel(const torch::Tensor& x, const torch::Tensor& pos,
                              const torch::Tensor& neg, const c10::optional<torch::Tensor>& shift,
                              int64_t inner) {
   auto y = torch::empty_like(x);
-  auto p = pos.to(torch::kFloat).contiguous(), q = neg.to(torch::kFloat).contiguous();
+  const auto p = learnact::as_float(pos), q = learnact::as_float(neg);
   torch::Tensor m;
-  if (shift.has_value()) m = shift->to(torch::kFloat).contiguous();
+  if (shift.has_value()) m = learnact::as_float(*shift);
   const int64_t C = p.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dual_line_fwd", [&] {
     forward_impl<scalar_t>(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), p.data_ptr<float>(),
@@ -230,20 +230,31 @@ torch::Tensor forward_kernel(const torch::Tensor& x, const torch::Tensor& pos,
   return y;
 }
 
-std::vector<torch::Tensor> backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
-                                           const torch::Tensor& pos, const torch::Tensor& neg,
-                                           int64_t inner) {
+namespace {
+
+// grad_x, with d_pos, d_neg and d_shift added into acc (3 * C doubles)
+torch::Tensor backward_sums(const torch::Tensor& g, const torch::Tensor& x,
+                            const torch::Tensor& pos, const torch::Tensor& neg, int64_t inner,
+                            std::vector<double>& acc) {
   auto gx = torch::empty_like(x);
-  auto p = pos.to(torch::kFloat).contiguous(), q = neg.to(torch::kFloat).contiguous();
-  const int64_t C = p.numel();
-  // one buffer for the three reductions: d_pos, d_neg, d_shift
-  std::vector<double> acc(static_cast<size_t>(3 * C), 0.0);
+  const auto p = learnact::as_float(pos), q = learnact::as_float(neg);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dual_line_bwd", [&] {
     backward_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
                             gx.data_ptr<scalar_t>(), p.data_ptr<float>(), q.data_ptr<float>(),
-                            x.numel(), C, inner, acc.data());
+                            x.numel(), p.numel(), inner, acc.data());
   });
-  return {gx, learnact::sums_tensor(acc, 3, C, pos)};
+  return gx;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
+                                           const torch::Tensor& pos, const torch::Tensor& neg,
+                                           int64_t inner) {
+  // one buffer for the three reductions: d_pos, d_neg, d_shift
+  std::vector<double> acc(static_cast<size_t>(3 * pos.numel()), 0.0);
+  auto gx = backward_sums(g, x, pos, neg, inner, acc);
+  return {gx, learnact::sums_tensor(acc, 3, pos.numel(), pos)};
 }
 
 // The autograd node lives in C++ so that a call costs one Python -> C++ crossing
@@ -265,19 +276,30 @@ struct DualLineFunction : public torch::autograd::Function<DualLineFunction> {
     const auto& x = saved[0];
     const auto& pos = saved[1];
     const auto& neg = saved[2];
-    const int64_t inner = ctx->saved_data["inner"].toInt();
-    auto out = backward_kernel(learnact::like_x(grads[0], x), x, pos, neg, inner);
-    const auto& sums = out[1];
-    torch::Tensor dshift;
-    if (ctx->saved_data["has_shift"].toBool()) dshift = sums[2].view(pos.sizes());
-    return {out[0], sums[0].view(pos.sizes()), sums[1].view(neg.sizes()), dshift,
-            torch::Tensor()};
+    const bool has_shift = ctx->saved_data["has_shift"].toBool();
+    // only the sums autograd asks for are handed back (all three are computed: one sweep)
+    std::vector<double> acc(static_cast<size_t>(3 * pos.numel()), 0.0);
+    auto gx = backward_sums(learnact::like_x(grads[0], x), x, pos, neg,
+                            ctx->saved_data["inner"].toInt(), acc);
+    auto sums = learnact::param_grads(acc, has_shift ? 3 : 2, pos);
+    return {gx, sums[0], sums[1], has_shift ? sums[2] : torch::Tensor(), torch::Tensor()};
   }
 };
 
 torch::Tensor dual_line(const torch::Tensor& x, const torch::Tensor& pos, const torch::Tensor& neg,
                         const c10::optional<torch::Tensor>& shift, int64_t inner) {
   return DualLineFunction::apply(x, pos, neg, shift, inner);
+}
+
+// The module's hot path: the checks, the layout and the kernel in one call, or None
+// (dispatch.py then decides, and says why).
+c10::optional<torch::Tensor> dual_line_eager(const torch::Tensor& x, const torch::Tensor& pos,
+                                             const torch::Tensor& neg,
+                                             const c10::optional<torch::Tensor>& shift) {
+  if (!learnact::eager_ok(x, pos)) return c10::nullopt;
+  const auto walk = learnact::kernel_layout(x, pos.size(-1));
+  if (!walk) return c10::nullopt;
+  return DualLineFunction::apply(walk->x, pos, neg, shift, walk->inner);
 }
 
 // the general recipe, in recipe_cpu.cpp
@@ -293,6 +315,12 @@ torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torc
 torch::Tensor recipe_inline(const torch::Tensor& x, const torch::Tensor& a,
                             const c10::optional<torch::Tensor>& shift, int64_t inner,
                             int64_t kind, double alpha);
+c10::optional<torch::Tensor> recipe_eager(const torch::Tensor& x, const torch::Tensor& gx,
+                                          const torch::Tensor& a,
+                                          const c10::optional<torch::Tensor>& shift);
+c10::optional<torch::Tensor> recipe_inline_eager(const torch::Tensor& x, const torch::Tensor& a,
+                                                 const c10::optional<torch::Tensor>& shift,
+                                                 int64_t kind, double alpha);
 torch::Tensor recipe_inline_forward_kernel(const torch::Tensor& x, const torch::Tensor& a,
                                            const c10::optional<torch::Tensor>& shift,
                                            int64_t inner, int64_t kind, double alpha);
@@ -311,6 +339,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #endif
   m.def("dual_line", &dual_line,
         "Dual Line (or DP ReLU with shift=None), differentiable, saving only x");
+  m.def("dual_line_eager", &dual_line_eager,
+        "dual_line with the eager checks and layout done here; None where dispatch.py decides");
+  m.def("recipe_eager", &recipe_eager,
+        "recipe with the eager checks and layout done here; None where dispatch.py decides");
+  m.def("recipe_inline_eager", &recipe_inline_eager,
+        "recipe_inline with the eager checks and layout done here; None where dispatch.py decides");
   m.def("forward", &forward_kernel, "forward kernel alone (no autograd)");
   m.def("backward", &backward_kernel,
         "backward kernel alone: grad_x and a (3, C) tensor (the parameters' dtype) of d_pos, d_neg, d_shift");

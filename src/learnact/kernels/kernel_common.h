@@ -11,6 +11,8 @@
 #include <ATen/Parallel.h>
 
 #include <ATen/cpu/vec/vec.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/csrc/jit/frontend/tracer.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -63,6 +65,67 @@ inline int64_t chunk_size(int64_t C, int64_t inner) {
 // The gradient in x's memory layout (standard or channels-last), as the kernels walk it.
 inline torch::Tensor like_x(const torch::Tensor& g, const torch::Tensor& x) {
   return x.is_contiguous() ? g.contiguous() : g.contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// ---------------------------------------------------------------- the eager entry points
+// A module's forward makes one call into C++ (dual_line_eager, recipe_inline_eager,
+// recipe_eager), which checks here what dispatch.py's fused_unavailable_reason and
+// kernel_layout check in Python, and runs the kernel or returns None. None sends
+// the call down dispatch.py's own path, which says why (or raises the reference
+// path's error): these checks never raise.
+
+// A CPU tensor the kernels can read, with no tracer, functorch transform or Python
+// tensor subclass (FakeTensor, ...) in the way.
+inline bool eager_ok(const torch::Tensor& x, const torch::Tensor& param) {
+  const auto st = x.scalar_type();
+  if (st != at::kFloat && st != at::kBFloat16 && st != at::kHalf) return false;
+  if (!x.device().is_cpu() || x.layout() != c10::kStrided || !param.device().is_cpu()) return false;
+  if (x.key_set().has(c10::DispatchKey::Python)) return false;
+  if (torch::jit::tracer::isTracing()) return false;
+  const auto included = c10::impl::tls_local_dispatch_key_set().included_;
+  return !(included.has(c10::DispatchKey::FuncTorchDynamicLayerFrontMode) ||
+           included.has(c10::DispatchKey::FuncTorchDynamicLayerBackMode));
+}
+
+// x as the kernels walk it, and the stride of its channel index (layout.py's kernel_layout)
+struct Walk {
+  torch::Tensor x;
+  int64_t inner;
+};
+
+// The walk for a C-channel parameter, or nullopt where the reference path must speak
+// (a channel count that does not match x).
+inline c10::optional<Walk> kernel_layout(const torch::Tensor& x, int64_t C) {
+  const bool nhwc = x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  if (C == 1) return Walk{(x.is_contiguous() || nhwc) ? x : x.contiguous(), 1};
+  if (x.dim() == 0 || x.size(x.dim() >= 2 ? 1 : 0) != C) return c10::nullopt;
+  if (nhwc) return Walk{x, 1};
+  int64_t inner = 1;
+  for (int64_t d = 2; d < x.dim(); ++d) inner *= x.size(d);
+  return Walk{x.is_contiguous() ? x : x.contiguous(), inner};
+}
+
+// A parameter as the float32 values the kernels read (no copy when it already is)
+inline torch::Tensor as_float(const torch::Tensor& p) {
+  return p.scalar_type() == at::kFloat && p.is_contiguous() ? p : p.to(at::kFloat).contiguous();
+}
+
+// One gradient per row of acc (rows x C doubles), each shaped and typed like param,
+// rounded once from double: separate tensors, so autograd takes them as they are.
+inline std::vector<torch::Tensor> param_grads(const std::vector<double>& acc, int64_t rows,
+                                              const torch::Tensor& param) {
+  const int64_t C = param.numel();
+  std::vector<torch::Tensor> out;
+  out.reserve(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    auto t = at::empty(param.sizes(), param.options());
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, param.scalar_type(), "grads", [&] {
+      scalar_t* o = t.data_ptr<scalar_t>();
+      for (int64_t k = 0; k < C; ++k) o[k] = static_cast<scalar_t>(acc[r * C + k]);
+    });
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 // Fused backward nodes are first-order only: a double backward would silently get a

@@ -294,8 +294,8 @@ namespace {
 struct Params {  // the float32 copies of a and m that the kernels read
   torch::Tensor a, m;
   Params(const torch::Tensor& a_, const c10::optional<torch::Tensor>& shift)
-      : a(a_.to(torch::kFloat).contiguous()) {
-    if (shift.has_value()) m = shift->to(torch::kFloat).contiguous();
+      : a(learnact::as_float(a_)) {
+    if (shift.has_value()) m = learnact::as_float(*shift);
   }
   const float* ap() const { return a.data_ptr<float>(); }
   const float* mp() const { return m.defined() ? m.data_ptr<float>() : nullptr; }
@@ -317,17 +317,31 @@ torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor&
   return y;
 }
 
-std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
-                                                  const torch::Tensor& a, int64_t inner) {
+namespace {
+
+// the split gradients (direct grad_x, grad of G(x)), with d_a and d_m added into acc
+std::pair<torch::Tensor, torch::Tensor> recipe_backward_sums(const torch::Tensor& g,
+                                                             const torch::Tensor& x,
+                                                             const torch::Tensor& a,
+                                                             int64_t inner,
+                                                             std::vector<double>& acc) {
   auto gxd = torch::empty_like(x), gg = torch::empty_like(x);
   const Params p(a, c10::nullopt);
-  std::vector<double> acc(static_cast<size_t>(2 * p.C()), 0.0);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_bwd", [&] {
     grad_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
                         Split<scalar_t>{gxd.data_ptr<scalar_t>(), gg.data_ptr<scalar_t>()},
                         p.ap(), x.numel(), p.C(), inner, acc.data());
   });
-  return {gxd, gg, learnact::sums_tensor(acc, 2, p.C(), a)};
+  return {gxd, gg};
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
+                                                  const torch::Tensor& a, int64_t inner) {
+  std::vector<double> acc(static_cast<size_t>(2 * a.numel()), 0.0);
+  auto [gxd, gg] = recipe_backward_sums(g, x, a, inner, acc);
+  return {gxd, gg, learnact::sums_tensor(acc, 2, a.numel(), a)};
 }
 
 struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
@@ -346,17 +360,31 @@ struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
     auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& a = saved[1];
-    auto out = recipe_backward_kernel(learnact::like_x(grads[0], x), x, a,
-                                      ctx->saved_data["inner"].toInt());
-    torch::Tensor dshift;
-    if (ctx->saved_data["has_shift"].toBool()) dshift = out[2][1].view(a.sizes());
-    return {out[0], out[1], out[2][0].view(a.sizes()), dshift, torch::Tensor()};
+    const bool has_shift = ctx->saved_data["has_shift"].toBool();
+    std::vector<double> acc(static_cast<size_t>(2 * a.numel()), 0.0);
+    auto [gxd, gg] = recipe_backward_sums(learnact::like_x(grads[0], x), x, a,
+                                          ctx->saved_data["inner"].toInt(), acc);
+    auto sums = learnact::param_grads(acc, has_shift ? 2 : 1, a);
+    return {gxd, gg, sums[0], has_shift ? sums[1] : torch::Tensor(), torch::Tensor()};
   }
 };
 
 torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torch::Tensor& a,
                      const c10::optional<torch::Tensor>& shift, int64_t inner) {
   return RecipeFunction::apply(x, gx, a, shift, inner);
+}
+
+// the recipe around G(x) with the eager checks and layout done here, or None (dispatch.py
+// then decides, and says why); gx must match x's shape, dtype and device
+c10::optional<torch::Tensor> recipe_eager(const torch::Tensor& x, const torch::Tensor& gx,
+                                          const torch::Tensor& a,
+                                          const c10::optional<torch::Tensor>& shift) {
+  if (!learnact::eager_ok(x, a) || !learnact::eager_ok(gx, a) || gx.sizes() != x.sizes() ||
+      gx.scalar_type() != x.scalar_type())
+    return c10::nullopt;
+  const auto walk = learnact::kernel_layout(x, a.size(-1));
+  if (!walk) return c10::nullopt;
+  return RecipeFunction::apply(walk->x, learnact::like_x(gx, walk->x), a, shift, walk->inner);
 }
 
 // t (G'(x) * g, in x's layout) becomes grad_x in place (x >= 0 ? a*g : t); returns (2, C)
@@ -394,13 +422,14 @@ torch::Tensor recipe_inline_forward_kernel(const torch::Tensor& x, const torch::
   return y;
 }
 
-std::vector<torch::Tensor> recipe_inline_backward_kernel(const torch::Tensor& g,
-                                                         const torch::Tensor& x,
-                                                         const torch::Tensor& a, int64_t inner,
-                                                         int64_t kind, double alpha) {
+namespace {
+
+// grad_x of the inline recipe, with d_a and d_m added into acc
+torch::Tensor recipe_inline_backward_sums(const torch::Tensor& g, const torch::Tensor& x,
+                                          const torch::Tensor& a, int64_t inner, int64_t kind,
+                                          double alpha, std::vector<double>& acc) {
   auto gx = torch::empty_like(x);
   const Params p(a, c10::nullopt);
-  std::vector<double> acc(static_cast<size_t>(2 * p.C()), 0.0);
   with_g(kind, [&](auto gfun) {
     using G = decltype(gfun);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_ibwd", [&] {
@@ -410,7 +439,18 @@ std::vector<torch::Tensor> recipe_inline_backward_kernel(const torch::Tensor& g,
                           p.ap(), x.numel(), p.C(), inner, acc.data());
     });
   });
-  return {gx, learnact::sums_tensor(acc, 2, p.C(), a)};
+  return gx;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> recipe_inline_backward_kernel(const torch::Tensor& g,
+                                                         const torch::Tensor& x,
+                                                         const torch::Tensor& a, int64_t inner,
+                                                         int64_t kind, double alpha) {
+  std::vector<double> acc(static_cast<size_t>(2 * a.numel()), 0.0);
+  auto gx = recipe_inline_backward_sums(g, x, a, inner, kind, alpha, acc);
+  return {gx, learnact::sums_tensor(acc, 2, a.numel(), a)};
 }
 
 struct RecipeInlineFunction : public torch::autograd::Function<RecipeInlineFunction> {
@@ -431,12 +471,13 @@ struct RecipeInlineFunction : public torch::autograd::Function<RecipeInlineFunct
     auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& a = saved[1];
-    auto out = recipe_inline_backward_kernel(
+    const bool has_shift = ctx->saved_data["has_shift"].toBool();
+    std::vector<double> acc(static_cast<size_t>(2 * a.numel()), 0.0);
+    auto gx = recipe_inline_backward_sums(
         learnact::like_x(grads[0], x), x, a, ctx->saved_data["inner"].toInt(),
-        ctx->saved_data["kind"].toInt(), ctx->saved_data["alpha"].toDouble());
-    torch::Tensor dshift;
-    if (ctx->saved_data["has_shift"].toBool()) dshift = out[1][1].view(a.sizes());
-    return {out[0], out[1][0].view(a.sizes()), dshift, torch::Tensor(), torch::Tensor(),
+        ctx->saved_data["kind"].toInt(), ctx->saved_data["alpha"].toDouble(), acc);
+    auto sums = learnact::param_grads(acc, has_shift ? 2 : 1, a);
+    return {gx, sums[0], has_shift ? sums[1] : torch::Tensor(), torch::Tensor(), torch::Tensor(),
             torch::Tensor()};
   }
 };
@@ -445,4 +486,14 @@ torch::Tensor recipe_inline(const torch::Tensor& x, const torch::Tensor& a,
                             const c10::optional<torch::Tensor>& shift, int64_t inner,
                             int64_t kind, double alpha) {
   return RecipeInlineFunction::apply(x, a, shift, inner, kind, alpha);
+}
+
+// the inline recipe with the eager checks and layout done here, or None
+c10::optional<torch::Tensor> recipe_inline_eager(const torch::Tensor& x, const torch::Tensor& a,
+                                                 const c10::optional<torch::Tensor>& shift,
+                                                 int64_t kind, double alpha) {
+  if (!learnact::eager_ok(x, a)) return c10::nullopt;
+  const auto walk = learnact::kernel_layout(x, a.size(-1));
+  if (!walk) return c10::nullopt;
+  return RecipeInlineFunction::apply(walk->x, a, shift, walk->inner, kind, alpha);
 }
