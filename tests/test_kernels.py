@@ -737,3 +737,42 @@ def test_nonfinite_rule_values():
                                  torch.tensor([float("inf"), -1.0]), "reference")
     assert grad_x[0].item() == 1.0  # a*g, not 0 * GELU'(inf) = NaN
     assert grads["pos_slope"].item() == float("inf")
+
+
+# ---------------------------------------------------------------- the eager entry points
+
+
+def test_eager_entry_runs_the_kernel_in_one_call_or_steps_aside():
+    """``dual_line_eager`` runs the fused node, or returns None where dispatch must decide."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    ext = dispatch._load_cpu()
+    m = learnact.DualLine(3)
+    args = (m.pos_slope, m.neg_slope, m.mean_shift)
+    x = torch.randn(4, 3, 5)
+    assert "DualLineFunction" in ext.dual_line_eager(x, *args).grad_fn.name()
+    nhwc = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ext.dual_line_eager(nhwc, *args),
+                               dispatch.run_dual_line(nhwc, *args))
+    assert ext.dual_line_eager(x.double(), *args) is None  # float64: the reference path
+    assert ext.dual_line_eager(torch.randn(4, 5), *args) is None  # the reference's error
+    seen = []
+
+    def record(t):
+        seen.append(ext.dual_line_eager(t, *args))
+        return t * 2
+
+    torch.jit.trace(record, (x,), check_trace=False)  # (the check reruns it untraced)
+    torch.func.vmap(record)(x)
+
+    with FakeTensorMode() as fake:  # torch.export and the dynamo ONNX exporter trace fakes
+        seen.append(ext.dual_line_eager(fake.from_tensor(x), *args))
+    assert seen == [None] * 3
+
+
+def test_parameter_gradients_are_separate_tensors():
+    m = learnact.DualLine()
+    m(torch.randn(64, requires_grad=True)).sum().backward()
+    grads = [p.grad for p in m.parameters()]
+    assert all(g._base is None and g.shape == (1,) for g in grads)
+    assert len({g.untyped_storage().data_ptr() for g in grads}) == 3

@@ -12,7 +12,6 @@
 
 #include <ATen/cpu/vec/vec.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
-#include <torch/csrc/jit/frontend/tracer.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -74,16 +73,18 @@ inline torch::Tensor like_x(const torch::Tensor& g, const torch::Tensor& x) {
 // the call down dispatch.py's own path, which says why (or raises the reference
 // path's error): these checks never raise.
 
-// A CPU tensor the kernels can read, with no tracer, functorch transform or Python
-// tensor subclass (FakeTensor, ...) in the way.
+// A CPU tensor the kernels can read, with no tracer, functorch transform, Python
+// tensor subclass (FakeTensor, ...) or Python dispatch mode in the way. The JIT tracer
+// (torch.jit.trace, the legacy ONNX exporter) runs with the Tracer key included in
+// this thread's dispatch keys, as functorch's transforms and dispatch modes do with theirs.
 inline bool eager_ok(const torch::Tensor& x, const torch::Tensor& param) {
   const auto st = x.scalar_type();
   if (st != at::kFloat && st != at::kBFloat16 && st != at::kHalf) return false;
   if (!x.device().is_cpu() || x.layout() != c10::kStrided || !param.device().is_cpu()) return false;
   if (x.key_set().has(c10::DispatchKey::Python)) return false;
-  if (torch::jit::tracer::isTracing()) return false;
   const auto included = c10::impl::tls_local_dispatch_key_set().included_;
-  return !(included.has(c10::DispatchKey::FuncTorchDynamicLayerFrontMode) ||
+  return !(included.has(c10::DispatchKey::Tracer) || included.has(c10::DispatchKey::Python) ||
+           included.has(c10::DispatchKey::FuncTorchDynamicLayerFrontMode) ||
            included.has(c10::DispatchKey::FuncTorchDynamicLayerBackMode));
 }
 

@@ -109,17 +109,24 @@ struct SiluG {  // x sigmoid(x); G' = s (1 + x (1 - s))
 // ---------------------------------------------------------------- negative-branch values
 // The forward's value for x < 0: read from a precomputed G(x), or computed inline.
 
+// pick(j, v, p) is the scalar forward's value before the shift: p (= a x) for x >= 0,
+// else the negative branch's. A loaded G(x) is read whatever the sign, so the select
+// compiles without a branch (a branch on random signs mispredicts half the time).
 template <typename scalar_t>
 struct FromTensor {
   const scalar_t* gx;
-  float at(int64_t j, float) const { return static_cast<float>(gx[j]); }
+  float pick(int64_t j, float v, float p) const {
+    const float gv = static_cast<float>(gx[j]);
+    return v >= 0.f ? p : gv;
+  }
   Vec vec(int64_t j, const Vec&) const { return Vec::loadu(gx + j); }  // float only
 };
 
+// G computed inline only where it is used: it costs more than a mispredicted branch
 template <typename G>
 struct Inline {
   float alpha;
-  float at(int64_t, float v) const { return G::f(v, alpha); }
+  float pick(int64_t, float v, float p) const { return v >= 0.f ? p : G::f(v, alpha); }
   Vec vec(int64_t, const Vec& v) const { return G::f(v, Vec(alpha)); }
 };
 
@@ -133,7 +140,7 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, Neg 
       for (int64_t base = begin; base < end; base += C) {
         for (int64_t c = 0; c < C; ++c) {
           const float v = static_cast<float>(x[base + c]);
-          const float b = v >= 0.f ? a[c] * v : neg.at(base + c, v);
+          const float b = neg.pick(base + c, v, a[c] * v);
           y[base + c] = static_cast<scalar_t>(b + (m ? m[c] : 0.f));
         }
       }
@@ -153,7 +160,7 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, Neg 
 #endif
       for (; j < j1; ++j) {
         const float v = static_cast<float>(x[j]);
-        const float base = v >= 0.f ? s * v : neg.at(j, v);
+        const float base = neg.pick(j, v, s * v);
         y[j] = static_cast<scalar_t>(base + sh);
       }
     });
@@ -184,7 +191,8 @@ template <typename scalar_t>
 struct Select {
   scalar_t* t;
   void at(int64_t j, bool pos, float s, float gv, float) const {
-    t[j] = static_cast<scalar_t>(pos ? s * gv : static_cast<float>(t[j]));
+    const float old = static_cast<float>(t[j]);  // read either way: a select, no branch
+    t[j] = static_cast<scalar_t>(pos ? s * gv : old);
   }
   void vec(int64_t j, const Vec& pos, const Vec& vs, const Vec& gv, const Vec&) const {
     Vec::blendv(Vec::loadu(t + j), vs * gv, pos).store(t + j);
