@@ -1,40 +1,18 @@
-"""Shared fixtures: every registered activation, as a fixed and a learnable variant."""
+"""Shared fixtures: small generated datasets, and a fixed seed for every test.
+
+Shared constants and builders live in modules of their own (``zoo_cases``,
+``kernel_cases``, ``synthetic_data``), imported by name rather than from here."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-import learnact
-
-NAMES = learnact.list_activations()
-LEARNABLE_NAMES = learnact.list_activations(learnable=True)
-# (name, learnable) pairs: the registered function and the paper's recipe applied to it
-VARIANTS = [(n, False) for n in NAMES] + [(n, True) for n in NAMES]
-VARIANT_IDS = [f"{n}-{'recipe' if r else 'plain'}" for n, r in VARIANTS]
-# every variant that has learnable parameters
-PARAM_VARIANTS = [(n, r) for n, r in VARIANTS if r or n in LEARNABLE_NAMES]
-PARAM_VARIANT_IDS = [f"{n}-{'recipe' if r else 'plain'}" for n, r in PARAM_VARIANTS]
-
-
-def make(name: str, learnable: bool, **kwargs) -> torch.nn.Module:
-    """Build an activation in eval mode (RReLU is random in training mode)."""
-    return learnact.create_activation(name, learnable=learnable, **kwargs).eval()
-
-
-def perturb_(module: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
-    """Move every parameter off its init so tests do not sit at special points."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-    return module
-
 
 @pytest.fixture(scope="session")
 def npz(tmp_path_factory):
     """A tiny class-band dataset (256 train / 64 test) for fast study runs."""
-    from datasets import write_npz
+    from synthetic_data import write_npz
 
     return str(write_npz(tmp_path_factory.mktemp("d") / "tiny.npz", n_train=256, n_test=64))
 
@@ -42,7 +20,7 @@ def npz(tmp_path_factory):
 @pytest.fixture(scope="session")
 def slow_npz(tmp_path_factory):
     """Big enough (6000 images) that a run takes about a second, so a kill lands mid-study."""
-    from datasets import write_npz
+    from synthetic_data import write_npz
 
     return str(write_npz(tmp_path_factory.mktemp("s") / "slow.npz", n_train=6000, n_test=200))
 

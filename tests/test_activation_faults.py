@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import learnact
-from conftest import PARAM_VARIANT_IDS, PARAM_VARIANTS, make
 from learnact.kernels import kernel_mode
+from zoo_cases import PARAM_VARIANT_IDS, PARAM_VARIANTS, make
 
 
 @pytest.mark.parametrize("build", [

@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import VARIANT_IDS, VARIANTS, make, perturb_
+from zoo_cases import VARIANT_IDS, VARIANTS, make, perturb_
 
 pytestmark = pytest.mark.parametrize(("name", "learnable"), VARIANTS, ids=VARIANT_IDS)
 

@@ -60,6 +60,7 @@ def _final(db: Path) -> tuple:
         con.close()
 
 
+@pytest.mark.slow
 def test_kill_9_between_epochs_then_resume_gives_the_uninterrupted_result(slow_npz, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every process
     whole = tmp_path / "whole.db"

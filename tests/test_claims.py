@@ -83,6 +83,7 @@ def test_first_against_second_activation_in_blocks():
     assert claim.verdict == "supported" and "12 pairs" in claim.statistic
 
 
+@pytest.mark.slow
 def test_the_report_writes_claims_curves_trajectories_and_outputs(npz, tmp_path):
     pytest.importorskip("matplotlib")
     from learnact.report import make_report

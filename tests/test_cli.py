@@ -77,6 +77,7 @@ def test_the_recipe_is_drawn_over_fixed_activations_only():
     assert dual["dual_line"][1] == pytest.approx([-0.01 - 0.22, -0.22, 1.0 - 0.22], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_plot_all(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "all.svg"
@@ -101,6 +102,7 @@ def test_plot_errors(argv, message, capsys, tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "learnact.cli", "list", "dual_line"],
                           capture_output=True, text=True, check=False)
@@ -136,6 +138,7 @@ def test_user_errors_are_learnact_errors_and_still_value_errors():
         learnact.get_spec("relux")
 
 
+@pytest.mark.slow
 def test_lr_find_prints_every_suggestion_and_plots_the_curve(npz, tmp_path, capsys):
     out = tmp_path / "lr.png"
     assert main(["lr-find", "dual_line", "--dataset", npz, "--batch-size", "32",

@@ -15,6 +15,7 @@ from learnact.study.worker import expand_runs
 SHELL = "gelu,learnable(gelu),learnable(mish, mean_shift=false)"
 
 
+@pytest.mark.slow
 def test_a_toml_config_in_the_presets_layout_studies_the_recipe(tmp_path, npz, capsys):
     cfg = tmp_path / "recipe.toml"
     cfg.write_text(f'name = "recipe"\ndescription = "the paper\'s §4"\n[settings]\n'

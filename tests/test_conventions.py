@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import learnact
-from conftest import perturb_
+from zoo_cases import perturb_
 
 ALL = learnact.list_activations(shape_changing=None)  # CReLU and Maxout too
 # learnact's own classes; its thin subclasses of torch.nn keep torch's in-place RReLU
@@ -94,6 +94,7 @@ def _python_m(*args):
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli():
     out = _python_m("list", "*line")
     assert out.returncode == 0, out.stderr

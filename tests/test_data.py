@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import write_cifar_like, write_idx, write_mnist_like, write_npz
 from learnact.data import DatasetError, iterate_batches, load_dataset, mixup, read_idx
 from learnact.data.formats import read_cifar10_batch, read_npz
 from learnact.data.sources import _safe_extract, search_dirs
+from synthetic_data import write_cifar_like, write_idx, write_mnist_like, write_npz
 
 
 @pytest.fixture(autouse=True)

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets import write_image_folder, write_npz
 from learnact.cli import main
 from learnact.data import formats, images, sources
 from learnact.errors import DatasetError
+from synthetic_data import write_image_folder, write_npz
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
@@ -199,6 +199,7 @@ def test_a_cache_folder_that_cannot_be_written_costs_a_warning(tmp_path, monkeyp
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_a_cache_folder_that_cannot_be_written_does_not_stop_a_study(tmp_path, monkeypatch,
                                                                      caplog):
     monkeypatch.setenv("LEARNACT_KERNELS", "reference")
@@ -321,7 +322,7 @@ def test_a_bad_data_cap_is_blamed_on_the_variable_not_the_file(value, tmp_path, 
 def test_downloads_prefer_https_and_must_match_the_published_md5(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from datasets import write_idx
+    from synthetic_data import write_idx
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("LEARNACT_DATA", raising=False)

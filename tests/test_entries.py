@@ -81,6 +81,7 @@ def test_each_entry_is_its_own_run_and_plain_names_keep_their_ids():
     assert plain.run_id == runs[0].run_id
 
 
+@pytest.mark.slow
 def test_a_study_of_the_recipe_from_the_shell_and_the_learnable_flag(npz, tmp_path, capsys):
     db = tmp_path / "r.db"
     assert main(["study", "--dataset", npz, "--activations", SHELL, "--epochs", "1",

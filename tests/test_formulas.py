@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import learnact
-from conftest import NAMES, make
+from zoo_cases import NAMES, make
 
 POINTS = [-3.7, -2.5, -1.2, -0.6, -0.3, 0.0, 0.2, 0.45, 0.7, 1.4, 2.6, 4.5, 7.0]
 

@@ -13,8 +13,8 @@ import torch
 from torch.func import functional_call, grad, jacrev, vmap
 
 import learnact
-from conftest import VARIANT_IDS, VARIANTS, make, perturb_
 from learnact.kernels import kernel_mode
+from zoo_cases import VARIANT_IDS, VARIANTS, make, perturb_
 
 MODULES = {
     "dual_line": lambda: learnact.DualLine(3),

@@ -25,6 +25,7 @@ def _table(stdout: str) -> list[str]:
     return [line for line in lines[start + 2:] if line.strip()]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("PIL") is None, reason="needs Pillow")
 def test_dry_run_prints_one_table_with_every_section():
     out = _dry_run()

@@ -7,7 +7,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
 
-from conftest import PARAM_VARIANT_IDS, PARAM_VARIANTS, make, perturb_
+from zoo_cases import PARAM_VARIANT_IDS, PARAM_VARIANTS, make, perturb_
 
 # per-tensor: one value per parameter; per-channel: C=4 values on dim 1
 LAYOUTS = {"per_tensor": (1, (3, 5)), "per_channel": (4, (2, 4, 3))}

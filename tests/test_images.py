@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import write_image_folder
 from learnact.cli import main
 from learnact.data import images, load_dataset, sources
 from learnact.data.loader import crop_batch, train_batches
 from learnact.errors import DatasetError
 from learnact.models import build_model
+from synthetic_data import write_image_folder
 
 pytest.importorskip("PIL")
 
@@ -348,6 +348,7 @@ def test_xresnet_blocks_start_as_identity_with_resnet_d_shortcuts():
 # ---------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_xresnet18_image_folder_study_into_the_report(tmp_path, cache, capsys):
     pytest.importorskip("matplotlib")
     root = write_image_folder(tmp_path / "imgs")
@@ -381,6 +382,7 @@ def test_leaderboard_presets_follow_the_recipe(preset):
     assert "Needs a GPU" in cfg.description and "departs" in cfg.description
 
 
+@pytest.mark.slow
 def test_the_leaderboard_preset_runs_on_the_cpu_with_a_train_limit(tmp_path, cache, capsys):
     """The preset as users call it, on a stand-in imagenette2-160 in --data-dir."""
     write_image_folder(tmp_path / "data" / "imagenette2-160", classes=10, train_per_class=2,

@@ -233,6 +233,7 @@ _FIRST_CALL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="flock is POSIX")
 def test_sigkill_in_the_middle_of_a_build_leaves_nothing_that_blocks_the_next(tmp_path):
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path), "LEARNACT_CPU_ISA": "baseline",

@@ -96,6 +96,7 @@ def _chown_tree(path: Path, uid: int) -> None:
         os.lchown(p, uid, uid)
 
 
+@pytest.mark.slow
 @needs_gcc
 @pytest.mark.parametrize("case", [
     pytest.param("shared-cache-of-another-user", marks=needs_root),
@@ -144,6 +145,7 @@ def test_a_planted_library_never_runs(case, planted_so, tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
+@pytest.mark.slow
 @needs_gcc
 @pytest.mark.parametrize("digest", ["none", "wrong"])
 def test_a_library_without_its_recorded_digest_is_never_loaded(digest, planted_so, tmp_path,
@@ -289,6 +291,7 @@ def _verified_entry_to_copy() -> tuple[str, Path] | None:
             os.environ["TORCH_EXTENSIONS_DIR"] = env_root
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1500)  # one or two real builds, on shared cores
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX")
 def test_a_truncated_library_is_rebuilt_never_loaded(tmp_path):

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import class_images, write_image_folder
 from learnact.cli import main, ranking_table
 from learnact.data.loader import TensorData, load_dataset
 from learnact.study import StudyConfig, run_study
@@ -27,6 +26,7 @@ from learnact.train.loop import Diverged, TrainSettings, fit
 from learnact.train.lr_choice import choose_lr
 from learnact.train.lr_find import ADAM_LR_CAP, check_curve, edge, minimum3
 from learnact.train.lr_tune import TUNE_CANDIDATES, split_validation, tune_lr
+from synthetic_data import class_images, write_image_folder
 
 SWEEP = [1e-7 * (1e8 ** (i / 99)) for i in range(100)]
 
@@ -128,6 +128,7 @@ def test_the_validation_split_is_carved_from_training_stratified_and_disjoint():
     assert split_validation(data, seed=0).y_test.tolist() == split.y_test.tolist()
 
 
+@pytest.mark.slow
 def test_tuning_never_reads_the_test_split():
     from learnact.activations.factory import create_activation
     from learnact.models import build_model
@@ -150,6 +151,7 @@ def test_tuning_never_reads_the_test_split():
     assert sum(r["kept"] for r in first.rows if r["rung"] == 1) == 1
 
 
+@pytest.mark.slow
 def test_choose_lr_tunes_when_the_data_is_a_handful_of_batches_and_says_why():
     from learnact.activations.factory import create_activation
     from learnact.models import build_model
@@ -257,6 +259,7 @@ def _write(path, x_tr, y_tr, x_te, y_te):
     return path
 
 
+@pytest.mark.slow
 def test_a_tiny_easy_set_trains_at_the_default_and_results_say_how(tmp_path, capsys):
     xtr, ytr = class_images(200, 28, 1, 4, 0)
     xte, yte = class_images(100, 28, 1, 4, 1)
@@ -343,6 +346,7 @@ def test_a_schema_1_database_keeps_its_run_ids_and_gains_the_new_columns(tmp_pat
     assert (tmp_path / "r.db.schema1.bak").is_file()
 
 
+@pytest.mark.slow
 def test_the_report_says_how_sure_it_is(tmp_path, slow_npz):
     pytest.importorskip("matplotlib")
     from learnact.report import make_report

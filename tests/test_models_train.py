@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 import learnact
-from datasets import write_cifar_like, write_npz
 from learnact.data import load_dataset
 from learnact.models import build_model
 from learnact.train import Diverged, TrainSettings, fit, lr_find, make_optimizer
 from learnact.train.lr_find import DEFAULT_SUGGESTION, SUGGESTIONS, minimum, minimum3, steep, valley
+from synthetic_data import write_cifar_like, write_npz
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -121,6 +121,7 @@ def test_suggestion_functions_on_a_known_curve():
         valley([1.0], [1.0])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_real_fashion_mnist_lenet5_one_epoch():
     torch.manual_seed(0)
@@ -214,8 +215,8 @@ def test_epoch_seconds_are_the_median_step_so_one_stall_does_not_count(tiny):
 def test_a_seed_gives_every_activation_the_same_other_weights(model_name):
     """Pairing by seed: whatever an activation draws at construction, the rest is equal."""
     from learnact.activations.factory import create_activation
+    from learnact.activations.registry import list_activations
     from learnact.models import build_model
-    from learnact.registry import list_activations
 
     def weights(name):
         torch.manual_seed(7)

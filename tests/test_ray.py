@@ -49,6 +49,7 @@ def _no_leftover_ray():
     subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, check=False, timeout=60)
 
 
+@pytest.mark.slow
 def test_ray_matches_local(npz, tmp_path, capsys):
     local, remote = tmp_path / "local.db", tmp_path / "ray.db"
     # 1 torch thread per run on both sides, so CPU results are bit-identical
@@ -67,6 +68,7 @@ def test_ray_matches_local(npz, tmp_path, capsys):
     assert results(remote) == b
 
 
+@pytest.mark.slow
 def test_ray_driver_sigkill_then_rerun(slow_npz, tmp_path):
     db = tmp_path / "r.db"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -96,6 +98,7 @@ def test_ray_driver_sigkill_then_rerun(slow_npz, tmp_path):
     assert len(rows) == 4 * 2 and len({(r[0], r[4]) for r in rows}) == 8  # no duplicate epochs
 
 
+@pytest.mark.slow
 def test_ray_ctrl_c_gives_runs_back_and_resumes(slow_npz, tmp_path):
     db = tmp_path / "r.db"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -130,6 +133,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(RAY_BIN).exists() and shutil.which("ray") is None,
                     reason="needs the ray command")
 def test_ray_cluster_by_address(npz, tmp_path, capsys):
@@ -187,6 +191,7 @@ def _last_epoch(db: Path) -> tuple:
         con.close()
 
 
+@pytest.mark.slow
 def test_ray_continues_a_killed_run_from_its_checkpoint(slow_npz, tmp_path):
     """Checkpoints sit beside the database (DB.checkpoints/), where Ray tasks read them:
     a run killed between epochs by a local study is continued by a Ray task, to the

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import learnact
-from conftest import NAMES
-from learnact.registry import get_spec
+from learnact.activations.registry import get_spec
+from zoo_cases import NAMES
 
 PAPER_FAMILIES = [
     "relu", "leaky_relu", "prelu", "rrelu", "relu6", "elu", "selu", "celu", "gelu", "silu",

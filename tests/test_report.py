@@ -208,6 +208,7 @@ def test_friedman_and_cd_ranks_on_a_hand_computed_example():
     assert S.nemenyi_cd(3, 4) == pytest.approx(2.343 * math.sqrt(3 * 4 / 24), abs=2e-3)
 
 
+@pytest.mark.slow
 def test_report_writes_everything(db8, tmp_path):
     result = make_report(db8, tmp_path / "rep")
     names = {p.relative_to(tmp_path / "rep").as_posix() for p in result.files}
@@ -259,6 +260,7 @@ def _overlaps(texts) -> list[tuple[str, str]]:
             if ba.overlaps(bb)]
 
 
+@pytest.mark.slow
 def test_report_every_activation_and_3_more_5_seeds_renders(tmp_path):
     from PIL import Image
 
@@ -345,6 +347,7 @@ def test_heatmap_rows_and_finder_panels_at_53_activations():
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
 def test_index_html_in_headless_chromium(db8, tmp_path):
     result = make_report(db8, tmp_path / "rep")

@@ -91,12 +91,12 @@ def test_the_checker_finds_a_cycle():
     # the test above must be able to fail
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     graph = import_graph()
-    assert "learnact.registry" in graph["learnact.activations.catalog"]
-    graph["learnact.registry"].add("learnact.activations.catalog")
+    assert "learnact.activations.registry" in graph["learnact.activations.catalog"]
+    graph["learnact.activations.registry"].add("learnact.activations.catalog")
     (cycle,) = cycles(graph)
-    assert {"learnact.activations.catalog", "learnact.registry"} <= set(cycle)
+    assert {"learnact.activations.catalog", "learnact.activations.registry"} <= set(cycle)
 
 
 def test_the_registry_is_a_leaf():
-    deps = import_graph()["learnact.registry"]
+    deps = import_graph()["learnact.activations.registry"]
     assert deps <= {"learnact.activations.spec", "learnact.errors"}

@@ -64,6 +64,7 @@ def test_run_ids_are_deterministic_and_distinct():
     assert [r.run_id for r in on_gpu] == [r.run_id for r in a]
 
 
+@pytest.mark.slow
 def test_study_stores_everything_and_resumes(npz, tmp_path, capsys):
     db = tmp_path / "r.db"
     assert main(study_args(npz, db, acts="relu,dual_line", extra=["--seeds", "2"])) == 0
@@ -101,6 +102,7 @@ def test_results_csv_columns(npz, tmp_path, capsys):
     assert float(table[0]["lr"]) == 0.003 and table[0]["epochs"] == "1"
 
 
+@pytest.mark.slow
 def test_lr_find_is_recorded(slow_npz, tmp_path):
     # 6,000 images: 47 batches an epoch, enough for the finder's curve to be trusted
     db = tmp_path / "r.db"
@@ -138,6 +140,7 @@ def _study_proc(npz, db, acts=ACTS, epochs=2):
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_kill_9_mid_study_then_resume(slow_npz, tmp_path):
     db = tmp_path / "r.db"
     proc = _study_proc(slow_npz, db)
@@ -168,6 +171,7 @@ def test_kill_9_mid_study_then_resume(slow_npz, tmp_path):
     assert max(r[4] for r in runs) == 2  # the killed run was attempted twice
 
 
+@pytest.mark.slow
 def test_two_concurrent_studies_share_the_work(slow_npz, tmp_path):
     db = tmp_path / "r.db"
     Store(db).close()  # both start on an existing database
@@ -180,6 +184,7 @@ def test_two_concurrent_studies_share_the_work(slow_npz, tmp_path):
     assert len(epochs) == 4
 
 
+@pytest.mark.slow
 def test_jobs_runs_in_parallel_processes(npz, tmp_path, capsys):
     db = tmp_path / "r.db"
     assert main(study_args(npz, db, epochs=1, extra=["--jobs", "2"])) == 0
@@ -276,6 +281,7 @@ def test_lease_expiry_lets_another_process_reclaim(tmp_path):
     b.close()
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_driver_takes_its_jobs_workers_down(slow_npz, tmp_path):
     db = tmp_path / "r.db"
     proc = subprocess.Popen([sys.executable, "-m", "learnact.cli",
@@ -317,6 +323,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_rerun_retries_failed_runs_and_counts_the_attempt(npz, tmp_path, capsys):
     db = tmp_path / "r.db"
     args = study_args(npz, db, acts="relu,dual_line", epochs=1)
@@ -391,6 +398,7 @@ def test_a_run_whose_lease_is_lost_stops_at_the_next_epoch(npz):
     assert seen == ["epoch"]  # stopped after the first of three epochs
 
 
+@pytest.mark.slow
 def test_the_learning_rate_is_chosen_without_the_test_split(npz):
     """A planted test split (noise, shuffled labels) leaves the chosen rate unchanged."""
     import dataclasses

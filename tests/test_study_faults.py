@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets import write_npz
 from learnact.cli import main
 from learnact.study import Store
+from synthetic_data import write_npz
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -112,6 +112,7 @@ def _jobs_study(npz, db: Path, epochs: int = 2) -> subprocess.Popen:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_killed_workers_are_replaced_and_the_study_finishes(slow_npz, tmp_path):
     db = tmp_path / "r.db"
     proc = _jobs_study(slow_npz, db)
@@ -133,6 +134,7 @@ def test_killed_workers_are_replaced_and_the_study_finishes(slow_npz, tmp_path):
     assert "nan" not in out.lower()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_workers_that_keep_dying_end_the_study_with_exit_1_and_a_reason(slow_npz, tmp_path):
     db = tmp_path / "r.db"

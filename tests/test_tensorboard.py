@@ -81,6 +81,7 @@ def test_a_resumed_run_shows_one_curve(tmp_path):
     assert [v for _, v in got] == pytest.approx([5.0, 4.9, 0.8, 0.7])
 
 
+@pytest.mark.slow
 def test_a_study_with_two_workers_logs_every_run(npz, tmp_path):
     from learnact.study import Store, StudyConfig, run_study
 
@@ -127,6 +128,7 @@ def test_a_file_in_the_way_is_a_config_error(tmp_path):
         TensorBoardLogger(tmp_path / "f")
 
 
+@pytest.mark.slow
 def test_the_study_command_logs_with_tensorboard_flag(npz, tmp_path, capsys):
     from learnact.cli import main
 

@@ -91,6 +91,7 @@ def test_triton_odd_and_prime_sizes(shape):
                    make_input(shape, torch.float32, "contiguous", DEVICE), torch.float32)
 
 
+@pytest.mark.slow
 def test_triton_many_channels_span_several_channel_tiles():
     # 300 channels: channels-last uses three 128-wide channel tiles, NCHW 600 rows
     module = _module(learnact.DualLine, 300)

@@ -16,14 +16,14 @@ Example::
 
 from . import functional
 from .activations import ActivationSpec, DPReLU, DualLine, Learnable, create_activation
-from .errors import ConfigError, DatasetError, LearnactError, ReportError, StoreError
-from .model_tools import activation_parameters, param_groups, swap_activations
-from .registry import (
+from .activations.registry import (
     get_spec,
     is_activation,
     list_activations,
     register_activation,
 )
+from .errors import ConfigError, DatasetError, LearnactError, ReportError, StoreError
+from .model_tools import activation_parameters, param_groups, swap_activations
 
 # the one place the version is written (pyproject.toml reads it; see CHANGELOG.md)
 __version__ = "0.3.0.dev0"

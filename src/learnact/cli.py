@@ -19,8 +19,8 @@ from pathlib import Path
 from . import __version__
 from ._text import csv_cell, printable
 from .activations.factory import create_activation
+from .activations.registry import get_spec, list_activations
 from .errors import LearnactError
-from .registry import get_spec, list_activations
 
 __all__ = ["main", "ranking_table", "zoo_table"]
 

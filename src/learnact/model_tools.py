@@ -16,8 +16,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from .activations.factory import create_activation
+from .activations.registry import is_activation, refuse_shape_changing, shape_changing_classes
 from .errors import ConfigError
-from .registry import is_activation, refuse_shape_changing, shape_changing_classes
 
 __all__ = ["activation_parameters", "param_groups", "swap_activations"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..registry import register_activation
 from . import community as C
 from .learnable import DPReLU, DualLine
+from .registry import register_activation
 from .spec import ActivationSpec as S
 from .torch_compat import Hardsigmoid, PReLU, RReLU
 

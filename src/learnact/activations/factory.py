@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from ..registry import get_spec
 from .learnable import Learnable
+from .registry import get_spec
 
 __all__ = ["RECIPE_KWARGS", "create_activation"]
 

@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..kernels import dispatch
-from ..registry import get_spec, register_module_class, shape_changing_classes
 from ._base import ParametricActivation
+from .registry import get_spec, register_module_class, shape_changing_classes
 
 __all__ = ["DPReLU", "DualLine", "Learnable"]
 

@@ -69,7 +69,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._proc import pid_alive
+from .._pids import pid_alive
 from ..errors import ConfigError
 
 __all__ = [

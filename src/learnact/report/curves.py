@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..activations.factory import create_activation
-from ..registry import get_spec
+from ..activations.registry import get_spec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -32,10 +32,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from ..activations.registry import list_activations
 from ..data.loader import DATASETS, is_dataset_name
 from ..errors import ConfigError
 from ..models import MODELS, load_factory, swap_class
-from ..registry import list_activations
 from ..settings import (
     at_least,
     boolean,
@@ -313,7 +313,7 @@ def resolve_activations(items: tuple[str, ...] | list[str]) -> list[str]:
     ``all`` and patterns cover the activations that keep the channel count; a
     shape-changing one (CReLU, Maxout) named explicitly is a ``ConfigError``.
     """
-    from ..registry import get_spec, refuse_shape_changing
+    from ..activations.registry import get_spec, refuse_shape_changing
     from .entries import parse_entry
 
     out: list[str] = []

@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from ..activations.factory import create_activation
+from ..activations.registry import get_spec, list_activations, refuse_shape_changing
 from ..errors import ConfigError
-from ..registry import get_spec, list_activations, refuse_shape_changing
 
 __all__ = ["Entry", "parse_entry", "split_entries"]
 

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .._proc import pid_alive
+from .._pids import pid_alive
 from ..errors import StoreError
 from .types import RunResult
 

@@ -1,4 +1,5 @@
-"""Process helpers shared by the kernel build cache and the results store."""
+"""Process ids: whether one is alive (for the kernel build cache's and the results
+store's locks and leases)."""
 
 from __future__ import annotations
 

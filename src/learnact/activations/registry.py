@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator
 
 from torch import nn
 
-from .activations.spec import ActivationSpec
-from .errors import ConfigError
+from ..errors import ConfigError
+from .spec import ActivationSpec
 
 __all__ = [
     "ActivationSpec",
