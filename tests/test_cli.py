@@ -151,6 +151,19 @@ def test_lr_find_prints_every_suggestion_and_plots_the_curve(npz, tmp_path, caps
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
+def test_lr_find_starts_from_a_config_file_and_marks_its_rule(npz, tmp_path, capsys):
+    cfg = tmp_path / "mine.toml"
+    cfg.write_text(f'[settings]\ndataset = "{npz}"\nbatch_size = 32\nlr_method = "minimum3"\n')
+    out = tmp_path / "lr.png"
+    assert main(["lr-find", "relu", "--preset", str(cfg), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "batch 32" in text
+    marked = [ln.split()[0] for ln in text.splitlines() if "(the study's rule)" in ln]
+    assert marked == ["minimum3"]
+    assert main(["lr-find", "relu", "--preset", "nope", "--out", str(out)]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+
+
 def test_lr_find_bad_activation_is_one_line(capsys, npz, tmp_path):
     assert main(["lr-find", "relux", "--dataset", npz, "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -524,8 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "curve with every suggestion marked")
     p.add_argument("activation", help="registry name, e.g. dual_line")
     p.add_argument("--learnable", action="store_true", help="apply the paper's recipe to it")
-    p.add_argument("--preset", default="quick", choices=sorted(presets), metavar="NAME",
-                   help="settings to start from (default: quick)")
+    p.add_argument("--preset", default="quick", metavar="NAME|FILE",
+                   help="settings to start from: a preset (default: quick) or a .toml or "
+                        ".json config file")
     p.add_argument("--dataset", help=f"{', '.join(DATASETS)}, a path to a .npz file, or a "
                    "folder with train/ and val/ holding one folder of images per class")
     p.add_argument("--image-size", type=int,
