@@ -25,7 +25,8 @@ before each call as ``zero_grad(set_to_none=True)`` does in training.
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 \\
         python benchmarks/activation_speed.py [--numel 33554432] [--reps 7] [--isa avx2,baseline]
-    python benchmarks/activation_speed.py --small [--calls 2000] [--reps 5] [--threads 1 --clock cpu]
+    python benchmarks/activation_speed.py --small [--calls 2000] [--reps 5] \\
+        [--threads 1 --clock cpu]
 """
 
 from __future__ import annotations

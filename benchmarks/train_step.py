@@ -20,10 +20,10 @@ from torch import nn
 
 import learnact
 from learnact.kernels import kernel_mode
-
-clock = time.perf_counter  # --clock cpu: time.thread_time
 from learnact.models import build_model
 from learnact.train import make_optimizer
+
+clock = time.perf_counter  # --clock cpu: time.thread_time
 
 
 def make(factory):
