@@ -252,6 +252,18 @@ def test_diverged_and_at_chance_runs_are_counted_never_ranked():
     assert "not ranked: c (1 diverged); b (2 at chance)" in text
 
 
+def test_long_entry_labels_keep_the_table_aligned():
+    label = "learnable(mish, mean_shift=false)"
+    text = ranking_table(_rows({label: [0.90, 0.91], "gelu": [0.80, 0.81]}))
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("rank"))
+    rows = [line for line in lines if line.strip()[:1] in ("1", "2")]
+    column = header.index("mean acc")
+    assert len(rows) == 2
+    for row in rows:  # every number ends where the header's column ends
+        assert row[column:column + 8].strip() in ("0.9050", "0.8050")
+
+
 # ---------------------------------------------------------------- studies end to end
 
 def _write(path, x_tr, y_tr, x_te, y_te):

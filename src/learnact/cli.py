@@ -160,8 +160,11 @@ def ranking_table(rows: list[dict]) -> str:
     from .study.summary import certainty, summarize, unranked_note
 
     lines = []
-    header = (f"{'rank':>4}  {'activation':<18} {'mean acc':>8} {'max acc':>8} {'runs':>4}  "
-              "lr chosen by / note")
+    summaries = summarize(rows)
+    # as wide as the longest label: learnable(mish, mean_shift=false) is 33 characters
+    width = max([18, *(len(s["activation"]) for s in summaries)])
+    header = (f"{'rank':>4}  {'activation':<{width}} {'mean acc':>8} {'max acc':>8} "
+              f"{'runs':>4}  lr chosen by / note")
     current = None
     rank = 0
     sure = certainty(rows)
@@ -170,7 +173,7 @@ def ranking_table(rows: list[dict]) -> str:
         if task is not None:
             lines.extend(f"  * {line}" for line in sure.get(task, []))
 
-    for s in summarize(rows):
+    for s in summaries:
         if (s["dataset"], s["model"]) != current:
             close(current)
             current, rank = (s["dataset"], s["model"]), 0
@@ -185,7 +188,7 @@ def ranking_table(rows: list[dict]) -> str:
         other = s["failed"] + s["unfinished"]
         if other:
             notes.append(f"{other} failed or unfinished")
-        lines.append(f"{shown:>4}  {s['activation']:<18} {s['mean_accuracy']:>8.4f} "
+        lines.append(f"{shown:>4}  {s['activation']:<{width}} {s['mean_accuracy']:>8.4f} "
                      f"{s['max_accuracy']:>8.4f} {s['n']:>4}  {'; '.join(notes)}")
     close(current)
     return "\n".join(lines).strip("\n")
