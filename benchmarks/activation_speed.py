@@ -37,12 +37,13 @@ import statistics
 import time
 
 import torch
+from _timing import add_timing_args, timing_clock
 from torch import nn
 
 import learnact
 from learnact.kernels import kernel_mode
 
-clock = time.perf_counter  # --clock cpu: time.thread_time
+clock = time.perf_counter  # set from --clock in main()
 
 
 def timed(fn, x, grad):
@@ -142,19 +143,10 @@ def main() -> None:
     parser.add_argument("--small", action="store_true",
                         help="the per-call table at LeNet sizes instead")
     parser.add_argument("--calls", type=int, default=2000, help="calls per repeat (--small)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (default: torch's own choice)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="cpu: this thread's CPU time, which a busy machine does not inflate "
-                             "(with --threads 1, where all the work runs on this thread)")
+    add_timing_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.clock == "cpu":
-        if torch.get_num_threads() != 1:
-            parser.error("--clock cpu needs --threads 1 (other threads' work would not count)")
-        global clock
-        clock = time.thread_time
+    global clock
+    clock = timing_clock(parser, args)
     if args.small:
         small_table(args.calls, args.reps)
         return

@@ -16,6 +16,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _timing import add_timing_args, timing_clock
 from torch import nn
 
 import learnact
@@ -23,7 +24,7 @@ from learnact.kernels import kernel_mode
 from learnact.models import build_model
 from learnact.train import make_optimizer
 
-clock = time.perf_counter  # --clock cpu: time.thread_time
+clock = time.perf_counter  # set from --clock in main()
 
 
 def make(factory):
@@ -48,19 +49,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (default: torch's own choice)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="cpu: this thread's CPU time, which a busy machine does not inflate "
-                             "(with --threads 1, where all the work runs on this thread)")
+    add_timing_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.clock == "cpu":
-        if torch.get_num_threads() != 1:
-            parser.error("--clock cpu needs --threads 1 (other threads' work would not count)")
-        global clock
-        clock = time.thread_time
+    global clock
+    clock = timing_clock(parser, args)
     x = torch.randn(args.batch, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch,))
     variants = {

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
+from kill_cases import kill_after_first_checkpoint, last_epoch, one_run_study
 from learnact.activations.factory import create_activation
 from learnact.data import load_dataset
 from learnact.models import build_model
@@ -45,43 +42,19 @@ def test_fit_resumed_from_a_saved_checkpoint_equals_an_uninterrupted_fit(npz, tm
     assert [m.epoch for m in resumed] == [0, 1, 2]
 
 
-def _study(db: Path, data: str) -> list[str]:
-    return [sys.executable, "-m", "learnact.cli", "study", "--dataset", data, "--activations",
-            "dual_line", "--epochs", "3", "--lr", "0.003", "--batch-size", "64",
-            "--train-limit", "3000", "--db", str(db)]
-
-
-def _final(db: Path) -> tuple:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT e.train_loss, e.test_loss, e.test_accuracy, r.status FROM "
-                           "epochs e JOIN runs r USING (run_id) ORDER BY epoch DESC").fetchone()
-    finally:
-        con.close()
-
-
 @pytest.mark.slow
 def test_kill_9_between_epochs_then_resume_gives_the_uninterrupted_result(slow_npz, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every process
     whole = tmp_path / "whole.db"
-    subprocess.run(_study(whole, slow_npz), env=env, check=True, capture_output=True,
+    subprocess.run(one_run_study(whole, slow_npz), env=env, check=True, capture_output=True,
                    timeout=300)
     db = tmp_path / "killed.db"
-    ckpts = db.with_name(db.name + ".checkpoints")
-    proc = subprocess.Popen(_study(db, slow_npz), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while not any(ckpts.glob("*.pt")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before its first checkpoint was seen"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert any(ckpts.glob("*.pt"))
-    out = subprocess.run(_study(db, slow_npz), env=env, capture_output=True, text=True,
+    ckpts = kill_after_first_checkpoint(db, slow_npz, env)
+    out = subprocess.run(one_run_study(db, slow_npz), env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert "resume dual_line seed 0 from its checkpoint after epoch" in out.stdout
-    assert _final(db) == _final(whole) and _final(db)[3] == "done"
+    assert last_epoch(db) == last_epoch(whole) and last_epoch(db)[3] == "done"
     assert not any(ckpts.glob("*.pt"))  # removed once the result is stored
 
 

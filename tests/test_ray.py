@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kill_cases import kill_after_first_checkpoint, last_epoch, one_run_study
 from learnact.cli import main
 
 ray = pytest.importorskip("ray")
@@ -176,21 +177,6 @@ def test_ray_flags_need_ray(npz, tmp_path, capsys):
     assert "need --executor ray" in capsys.readouterr().err
 
 
-def _one_run(db: Path, data: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "learnact.cli", "study", "--dataset", data, "--activations",
-            "dual_line", "--epochs", "3", "--lr", "0.003", "--batch-size", "64",
-            "--train-limit", "3000", "--db", str(db), *extra]
-
-
-def _last_epoch(db: Path) -> tuple:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT e.train_loss, e.test_loss, e.test_accuracy, r.status FROM "
-                           "epochs e JOIN runs r USING (run_id) ORDER BY epoch DESC").fetchone()
-    finally:
-        con.close()
-
-
 @pytest.mark.slow
 def test_ray_continues_a_killed_run_from_its_checkpoint(slow_npz, tmp_path):
     """Checkpoints sit beside the database (DB.checkpoints/), where Ray tasks read them:
@@ -198,22 +184,13 @@ def test_ray_continues_a_killed_run_from_its_checkpoint(slow_npz, tmp_path):
     uninterrupted result (one torch thread everywhere)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole = tmp_path / "whole.db"
-    subprocess.run(_one_run(whole, slow_npz), env=env, check=True, capture_output=True,
+    subprocess.run(one_run_study(whole, slow_npz), env=env, check=True, capture_output=True,
                    timeout=300)
     db = tmp_path / "killed.db"
-    ckpts = db.with_name(db.name + ".checkpoints")
-    proc = subprocess.Popen(_one_run(db, slow_npz), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while not any(ckpts.glob("*.pt")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before its first checkpoint was seen"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert any(ckpts.glob("*.pt"))
-    out = subprocess.run(_one_run(db, slow_npz, "--executor", "ray", "--cpus-per-run", "1"),
+    ckpts = kill_after_first_checkpoint(db, slow_npz, env)
+    out = subprocess.run(one_run_study(db, slow_npz, "--executor", "ray", "--cpus-per-run", "1"),
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "resume dual_line seed 0 from its checkpoint after epoch" in out.stdout
-    assert _last_epoch(db) == _last_epoch(whole) and _last_epoch(db)[3] == "done"
+    assert last_epoch(db) == last_epoch(whole) and last_epoch(db)[3] == "done"
     assert not any(ckpts.glob("*.pt"))
