@@ -31,10 +31,33 @@ def accuracy(act_index: int, seed: int, task: int) -> float:
     return 0.9 - 0.004 * act_index + 0.001 * ((seed * 7 + act_index + task) % 5)
 
 
+# the activations of realistic_accuracy that collapse: every seed, or one seed, at 0.10
+COLLAPSED, COLLAPSED_SEED, SLOW_SEED = (11, 37), (20, 3), (44, 2)
+
+
+def realistic_accuracy(act_index: int, seed: int, task: int) -> float:
+    """Accuracies as a 5-epoch Fashion-MNIST LeNet5 study gives them: most in
+    0.88-0.91, two activations collapsed to chance (0.10) on every seed, one on
+    one seed, and one seed of another that learned late (0.62, not at chance)."""
+    if act_index in COLLAPSED or (act_index, seed) == COLLAPSED_SEED:
+        return 0.1
+    if (act_index, seed) == SLOW_SEED:
+        return 0.62
+    return 0.88 + 0.03 * ((act_index * 0.618034) % 1) + 0.001 * ((seed * 7 + act_index) % 5 - 2)
+
+
+def realistic_chance(acts) -> set[tuple[str, int]]:
+    """The (activation, seed) runs of :func:`realistic_accuracy` a study flags as at chance."""
+    return {(acts[i], s) for i in COLLAPSED for s in range(5)} | {
+        (acts[COLLAPSED_SEED[0]], COLLAPSED_SEED[1])}
+
+
 def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=(),
-             per_epoch=False):
+             per_epoch=False, accuracy=accuracy, chance=()):
     """A database of known values; ``per_epoch`` adds parameter snapshots and
-    activation statistics for each epoch, as a study records them by default."""
+    activation statistics for each epoch, as a study records them by default.
+    ``accuracy(act_index, seed, task)`` gives each run's final test accuracy, and
+    the ``(activation, seed)`` runs in ``chance`` carry the at-chance flag."""
     store = Store(path)
     for t, (dataset, model) in enumerate(tasks):
         # rows built by hand so that unregistered (user) activation names work too
@@ -49,7 +72,9 @@ def build_db(path, acts, seeds, tasks=(("fashion-mnist", "lenet5"),), diverge=()
             i = acts.index(run.activation)
             acc = accuracy(i, run.seed, t)
             status = "diverged" if (run.activation, run.seed) in diverge else "done"
-            result = RunResult(run.run_id, status, lr=1e-3 * (1 + i) * (1 + run.seed), epochs=[
+            result = RunResult(run.run_id, status, lr=1e-3 * (1 + i) * (1 + run.seed),
+                               flags=["chance"] if (run.activation, run.seed) in chance else [],
+                               epochs=[
                 {"epoch": epoch, "train_loss": 1.0 - acc + 0.1 * (1 - epoch),
                  "test_loss": 1.2 - acc, "test_accuracy": acc - 0.05 * (1 - epoch),
                  "test_top5": min(1.0, acc + 0.08), "seconds": 1.0 + 0.01 * i}
@@ -233,11 +258,34 @@ def test_report_writes_everything(db8, tmp_path):
     assert "median training-step time" in page and "spread (max − min over median)" in page
 
 
+def links_of(index) -> set:
+    """The files ``index`` shows as images, each checked to exist and to lie in its folder."""
+    import re
+    from html import unescape
+    from urllib.parse import unquote
+
+    srcs = [unquote(unescape(m)) for m in re.findall(r'<img [^>]*src="([^"]*)"', index.read_text())]
+    assert srcs and not any(s.startswith(("data:", "/", "http")) or ".." in s for s in srcs)
+    files = {index.parent / s for s in srcs}
+    missing = [f for f in files if not f.is_file()]
+    assert not missing, missing
+    return files
+
+
 def test_report_on_a_subset_svg(tmp_path):
     db = build_db(tmp_path / "one.db", ["dual_line"], 1)
     result = make_report(db, tmp_path / "rep", "svg")
     assert (tmp_path / "rep" / "fashion-mnist_lenet5" / "heatmap.svg").stat().st_size > 1000
-    assert "across tasks" in result.index.read_text().lower()
+    page = result.index.read_text()
+    assert "across tasks" in page.lower()
+    assert links_of(result.index) == {p for p in result.files if p.suffix == ".svg"}
+    # --embed-figures: the same figures inside the page, which then works alone
+    assert main(["report", "--db", str(db), "--out", str(tmp_path / "alone"),
+                 "--format", "svg", "--embed-figures"]) == 0
+    alone = (tmp_path / "alone" / "index.html").read_text()
+    assert 'src="data:image/svg+xml;base64,' in alone and 'src="fashion' not in alone
+    assert alone.count("<img ") == page.count("<img ") > 0
+    assert len(alone) > len(page) + 1000
 
 
 def test_report_cli_errors(tmp_path, capsys):
@@ -270,17 +318,22 @@ def test_report_every_activation_and_3_more_5_seeds_renders(tmp_path):
     acts = [*learnact.list_activations(), "custom_a", "custom_b", "custom_c"]
     n = len(acts)
     assert n >= 50
-    db = build_db(tmp_path / "big.db", acts, 5, per_epoch=True)
+    db = build_db(tmp_path / "big.db", acts, 5, per_epoch=True, accuracy=realistic_accuracy,
+                  chance=realistic_chance(acts))
     t = time.perf_counter()
     result = make_report(db, tmp_path / "rep")
     elapsed = time.perf_counter() - t
     task = tmp_path / "rep" / "fashion-mnist_lenet5"
     assert len(pd.read_csv(task / "ranking.csv")) == n
-    assert result.index.stat().st_size > 10_000
+    # the page links its figures (embedded, it was 4.4 MB here and 11.7 MB on a real run)
+    size = result.index.stat().st_size
+    assert 10_000 < size < 1_500_000, size
+    figures = {p for p in result.files if p.suffix == ".png"}
+    assert links_of(result.index) == figures
     # figures grow with the rows at 110 dpi: the heatmap 0.26 in a row, the CD diagram
     # 0.24 in per label row (half the activations) plus its bars' band, 11 in wide above 30
     width, height = Image.open(task / "heatmap.png").size
-    assert width == round(11.5 * 110) and abs(height - 110 * (0.26 * n + 1.6)) <= 1
+    assert width == round(11.5 * 110) and abs(height - 110 * (0.26 * n + 1.9)) <= 1
     width, height = Image.open(task / "cd_diagram.png").size
     assert width == 11 * 110 and height >= 110 * (1.3 + 0.24 * math.ceil(n / 2))
     page = result.index.read_text()
@@ -288,7 +341,7 @@ def test_report_every_activation_and_3_more_5_seeds_renders(tmp_path):
     assert page.count("<details open><summary>dual_line (") == 1
     assert page.count("<details><summary>relu (1 figure)</summary>") == 1
     assert "[cd_diagram.png](cd_diagram.png)" in (task / "claims.md").read_text()
-    print(f"report of {n} activations x 5 seeds: {elapsed:.1f}s")
+    print(f"report of {n} activations x 5 seeds: {elapsed:.1f}s, index.html {size} bytes")
 
 
 @pytest.mark.parametrize("k", [8, 53])
@@ -333,7 +386,7 @@ def test_heatmap_rows_and_finder_panels_at_53_activations():
     labels = fig.axes[0].get_yticklabels()
     assert [t.get_text() for t in labels[:2]] == [f"{acts[0]}  1", f"{acts[1]}  2"]
     assert _overlaps(labels) == []
-    assert fig.get_size_inches()[1] == pytest.approx(0.26 * len(acts) + 1.6)
+    assert fig.get_size_inches()[1] == pytest.approx(0.26 * len(acts) + 1.9)
     curves = pd.DataFrame({"activation": acts, "lrs": [[1e-4, 1e-3, 1e-2]] * len(acts),
                            "losses": [[2.3, 2.0, 1.8]] * len(acts), "suggestion": 1e-3,
                            "method": "valley", "lr": 1e-3, "lr_path": "finder"})
@@ -342,6 +395,40 @@ def test_heatmap_rows_and_finder_panels_at_53_activations():
     assert [ax.get_title() for ax in shown] == [f"{a} 0.001" for a in acts]
     assert fig.get_size_inches()[1] == pytest.approx(1.45 * math.ceil(len(acts) / 6) + 0.9)
     assert len(F.lr_finder_curves(curves.head(5)).axes) == 1  # a few share one panel
+
+
+def test_a_collapsed_activation_does_not_flatten_the_heatmap():
+    """An activation at 0.10 (a collapse a database without the at-chance flag averages
+    in) must not squeeze the other 52 rows into one colour: the scale spans the rest,
+    and the outlier takes the scale's end colour in a red frame."""
+    from learnact.report import figures as F
+
+    n = 53
+    acc = np.linspace(0.91, 0.88, n)
+    acc[-1] = 0.10
+    table = pd.DataFrame({"activation": [f"act_{i}" for i in range(n)], "lr_min": 1e-3,
+                          "lr_max": 1e-2, "diverged": 0, "at_chance": 0,
+                          "rank_mean_accuracy": range(1, n + 1),
+                          **{c: np.linspace(0.1, 0.2, n) for c in T.METRICS},
+                          "mean_accuracy": acc})
+    fig = F.heatmap(table)
+    ax = fig.axes[0]
+    j = list(T.METRICS).index("mean_accuracy")
+    colour = ax.images[0].get_array()[:, j]  # 0.08 + 0.84 x the position on the scale
+    assert colour[:-1].max() == pytest.approx(0.92) and colour[-2] == pytest.approx(0.08)
+    assert colour[-1] == pytest.approx(0.08)  # clipped to the worse end
+    assert F.heatmap_scale(acc) == (pytest.approx(acc[-2]), pytest.approx(0.91))
+    frames = [p for p in ax.patches if p.get_gid() == "clipped"]
+    assert [(round(p.get_x() + p.get_width() / 2), round(p.get_y() + p.get_height() / 2))
+            for p in frames] == [(j, n - 1)]
+    assert ax.get_xticklabels()[j].get_text() == "mean accuracy\n0.8806 – 0.9100"
+    assert "framed cells lie beyond it" in ax.get_xlabel()
+    # no outlier: min-max as before, nothing framed
+    fig = F.heatmap(table.assign(mean_accuracy=np.linspace(0.91, 0.88, n)))
+    assert not [p for p in fig.axes[0].patches if p.get_gid() == "clipped"]
+    assert "framed" not in fig.axes[0].get_xlabel()
+    assert F.heatmap_scale([0.5] * 5 + [0.2]) == (0.2, 0.5)  # no quartile spread: min-max
+    assert all(math.isnan(v) for v in F.heatmap_scale([math.nan]))
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -388,7 +388,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
                        f"({exc})") from exc
     start = time.perf_counter()
     try:
-        result = make_report(args.db, args.out, args.format)
+        # study --report passes no embed_figures: the default, figures linked
+        result = make_report(args.db, args.out, args.format,
+                             embed_figures=getattr(args, "embed_figures", False))
     except ReportError as exc:
         raise CLIError(str(exc)) from exc
     print(f"report: {len(result.files)} files for {len(result.tasks)} task(s) in "
@@ -521,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="learnact-results/results.db", help="results database")
     p.add_argument("--out", default="learnact-results/report", help="output directory")
     p.add_argument("--format", choices=("png", "svg"), default="png", help="figure format")
+    p.add_argument("--embed-figures", action="store_true",
+                   help="put every figure inside index.html (one self-contained file, tens of "
+                   "times larger) instead of linking the files beside it")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("lr-find", help="run the LR finder for one activation and plot its "

@@ -7,7 +7,8 @@ box plots, response regions, a paired comparison against ReLU, a Friedman
 test over seeds with a critical-difference diagram, and ``claims.md`` (the
 paper's claims as statistics with verdicts, :mod:`learnact.report.claims`);
 across tasks, a Friedman test with a critical-difference diagram and each
-activation's learning-rate range; and one self-contained ``index.html``. Needs
+activation's learning-rate range; and ``index.html``, which links the figures
+(or, with ``embed_figures``, holds them and stands alone). Needs
 the ``plot`` extra (matplotlib, pandas).
 
 :class:`learnact.report.tensorboard.TensorBoardLogger` is a progress callback

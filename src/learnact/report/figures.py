@@ -23,9 +23,9 @@ from .tables import METRICS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["activation_means", "cd_cliques", "cd_diagram", "heatmap", "learning_curves",
-           "lr_finder_curves", "param_boxplots", "param_positions", "param_trajectories",
-           "response_region"]
+__all__ = ["HEATMAP_FENCE", "activation_means", "cd_cliques", "cd_diagram", "heatmap",
+           "heatmap_scale", "learning_curves", "lr_finder_curves", "param_boxplots",
+           "param_positions", "param_trajectories", "response_region"]
 
 
 # above this many activations the LR-finder curves get one small panel each
@@ -120,28 +120,66 @@ def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
     return fig
 
 
+# a heatmap column's colours span what a box plot's whiskers would: the values within
+# this many IQRs of the quartiles. One collapsed activation (0.10 among 0.88-0.91)
+# would otherwise take the whole scale and leave every other row in one shade.
+HEATMAP_FENCE = 1.5
+
+
+def heatmap_scale(values) -> tuple[float, float]:
+    """The range one heatmap column's colours span: ``(lo, hi)``.
+
+    The smallest and largest finite values within :data:`HEATMAP_FENCE`
+    interquartile ranges of the quartiles (Tukey's fences, the ends of a box
+    plot's whiskers), so an outlier is drawn at the scale's end instead of
+    stretching it. With no spread between the quartiles it is min-max.
+    ``(nan, nan)`` when no value is finite.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return math.nan, math.nan
+    q1, q3 = np.percentile(v, [25, 75])
+    if q3 > q1:
+        v = v[(v >= q1 - HEATMAP_FENCE * (q3 - q1)) & (v <= q3 + HEATMAP_FENCE * (q3 - q1))]
+    return float(v.min()), float(v.max())
+
+
+def _value_text(v: float, col: str) -> str:
+    return "–" if not np.isfinite(v) else (f"{v:.2f}" if "seconds" in col else f"{v:.4f}")
+
+
 def heatmap(table: pd.DataFrame, title: str = "") -> Figure:
     """The paper's Figures 2-4: activations x metrics, one colour scale per column.
 
     Darker means better in every column (high accuracy, low loss, low time).
-    Every cell shows its value; the LR range is printed as text on the right.
-    Rows keep the table's order (by mean accuracy); each label ends with the
-    rank by mean accuracy (``–``: not ranked). The height grows with the rows
-    (0.26 in each), and above 10 rows a white line follows every fifth.
+    Each column's scale spans :func:`heatmap_scale` (its values within Tukey's
+    fences, as a box plot's whiskers) and is printed under the column's name; a value beyond it
+    takes the scale's end colour and its cell is framed in red, with a note
+    under the table. Every cell shows its value; the LR range is printed as
+    text on the right, with the runs that are not results (diverged, at
+    chance, failed). Rows keep the table's order (by mean accuracy); each label
+    ends with the rank by mean accuracy (``–``: not ranked). The height grows
+    with the rows (0.26 in each), and above 10 rows a white line follows every
+    fifth.
     """
     cols = list(METRICS)
     n = len(table)
-    fig_h = max(2.5, 0.26 * n + 1.6)
+    fig_h = max(2.8, 0.26 * n + 1.9)
     fig, ax = plt.subplots(figsize=(11.5, fig_h))
     values = table[cols].to_numpy(dtype=float)
-    shade = np.zeros_like(values)
+    shade = np.full_like(values, np.nan)
+    clipped = np.zeros(values.shape, dtype=bool)
+    scales = []
     for j, col in enumerate(cols):
         v = values[:, j]
-        finite = np.isfinite(v)
-        if finite.sum() == 0:
+        lo, hi = heatmap_scale(v)
+        scales.append((lo, hi))
+        if not np.isfinite(lo):
             continue
-        lo, hi = np.nanmin(v), np.nanmax(v)
-        norm = (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
+        finite = np.isfinite(v)
+        clipped[:, j] = finite & ((v < lo) | (v > hi))
+        norm = np.clip((v - lo) / (hi - lo), 0, 1) if hi > lo else np.full_like(v, 0.5)
         shade[:, j] = np.where(finite, norm if METRICS[col][1] else 1 - norm, np.nan)
     cmap = plt.get_cmap("Blues").with_extremes(bad="0.9")
     ax.imshow(np.ma.masked_invalid(0.08 + 0.84 * shade), cmap=cmap, vmin=0, vmax=1,
@@ -149,19 +187,26 @@ def heatmap(table: pd.DataFrame, title: str = "") -> Figure:
     fontsize = 7 if n > 30 else 8
     for i in range(n):
         for j, col in enumerate(cols):
-            v = values[i, j]
-            text = "–" if not np.isfinite(v) else (f"{v:.2f}" if "seconds" in col else f"{v:.4f}")
             dark = np.isfinite(shade[i, j]) and shade[i, j] > 0.55
-            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
-                    color="white" if dark else "black")
-        lr = table.iloc[i]
-        lr_text = ("–" if not np.isfinite(lr["lr_min"])
-                   else f"{lr['lr_min']:.2g} – {lr['lr_max']:.2g}")
-        note = f" (diverged: {lr['diverged']})" if lr.get("diverged", 0) else ""
+            ax.text(j, i, _value_text(values[i, j], col), ha="center", va="center",
+                    fontsize=fontsize, color="white" if dark else "black")
+            if clipped[i, j]:
+                ax.add_patch(plt.Rectangle((j - 0.46, i - 0.42), 0.92, 0.84, fill=False,
+                                           edgecolor="tab:red", lw=1.4, gid="clipped"))
+        row = table.iloc[i]
+        lr_text = ("–" if not np.isfinite(row["lr_min"])
+                   else f"{row['lr_min']:.2g} – {row['lr_max']:.2g}")
+        off = [f"{label}: {int(row[key])}" for key, label in (
+            ("diverged", "diverged"), ("at_chance", "at chance"), ("failed", "failed"))
+            if key in row.index and pd.notna(row[key]) and row[key]]
+        note = f" ({', '.join(off)})" if off else ""
         ax.text(len(cols) - 0.4, i, lr_text + note, ha="left", va="center", fontsize=fontsize)
     ax.text(len(cols) - 0.4, -0.9, "LR min – max", ha="left", va="bottom", fontsize=8,
             weight="bold")
-    ax.set_xticks(range(len(cols)), [METRICS[c][0] for c in cols], fontsize=8)
+    ax.set_xticks(range(len(cols)), [
+        f"{METRICS[c][0]}\n" + ("–" if not np.isfinite(lo) else
+                                f"{_value_text(lo, c)} – {_value_text(hi, c)}")
+        for c, (lo, hi) in zip(cols, scales, strict=True)], fontsize=8)
     ax.xaxis.tick_top()
     ranks = table["rank_mean_accuracy"] if "rank_mean_accuracy" in table else [pd.NA] * n
     ax.set_yticks(range(n), [f"{name}  {'–' if pd.isna(rank) else int(rank)}"
@@ -173,8 +218,12 @@ def heatmap(table: pd.DataFrame, title: str = "") -> Figure:
     ax.set_xlim(-0.5, len(cols) + 1.6)
     for spine in ax.spines.values():
         spine.set_visible(False)
+    ax.set_xlabel("Colours: each column's own scale, its range under its name"
+                  + (f"; framed cells lie beyond it (more than {HEATMAP_FENCE:g} IQR outside "
+                     "the quartiles) and take its end colour" if clipped.any() else "")
+                  + ". Grey: no finished run counts.", fontsize=7.5, color="0.3")
     if title:
-        ax.set_title(title, fontsize=10, pad=26)
+        ax.set_title(title, fontsize=10, pad=34)
     fig.tight_layout()
     return fig
 

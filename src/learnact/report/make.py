@@ -50,8 +50,13 @@ def _check_out(out: Path) -> None:
             return
 
 
-def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResult:
+def make_report(db: str | Path, out: str | Path, fmt: str = "png", *,
+                embed_figures: bool = False) -> ReportResult:
     """Write the full report for database ``db`` into directory ``out``.
+
+    ``index.html`` links each figure by its path relative to ``out``, so it is
+    read beside them; with ``embed_figures`` it holds them as data URIs instead
+    and works alone (at 56 activations, about 70 times larger).
 
     Raises:
         ReportError: the database is missing, unreadable or empty, or ``out``
@@ -85,7 +90,7 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         fig.savefig(path, dpi=110)
         plt.close(fig)
         result.files.append(path)
-        return image_html(path, caption)
+        return image_html(path, caption, None if embed_figures else out)
 
     def write(path: Path, text: str) -> None:
         path.write_text(text)
@@ -118,7 +123,9 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png") -> ReportResu
         sec = [f"<h2 id='{slug}'>{html.escape(task)}</h2>",
                f"<p class=note>{len(table)} activation(s), {seeds} seed(s).</p>"]
         sec.append(save(F.heatmap(table, task), tdir / f"heatmap.{fmt}",
-                        f"{task}: rows sorted by mean accuracy; darker is better per column"))
+                        f"{task}: rows sorted by mean accuracy; darker is better per column, "
+                        "each on its own scale (printed under its name); framed cells lie "
+                        "beyond it"))
         cols = ["activation", "n", "diverged", "at_chance", "mean_accuracy", "accuracy_std",
                 "accuracy_ci_low", "accuracy_ci_high", "max_accuracy", "mean_top5",
                 "mean_train_loss", "mean_test_loss", "mean_epoch_seconds", "lr_min", "lr_max",
