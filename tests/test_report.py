@@ -337,6 +337,7 @@ def test_report_every_activation_and_3_more_5_seeds_renders(tmp_path):
     width, height = Image.open(task / "cd_diagram.png").size
     assert width == 11 * 110 and height >= 110 * (1.3 + 0.24 * math.ceil(n / 2))
     page = result.index.read_text()
+    assert f"{5 * n} runs, {5 * n} done (11 at chance), 0 diverged" in page
     # per-activation figures sit in closed sections; dual_line's and dp_relu's start open
     assert page.count("<details open><summary>dual_line (") == 1
     assert page.count("<details><summary>relu (1 figure)</summary>") == 1

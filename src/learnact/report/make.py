@@ -97,9 +97,11 @@ def make_report(db: str | Path, out: str | Path, fmt: str = "png", *,
         result.files.append(path)
 
     source = html.escape(printable(str(db)))
+    at_chance = int(frames.runs["flags"].fillna("").str.split(",")
+                    .map(lambda f: "chance" in f).sum())
     sections = [
         f"<p class=note>From <code>{source}</code>: {len(frames.runs)} runs, "
-        f"{int((frames.runs['status'] == 'done').sum())} done, "
+        f"{int((frames.runs['status'] == 'done').sum())} done ({at_chance} at chance), "
         f"{int((frames.runs['status'] == 'diverged').sum())} diverged, "
         f"{int((frames.runs['status'] == 'failed').sum())} failed, "
         f"{int(frames.runs['status'].isin(['pending', 'running']).sum())} unfinished. "
