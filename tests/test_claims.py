@@ -124,8 +124,9 @@ def test_the_rank_claim_is_a_friedman_test_over_seeds_with_nemenyi():
     assert f"p = {S.chi2_sf(chi2, 7):.3g}" in claim.statistic
     assert f"critical difference (α = 0.05) = {cd:.3f} ranks" in claim.statistic
     # not significantly worse than rank 1: ranks below 1 + cd = 3.35, i.e. relu and gelu
-    assert "average rank 1.00 (place 1 of 8); 0 activation(s) significantly better, " \
-        "2 not significantly worse" in claim.statistic
+    assert "average rank over seeds is 1.00 (place 1 of 8 by average rank; " in claim.statistic
+    assert "Of the 7 others, 0 rank significantly better, 2 within the critical difference " \
+        "and 5 significantly worse, so its place is between 1 and 3." in claim.statistic
     assert claim.verdict == "supported" and claim.figure == "cd_diagram.png"
     md = claims_markdown("d / lenet5", [claim])
     assert "[cd_diagram.png](cd_diagram.png) | **supported** |" in md
@@ -134,12 +135,12 @@ def test_the_rank_claim_is_a_friedman_test_over_seeds_with_nemenyi():
 def test_the_rank_claim_is_contradicted_when_five_are_significantly_better():
     claim = rank_claim(T.seed_friedman(_ordered([*EIGHT[1:], "dual_line"], 20)), "seeds")
     # rank 8; better means a rank below 8 - 2.35: ranks 1-5
-    assert "5 activation(s) significantly better (elu, gelu, mish, relu, silu)" \
-        in claim.statistic
+    assert "5 rank significantly better (elu, gelu, mish, relu, silu)" in claim.statistic
+    assert "so its place is between 6 and 8" in claim.statistic
     assert claim.verdict == "contradicted"
     # with 6 seeds the critical difference (4.29) leaves only 3 significantly better
     claim = rank_claim(T.seed_friedman(_ordered([*EIGHT[1:], "dual_line"], 6)), "seeds")
-    assert "3 activation(s) significantly better" in claim.statistic
+    assert "3 rank significantly better" in claim.statistic
     assert claim.verdict == "not enough data"
 
 

@@ -146,7 +146,7 @@ def _rank(runs: pd.DataFrame) -> Claim:
         verdict = "not enough data" if tied_names else "supported"
     else:
         verdict = "not enough data" if "dual_line" in tied_names else "contradicted"
-    return Claim("§7.1", statement, f"dual_line ranks {rank} of {len(names)} ranked by mean "
+    return Claim("§7.1", statement, f"dual_line is {rank} of {len(names)} by mean "
                  f"accuracy (best: {best}). {tied or 'The best is distinguishable.'}",
                  verdict)
 
@@ -182,14 +182,18 @@ def rank_claim(test: dict | None, blocks: str, figure: str = "") -> Claim:
                      "activations.", "not enough data", figure)
     mine = ranks[names.index("dual_line")]
     place = 1 + sum(r < mine for r in ranks)
-    better = sorted(n for n, r in zip(names, ranks, strict=True) if r < mine - cd)
-    not_worse = [n for n, r in zip(names, ranks, strict=True)
-                 if n != "dual_line" and r < mine + cd]
-    text += (f" dual_line's average rank {mine:.2f} (place {place} of {k}); "
-             f"{len(better)} activation(s) significantly better"
+    others = [(n, r) for n, r in zip(names, ranks, strict=True) if n != "dual_line"]
+    better = sorted(n for n, r in others if r < mine - cd)
+    not_worse = [n for n, r in others if r < mine + cd]  # better, or within the CD
+    worse = [n for n, r in others if r >= mine + cd]
+    text += (f" dual_line's average rank over {blocks} is {mine:.2f} (place {place} of {k} "
+             f"by average rank; the mean-accuracy place can differ). Of the {k - 1} others, "
+             f"{len(better)} rank significantly better"
              + (f" ({', '.join(better[:8])}{', ...' if len(better) > 8 else ''})" if better
                 else "")
-             + f", {len(not_worse)} not significantly worse.")
+             + f", {len(not_worse) - len(better)} within the critical difference and "
+             f"{len(worse)} significantly worse, so its place is between {len(better) + 1} "
+             f"and {len(not_worse) + 1}.")
     if k <= TOP_K:
         return Claim(section, RANK_STATEMENT, text + f" With {k} activations every one is in "
                      f"the top {TOP_K}.", "not enough data", figure)
