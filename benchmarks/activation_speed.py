@@ -26,7 +26,7 @@ before each call as ``zero_grad(set_to_none=True)`` does in training.
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 \\
         python benchmarks/activation_speed.py [--numel 33554432] [--reps 7] [--isa avx2,baseline]
     python benchmarks/activation_speed.py --small [--calls 2000] [--reps 5] \\
-        [--threads 1 --clock cpu]
+        [--threads 1 --clock cpu] [--shapes 128x84,128x120]
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def per_call(module, x, grad, calls, backward):
     return (clock() - start) / calls
 
 
-def small_table(calls: int, reps: int) -> None:
+def small_table(calls: int, reps: int, shapes=SMALL_SHAPES) -> None:
     """Per-call forward and forward + backward times at LeNet sizes, as ratios to ReLU."""
     modules = {
         "relu": nn.ReLU(),
@@ -111,7 +111,7 @@ def small_table(calls: int, reps: int) -> None:
           f"threads {torch.get_num_threads()}, clock {clock.__name__}, ATen capability "
           f"{torch.backends.cpu.get_cpu_capability()}; microseconds per call, "
           "ratio to relu: median (min-max)")
-    for shape in SMALL_SHAPES:
+    for shape in shapes:
         x, grad = torch.randn(shape), torch.randn(shape)
         mods = dict(modules, **{"dual_line per-channel": learnact.DualLine(shape[1])})
         for backward in (False, True):
@@ -143,12 +143,15 @@ def main() -> None:
     parser.add_argument("--small", action="store_true",
                         help="the per-call table at LeNet sizes instead")
     parser.add_argument("--calls", type=int, default=2000, help="calls per repeat (--small)")
+    parser.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in SMALL_SHAPES),
+                        help="shapes for --small, e.g. 128x84,128x16x10x10")
     add_timing_args(parser)
     args = parser.parse_args()
     global clock
     clock = timing_clock(parser, args)
     if args.small:
-        small_table(args.calls, args.reps)
+        shapes = [tuple(int(d) for d in s.split("x")) for s in args.shapes.split(",") if s]
+        small_table(args.calls, args.reps, shapes)
         return
     isas = [i for i in args.isa.split(",") if i]
     bases = [b for b in args.bases.split(",") if b]

@@ -1,4 +1,4 @@
-"""``torch.func`` transforms (grad, vmap, jacrev) on every activation module, in every mode.
+"""``torch.func`` transforms (grad, vmap, jacrev) and forward-mode AD on every module, in every mode.
 
 The fused autograd nodes have no batching or forward-mode rules, so dispatch
 steps aside to the reference path under a functorch transform, as it does for
@@ -100,7 +100,48 @@ def test_transform_leaves_the_fused_path_alone_outside_it():
     from learnact.kernels import dispatch
 
     if dispatch.fused_unavailable_reason(x) is None:
-        assert "DualLineFunction" in y.grad_fn.name()
+        assert "DualLineBackward" in y.grad_fn.name()
+
+
+# ------------------------------------------------------------- forward-mode AD
+
+
+def _jvp_forward_ad(module, x, t):
+    import torch.autograd.forward_ad as fwAD
+
+    with fwAD.dual_level():
+        y = module(fwAD.make_dual(x, t))
+        return fwAD.unpack_dual(y).tangent
+
+
+@pytest.mark.parametrize("key", list(MODULES))
+def test_forward_ad_matches_the_reference_path(key, mode):
+    # the fused nodes have no jvp: a dual input takes the reference path (before, the
+    # fused path raised "jvp is not implemented for the c++ API of custom Function")
+    module = perturb_(MODULES[key]())
+    x, t = _input(4), _input(5)
+    got = _jvp_forward_ad(module, x, t)
+    with kernel_mode("reference"):
+        want = _jvp_forward_ad(module, x, t)
+    assert got is not None and got.abs().sum() > 0
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["pos_slope", "neg_slope", "mean_shift"])
+def test_forward_ad_tangent_on_a_parameter_only(name, mode):
+    # a tangent on any one parameter (not the input) is seen too: y's tangent is
+    # d y / d param * t, here x (or the part of x on that parameter's side), or 1
+    import torch.autograd.forward_ad as fwAD
+
+    module = perturb_(learnact.DualLine())
+    x = _input(6)
+    params = {n: p.detach() for n, p in module.named_parameters()}
+    with fwAD.dual_level():
+        params[name] = fwAD.make_dual(params[name], torch.ones_like(params[name]))
+        tangent = fwAD.unpack_dual(functional_call(module, params, (x,))).tangent
+    want = {"pos_slope": torch.where(x >= 0, x, 0.0), "neg_slope": torch.where(x >= 0, 0.0, x),
+            "mean_shift": torch.ones_like(x)}[name]
+    torch.testing.assert_close(tangent, want)
 
 
 # ------------------------------------------------------------- every registry entry

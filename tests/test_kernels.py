@@ -43,7 +43,7 @@ def isa(request, monkeypatch):
 
 def _fused(y):
     """Whether ``y`` came out of the C++ kernel's autograd node."""
-    return y.grad_fn is not None and "DualLineFunction" in y.grad_fn.name()
+    return y.grad_fn is not None and "DualLineBackward" in y.grad_fn.name()
 needs_kernel = pytest.mark.skipif(not HAVE_KERNEL, reason="the C++ kernel could not be built")
 
 
@@ -203,7 +203,7 @@ def _recipe_fused(y):
     """Either fused recipe path: around G's output, or with G's backward inside."""
     return y.grad_fn is not None and any(
         name in y.grad_fn.name()
-        for name in ("RecipeFunction", "RecipeAroundG", "RecipeInlineFunction"))
+        for name in ("RecipeBackward", "RecipeAroundG", "RecipeInlineBackward"))
 
 
 @needs_kernel
@@ -393,7 +393,7 @@ def test_training_recipe_with_a_random_g_uses_the_same_draw_in_backward():
 def test_recipe_path_choice():
     x = torch.randn(3, 4, requires_grad=True)
     # GELU, ELU, SiLU: computed inside the kernel, one sweep each way (SIMD builds)
-    inline = "RecipeInlineFunction" if dispatch._load_cpu().SIMD else "RecipeAroundG"
+    inline = "RecipeInlineBackward" if dispatch._load_cpu().SIMD else "RecipeAroundG"
     for name in ("gelu", "elu", "silu"):
         assert inline in learnact.Learnable(name)(x).grad_fn.name()
     # a G the kernel does not know, or gelu's tanh form, or a G with hooks: G runs itself
@@ -404,7 +404,7 @@ def test_recipe_path_choice():
     hooked.register_forward_hook(lambda *a: calls.append(1))
     assert "RecipeAroundG" in learnact.Learnable(hooked)(x).grad_fn.name() and calls
     # G with its own trainable parameter: the recipe is fused around G's output
-    assert "RecipeFunction" in learnact.Learnable("prelu")(x).grad_fn.name()
+    assert "RecipeBackward" in learnact.Learnable("prelu")(x).grad_fn.name()
     with torch.no_grad():  # inference builds no graph at all
         assert learnact.Learnable("gelu")(x).grad_fn is None
         assert learnact.Learnable("mish")(x).grad_fn is None
@@ -419,7 +419,7 @@ def test_inline_recipe_saves_only_x(base):
     x = torch.randn(2, 4, 8, 8, requires_grad=True)
     with saved_tensors() as packed:
         y = module(x)
-    assert "RecipeInlineFunction" in y.grad_fn.name()
+    assert "RecipeInlineBackward" in y.grad_fn.name()
     big = [t for t in packed if t.numel() > 4]
     assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()
 
@@ -750,7 +750,7 @@ def test_eager_entry_runs_the_kernel_in_one_call_or_steps_aside():
     m = learnact.DualLine(3)
     args = (m.pos_slope, m.neg_slope, m.mean_shift)
     x = torch.randn(4, 3, 5)
-    assert "DualLineFunction" in ext.dual_line_eager(x, *args).grad_fn.name()
+    assert "DualLineBackward" in ext.dual_line_eager(x, *args).grad_fn.name()
     nhwc = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(ext.dual_line_eager(nhwc, *args),
                                dispatch.run_dual_line(nhwc, *args))

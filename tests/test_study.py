@@ -424,3 +424,27 @@ def test_the_learning_rate_is_chosen_without_the_test_split(npz):
     # the training set, so the tuning table is unchanged by the plant too
     assert a.lr_choice.path == "tune" and a.lr_choice.tune == b.lr_choice.tune
     assert a.epochs[0]["test_accuracy"] != b.epochs[0]["test_accuracy"]  # the plant took
+
+
+def test_env_records_the_kernel_variant_a_run_used(npz):
+    # a worker's first run loads the kernels on its first fused call: the record is
+    # written after training, so it names the variant that ran, not "not loaded yet"
+    import torch
+
+    from learnact.data import load_dataset
+    from learnact.kernels import cpu, dispatch
+    from learnact.study.worker import execute_run
+
+    if dispatch.fused_unavailable_reason(torch.zeros(1)) is not None:
+        pytest.skip("no fused CPU kernel on this machine")
+    data = load_dataset(npz)
+    relu, dual = expand_runs(StudyConfig.from_settings(
+        dict(activations=("relu", "dual_line"), dataset=npz, epochs=1, seeds=1, lr=0.01)))
+    cpu.reset()  # this process as a fresh worker: nothing loaded
+    try:
+        assert execute_run(relu, data, torch.device("cpu"), lambda e: None).env[
+            "cpu_kernels"] == "not used"
+        result = execute_run(dual, data, torch.device("cpu"), lambda e: None)
+        assert result.env["cpu_kernels"] == cpu.loaded_isa(cpu.load()) in cpu.ISAS
+    finally:
+        cpu.reset()

@@ -67,7 +67,7 @@ class DPReLU(ParametricActivation):
 
         >>> m = learnact.DPReLU()
         >>> m(torch.tensor([-2.0, 0.0, 3.0]))
-        tensor([-0.0200,  0.0000,  3.0000], grad_fn=<CppNode<DualLineFunction>>)
+        tensor([-0.0200,  0.0000,  3.0000], grad_fn=<DualLineBackward>)
     """
 
     def __init__(
@@ -143,7 +143,7 @@ class DualLine(ParametricActivation):
 
         >>> m = learnact.DualLine()
         >>> m(torch.tensor([-2.0, 0.0, 3.0]))
-        tensor([-0.2400, -0.2200,  2.7800], grad_fn=<CppNode<DualLineFunction>>)
+        tensor([-0.2400, -0.2200,  2.7800], grad_fn=<DualLineBackward>)
     """
 
     def __init__(
@@ -236,7 +236,7 @@ class Learnable(ParametricActivation):
 
         >>> m = learnact.Learnable("gelu")
         >>> m(torch.tensor([-1.0, 2.0]))
-        tensor([-0.3787,  1.7800], grad_fn=<CppNode<RecipeFunction>>)
+        tensor([-0.3787,  1.7800], grad_fn=<RecipeInlineBackward>)
     """
 
     def __init__(

@@ -69,6 +69,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._environ import environ_get
 from .._pids import pid_alive
 from ..errors import ConfigError
 
@@ -744,9 +745,9 @@ def load():
     never falls back: :func:`unavailable_reason` says why it is missing.
 
     Every fused call asks for the module, so after the first load it is one
-    environment lookup and one dict lookup, with no lock.
+    environment lookup (:func:`learnact._environ.environ_get`) and one dict lookup, with no lock.
     """
-    key = os.environ.get("LEARNACT_CPU_ISA", "")
+    key = environ_get("LEARNACT_CPU_ISA") or ""
     try:
         return _by_env[key]
     except KeyError:

@@ -41,9 +41,11 @@ import os
 from collections.abc import Iterator
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 from torch import Tensor
 
 from .. import functional as LF
+from .._environ import environ_get
 from ..errors import ConfigError
 from .layout import kernel_layout, memory_format
 
@@ -71,7 +73,7 @@ def get_mode() -> str:
     mode = _override.get()
     if mode is not None:
         return mode  # checked by kernel_mode
-    raw = os.environ.get("LEARNACT_KERNELS")
+    raw = environ_get("LEARNACT_KERNELS")
     if raw is None:  # the common case, on every call: no string work
         return "auto"
     mode = raw.strip().lower()
@@ -124,6 +126,8 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
         return "torch.compile traces the reference path"
     if torch._C._are_functorch_transforms_active():
         return "torch.func transforms (grad, vmap, jacrev, ...) use the reference path"
+    if _forward_ad._current_level >= 0:
+        return "forward-mode AD (torch.autograd.forward_ad) uses the reference path"
     if x.device.type not in ("cpu", "cuda"):
         return f"no fused kernel for device {x.device.type!r}"
     if x.dtype not in _FUSED_DTYPES:

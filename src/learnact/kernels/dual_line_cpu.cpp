@@ -257,38 +257,61 @@ std::vector<torch::Tensor> backward_kernel(const torch::Tensor& g, const torch::
   return {gx, learnact::sums_tensor(acc, 3, pos.numel(), pos)};
 }
 
-// The autograd node lives in C++ so that a call costs one Python -> C++ crossing
-// and no Python frames in forward or backward.
-struct DualLineFunction : public torch::autograd::Function<DualLineFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& pos, const torch::Tensor& neg,
-                               const c10::optional<torch::Tensor>& shift, int64_t inner) {
-    ctx->save_for_backward({x, pos, neg});
-    ctx->saved_data["inner"] = inner;
-    ctx->saved_data["has_shift"] = shift.has_value();
-    return forward_kernel(x, pos, neg, shift, inner);
-  }
+// The autograd node is a plain autograd Node, written by hand as PyTorch's generated
+// nodes are, rather than a torch::autograd::Function: a call costs one Python -> C++
+// crossing, no Python frames in forward or backward, and none of the custom Function's
+// bookkeeping (its context's string-keyed map, per-input metadata, output wrapping).
+// At LeNet sizes that bookkeeping is a visible share of a call (benchmarks/
+// activation_speed.py --small).
+struct DualLineBackward : public torch::autograd::Node {
+  torch::autograd::SavedVariable x_, pos_, neg_;
+  int64_t inner_ = 1;
+  bool has_shift_ = false;
 
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     LEARNACT_FIRST_ORDER_ONLY("DP ReLU / Dual Line");
-    auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
-    const auto& pos = saved[1];
-    const auto& neg = saved[2];
-    const bool has_shift = ctx->saved_data["has_shift"].toBool();
-    // only the sums autograd asks for are handed back (all three are computed: one sweep)
+    // unpack raises autograd's own error on a freed graph or an input modified in place
+    const auto x = x_.unpack(), pos = pos_.unpack(), neg = neg_.unpack();
+    torch::autograd::variable_list out(has_shift_ ? 4 : 3);
+    if (!grads[0].defined()) return out;  // no gradient reached y: none flows on
+    // all three sums come from the one sweep; only those asked for are handed back
     std::vector<double> acc(static_cast<size_t>(3 * pos.numel()), 0.0);
-    auto gx = backward_sums(learnact::like_x(grads[0], x), x, pos, neg,
-                            ctx->saved_data["inner"].toInt(), acc);
-    auto sums = learnact::param_grads(acc, has_shift ? 3 : 2, pos);
-    return {gx, sums[0], sums[1], has_shift ? sums[2] : torch::Tensor(), torch::Tensor()};
+    auto gx = backward_sums(learnact::like_x(grads[0], x), x, pos, neg, inner_, acc);
+    auto sums = learnact::param_grads(acc, has_shift_ ? 3 : 2, pos);
+    if (task_should_compute_output(0)) out[0] = std::move(gx);
+    for (size_t k = 0; k < sums.size(); ++k)
+      if (task_should_compute_output(k + 1)) out[k + 1] = std::move(sums[k]);
+    return out;
   }
+  void release_variables() override {
+    x_.reset_data();
+    pos_.reset_data();
+    neg_.reset_data();
+  }
+  std::string name() const override { return "DualLineBackward"; }
 };
 
 torch::Tensor dual_line(const torch::Tensor& x, const torch::Tensor& pos, const torch::Tensor& neg,
                         const c10::optional<torch::Tensor>& shift, int64_t inner) {
-  return DualLineFunction::apply(x, pos, neg, shift, inner);
+  torch::Tensor y;
+  {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;  // the kernel is not recorded
+    y = forward_kernel(x, pos, neg, shift, inner);
+  }
+  const torch::Tensor none;
+  const auto& m = shift.has_value() ? *shift : none;
+  if (learnact::needs_graph(x, pos, neg, m)) {
+    auto node = c10::make_intrusive<DualLineBackward>();
+    node->set_next_edges(shift.has_value() ? torch::autograd::collect_next_edges(x, pos, neg, m)
+                                           : torch::autograd::collect_next_edges(x, pos, neg));
+    node->x_ = torch::autograd::SavedVariable(x, false);
+    node->pos_ = torch::autograd::SavedVariable(pos, false);
+    node->neg_ = torch::autograd::SavedVariable(neg, false);
+    node->inner_ = inner;
+    node->has_shift_ = shift.has_value();
+    torch::autograd::set_history(y, node);
+  }
+  return y;
 }
 
 // The module's hot path: the checks, the layout and the kernel in one call, or None
@@ -296,10 +319,13 @@ torch::Tensor dual_line(const torch::Tensor& x, const torch::Tensor& pos, const 
 c10::optional<torch::Tensor> dual_line_eager(const torch::Tensor& x, const torch::Tensor& pos,
                                              const torch::Tensor& neg,
                                              const c10::optional<torch::Tensor>& shift) {
-  if (!learnact::eager_ok(x, pos)) return c10::nullopt;
+  const torch::Tensor none;
+  if (!learnact::eager_ok(x, pos) ||
+      !learnact::no_tangents({&neg, shift.has_value() ? &*shift : &none}))
+    return c10::nullopt;
   const auto walk = learnact::kernel_layout(x, pos.size(-1));
   if (!walk) return c10::nullopt;
-  return DualLineFunction::apply(walk->x, pos, neg, shift, walk->inner);
+  return dual_line(walk->x, pos, neg, shift, walk->inner);
 }
 
 // the general recipe, in recipe_cpu.cpp

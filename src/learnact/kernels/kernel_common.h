@@ -12,9 +12,13 @@
 
 #include <ATen/cpu/vec/vec.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
@@ -73,8 +77,8 @@ inline torch::Tensor like_x(const torch::Tensor& g, const torch::Tensor& x) {
 // the call down dispatch.py's own path, which says why (or raises the reference
 // path's error): these checks never raise.
 
-// A CPU tensor the kernels can read, with no tracer, functorch transform, Python
-// tensor subclass (FakeTensor, ...) or Python dispatch mode in the way. The JIT tracer
+// A CPU tensor the kernels can read, with no tracer, functorch transform, forward-mode
+// tangent, Python tensor subclass (FakeTensor, ...) or Python dispatch mode in the way. The JIT tracer
 // (torch.jit.trace, the legacy ONNX exporter) runs with the Tracer key included in
 // this thread's dispatch keys, as functorch's transforms and dispatch modes do with theirs.
 inline bool eager_ok(const torch::Tensor& x, const torch::Tensor& param) {
@@ -82,10 +86,26 @@ inline bool eager_ok(const torch::Tensor& x, const torch::Tensor& param) {
   if (st != at::kFloat && st != at::kBFloat16 && st != at::kHalf) return false;
   if (!x.device().is_cpu() || x.layout() != c10::kStrided || !param.device().is_cpu()) return false;
   if (x.key_set().has(c10::DispatchKey::Python)) return false;
+  // a forward-mode tangent (torch.autograd.forward_ad): the fused nodes have no jvp
+  if (x._fw_grad(/*level=*/0).defined() || param._fw_grad(/*level=*/0).defined()) return false;
   const auto included = c10::impl::tls_local_dispatch_key_set().included_;
   return !(included.has(c10::DispatchKey::Tracer) || included.has(c10::DispatchKey::Python) ||
            included.has(c10::DispatchKey::FuncTorchDynamicLayerFrontMode) ||
            included.has(c10::DispatchKey::FuncTorchDynamicLayerBackMode));
+}
+
+// No forward-mode tangent on any of ts (the parameters eager_ok does not see): the
+// fused nodes have no forward-mode rule, so a dual tensor takes the reference path.
+inline bool no_tangents(std::initializer_list<const torch::Tensor*> ts) {
+  for (const auto* t : ts)
+    if (t->defined() && t->_fw_grad(/*level=*/0).defined()) return false;
+  return true;
+}
+
+// Whether the call needs an autograd node: grad mode on and an input requiring grad.
+template <typename... T>
+inline bool needs_graph(const T&... ts) {
+  return torch::autograd::compute_requires_grad(ts...);
 }
 
 // x as the kernels walk it, and the stride of its channel index (layout.py's kernel_layout)

@@ -352,34 +352,54 @@ std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const 
   return {gxd, gg, learnact::sums_tensor(acc, 2, a.numel(), a)};
 }
 
-struct RecipeFunction : public torch::autograd::Function<RecipeFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& gx, const torch::Tensor& a,
-                               const c10::optional<torch::Tensor>& shift, int64_t inner) {
-    ctx->save_for_backward({x, a});
-    ctx->saved_data["inner"] = inner;
-    ctx->saved_data["has_shift"] = shift.has_value();
-    return recipe_forward_kernel(x, gx, a, shift, inner);
-  }
+// A hand-written autograd node, as DualLineBackward in dual_line_cpu.cpp (why: there).
+// Inputs: x, G(x), a and, with a shift, m.
+struct RecipeBackward : public torch::autograd::Node {
+  torch::autograd::SavedVariable x_, a_;
+  int64_t inner_ = 1;
+  bool has_shift_ = false;
 
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     LEARNACT_FIRST_ORDER_ONLY("recipe");
-    auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
-    const auto& a = saved[1];
-    const bool has_shift = ctx->saved_data["has_shift"].toBool();
+    const auto x = x_.unpack(), a = a_.unpack();
+    torch::autograd::variable_list out(has_shift_ ? 4 : 3);
+    if (!grads[0].defined()) return out;
     std::vector<double> acc(static_cast<size_t>(2 * a.numel()), 0.0);
-    auto [gxd, gg] = recipe_backward_sums(learnact::like_x(grads[0], x), x, a,
-                                          ctx->saved_data["inner"].toInt(), acc);
-    auto sums = learnact::param_grads(acc, has_shift ? 2 : 1, a);
-    return {gxd, gg, sums[0], has_shift ? sums[1] : torch::Tensor(), torch::Tensor()};
+    auto [gxd, gg] = recipe_backward_sums(learnact::like_x(grads[0], x), x, a, inner_, acc);
+    auto sums = learnact::param_grads(acc, has_shift_ ? 2 : 1, a);
+    if (task_should_compute_output(0)) out[0] = std::move(gxd);
+    if (task_should_compute_output(1)) out[1] = std::move(gg);
+    for (size_t k = 0; k < sums.size(); ++k)
+      if (task_should_compute_output(k + 2)) out[k + 2] = std::move(sums[k]);
+    return out;
   }
+  void release_variables() override {
+    x_.reset_data();
+    a_.reset_data();
+  }
+  std::string name() const override { return "RecipeBackward"; }
 };
 
 torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torch::Tensor& a,
                      const c10::optional<torch::Tensor>& shift, int64_t inner) {
-  return RecipeFunction::apply(x, gx, a, shift, inner);
+  torch::Tensor y;
+  {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    y = recipe_forward_kernel(x, gx, a, shift, inner);
+  }
+  const torch::Tensor none;
+  const auto& m = shift.has_value() ? *shift : none;
+  if (learnact::needs_graph(x, gx, a, m)) {
+    auto node = c10::make_intrusive<RecipeBackward>();
+    node->set_next_edges(shift.has_value() ? torch::autograd::collect_next_edges(x, gx, a, m)
+                                           : torch::autograd::collect_next_edges(x, gx, a));
+    node->x_ = torch::autograd::SavedVariable(x, false);
+    node->a_ = torch::autograd::SavedVariable(a, false);
+    node->inner_ = inner;
+    node->has_shift_ = shift.has_value();
+    torch::autograd::set_history(y, node);
+  }
+  return y;
 }
 
 // the recipe around G(x) with the eager checks and layout done here, or None (dispatch.py
@@ -387,12 +407,14 @@ torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torc
 c10::optional<torch::Tensor> recipe_eager(const torch::Tensor& x, const torch::Tensor& gx,
                                           const torch::Tensor& a,
                                           const c10::optional<torch::Tensor>& shift) {
+  const torch::Tensor none;
   if (!learnact::eager_ok(x, a) || !learnact::eager_ok(gx, a) || gx.sizes() != x.sizes() ||
-      gx.scalar_type() != x.scalar_type())
+      gx.scalar_type() != x.scalar_type() ||
+      !learnact::no_tangents({shift.has_value() ? &*shift : &none}))
     return c10::nullopt;
   const auto walk = learnact::kernel_layout(x, a.size(-1));
   if (!walk) return c10::nullopt;
-  return RecipeFunction::apply(walk->x, learnact::like_x(gx, walk->x), a, shift, walk->inner);
+  return recipe(walk->x, learnact::like_x(gx, walk->x), a, shift, walk->inner);
 }
 
 // t (G'(x) * g, in x's layout) becomes grad_x in place (x >= 0 ? a*g : t); returns (2, C)
@@ -461,47 +483,67 @@ std::vector<torch::Tensor> recipe_inline_backward_kernel(const torch::Tensor& g,
   return {gx, learnact::sums_tensor(acc, 2, a.numel(), a)};
 }
 
-struct RecipeInlineFunction : public torch::autograd::Function<RecipeInlineFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& a, const c10::optional<torch::Tensor>& shift,
-                               int64_t inner, int64_t kind, double alpha) {
-    ctx->save_for_backward({x, a});
-    ctx->saved_data["inner"] = inner;
-    ctx->saved_data["kind"] = kind;
-    ctx->saved_data["alpha"] = alpha;
-    ctx->saved_data["has_shift"] = shift.has_value();
-    return recipe_inline_forward_kernel(x, a, shift, inner, kind, alpha);
-  }
+// The inline recipe's node (inputs x, a and, with a shift, m); as RecipeBackward.
+struct RecipeInlineBackward : public torch::autograd::Node {
+  torch::autograd::SavedVariable x_, a_;
+  int64_t inner_ = 1, kind_ = 0;
+  double alpha_ = 1.0;
+  bool has_shift_ = false;
 
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     LEARNACT_FIRST_ORDER_ONLY("recipe");
-    auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
-    const auto& a = saved[1];
-    const bool has_shift = ctx->saved_data["has_shift"].toBool();
+    const auto x = x_.unpack(), a = a_.unpack();
+    torch::autograd::variable_list out(has_shift_ ? 3 : 2);
+    if (!grads[0].defined()) return out;
     std::vector<double> acc(static_cast<size_t>(2 * a.numel()), 0.0);
-    auto gx = recipe_inline_backward_sums(
-        learnact::like_x(grads[0], x), x, a, ctx->saved_data["inner"].toInt(),
-        ctx->saved_data["kind"].toInt(), ctx->saved_data["alpha"].toDouble(), acc);
-    auto sums = learnact::param_grads(acc, has_shift ? 2 : 1, a);
-    return {gx, sums[0], has_shift ? sums[1] : torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor()};
+    auto gx = recipe_inline_backward_sums(learnact::like_x(grads[0], x), x, a, inner_, kind_,
+                                          alpha_, acc);
+    auto sums = learnact::param_grads(acc, has_shift_ ? 2 : 1, a);
+    if (task_should_compute_output(0)) out[0] = std::move(gx);
+    for (size_t k = 0; k < sums.size(); ++k)
+      if (task_should_compute_output(k + 1)) out[k + 1] = std::move(sums[k]);
+    return out;
   }
+  void release_variables() override {
+    x_.reset_data();
+    a_.reset_data();
+  }
+  std::string name() const override { return "RecipeInlineBackward"; }
 };
 
 torch::Tensor recipe_inline(const torch::Tensor& x, const torch::Tensor& a,
                             const c10::optional<torch::Tensor>& shift, int64_t inner,
                             int64_t kind, double alpha) {
-  return RecipeInlineFunction::apply(x, a, shift, inner, kind, alpha);
+  torch::Tensor y;
+  {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    y = recipe_inline_forward_kernel(x, a, shift, inner, kind, alpha);
+  }
+  const torch::Tensor none;
+  const auto& m = shift.has_value() ? *shift : none;
+  if (learnact::needs_graph(x, a, m)) {
+    auto node = c10::make_intrusive<RecipeInlineBackward>();
+    node->set_next_edges(shift.has_value() ? torch::autograd::collect_next_edges(x, a, m)
+                                           : torch::autograd::collect_next_edges(x, a));
+    node->x_ = torch::autograd::SavedVariable(x, false);
+    node->a_ = torch::autograd::SavedVariable(a, false);
+    node->inner_ = inner;
+    node->kind_ = kind;
+    node->alpha_ = alpha;
+    node->has_shift_ = shift.has_value();
+    torch::autograd::set_history(y, node);
+  }
+  return y;
 }
 
 // the inline recipe with the eager checks and layout done here, or None
 c10::optional<torch::Tensor> recipe_inline_eager(const torch::Tensor& x, const torch::Tensor& a,
                                                  const c10::optional<torch::Tensor>& shift,
                                                  int64_t kind, double alpha) {
-  if (!learnact::eager_ok(x, a)) return c10::nullopt;
+  const torch::Tensor none;
+  if (!learnact::eager_ok(x, a) || !learnact::no_tangents({shift.has_value() ? &*shift : &none}))
+    return c10::nullopt;
   const auto walk = learnact::kernel_layout(x, a.size(-1));
   if (!walk) return c10::nullopt;
-  return RecipeInlineFunction::apply(walk->x, a, shift, walk->inner, kind, alpha);
+  return recipe_inline(walk->x, a, shift, walk->inner, kind, alpha);
 }

@@ -104,11 +104,15 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def _cpu_kernel_variant() -> str:
-    """Which fused CPU kernel variant this process uses, or why none (never builds)."""
+    """Which fused CPU kernel variant this process has loaded, or why none (never builds).
+
+    ``"not used"`` when nothing in the process has called a fused kernel yet:
+    a study of fixed activations never loads them.
+    """
     import sys
 
     cpu = sys.modules.get("learnact.kernels.cpu")
-    return (cpu.status() if cpu is not None else None) or "not loaded"
+    return (cpu.status() if cpu is not None else None) or "not used"
 
 
 def prepare_kernels(device: torch.device) -> None:
@@ -328,6 +332,12 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
             resume=resume["fit"] if resume is not None else None)
     except Diverged as exc:
         result.status, result.error = "diverged", exc.reason
+    finally:
+        # what ran, now that it has: the kernels load on an activation's first fused
+        # call, so at the start of a process's first run they were never loaded yet
+        if "cpu_kernels" in result.env:
+            result.env["cpu_kernels"] = _cpu_kernel_variant()
+    if result.status == "diverged":
         return result
     result.params.append((-1, _param_rows(model)))
     if ckpt is not None and cfg.keep_models:
