@@ -1,4 +1,4 @@
-"""``torch.func`` transforms (grad, vmap, jacrev) and forward-mode AD on every module, in every mode.
+"""``torch.func`` transforms (grad, vmap, jacrev) and forward-mode AD on every module and mode.
 
 The fused autograd nodes have no batching or forward-mode rules, so dispatch
 steps aside to the reference path under a functorch transform, as it does for

@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import os
 from collections.abc import Iterator
 
 import torch
