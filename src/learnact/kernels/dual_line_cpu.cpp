@@ -21,7 +21,10 @@
 // chunk), and the chunks' partials are summed in chunk order, so the parameter
 // gradients are as accurate as a float64 sum of the terms and do not depend on
 // the number of threads.
-#include <torch/extension.h>
+// the Python bindings of at::Tensor and optionals, without the whole C++ frontend that
+// torch/extension.h brings (its headers alone took about 64 s of the build; these 20 s)
+#include <torch/csrc/utils/pybind.h>
+#include <pybind11/stl.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
@@ -214,12 +217,12 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
 
 // ------------------------------------------------------------------ entry points
 
-torch::Tensor forward_kernel(const torch::Tensor& x, const torch::Tensor& pos,
-                             const torch::Tensor& neg, const c10::optional<torch::Tensor>& shift,
+at::Tensor forward_kernel(const at::Tensor& x, const at::Tensor& pos,
+                             const at::Tensor& neg, const c10::optional<at::Tensor>& shift,
                              int64_t inner) {
-  auto y = torch::empty_like(x);
+  auto y = at::empty_like(x);
   const auto p = learnact::as_float(pos), q = learnact::as_float(neg);
-  torch::Tensor m;
+  at::Tensor m;
   if (shift.has_value()) m = learnact::as_float(*shift);
   const int64_t C = p.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dual_line_fwd", [&] {
@@ -233,10 +236,10 @@ torch::Tensor forward_kernel(const torch::Tensor& x, const torch::Tensor& pos,
 namespace {
 
 // grad_x, with d_pos, d_neg and d_shift added into acc (3 * C doubles)
-torch::Tensor backward_sums(const torch::Tensor& g, const torch::Tensor& x,
-                            const torch::Tensor& pos, const torch::Tensor& neg, int64_t inner,
+at::Tensor backward_sums(const at::Tensor& g, const at::Tensor& x,
+                            const at::Tensor& pos, const at::Tensor& neg, int64_t inner,
                             std::vector<double>& acc) {
-  auto gx = torch::empty_like(x);
+  auto gx = at::empty_like(x);
   const auto p = learnact::as_float(pos), q = learnact::as_float(neg);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dual_line_bwd", [&] {
     backward_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
@@ -248,8 +251,8 @@ torch::Tensor backward_sums(const torch::Tensor& g, const torch::Tensor& x,
 
 }  // namespace
 
-std::vector<torch::Tensor> backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
-                                           const torch::Tensor& pos, const torch::Tensor& neg,
+std::vector<at::Tensor> backward_kernel(const at::Tensor& g, const at::Tensor& x,
+                                           const at::Tensor& pos, const at::Tensor& neg,
                                            int64_t inner) {
   // one buffer for the three reductions: d_pos, d_neg, d_shift
   std::vector<double> acc(static_cast<size_t>(3 * pos.numel()), 0.0);
@@ -291,14 +294,14 @@ struct DualLineBackward : public torch::autograd::Node {
   std::string name() const override { return "DualLineBackward"; }
 };
 
-torch::Tensor dual_line(const torch::Tensor& x, const torch::Tensor& pos, const torch::Tensor& neg,
-                        const c10::optional<torch::Tensor>& shift, int64_t inner) {
-  torch::Tensor y;
+at::Tensor dual_line(const at::Tensor& x, const at::Tensor& pos, const at::Tensor& neg,
+                        const c10::optional<at::Tensor>& shift, int64_t inner) {
+  at::Tensor y;
   {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // the kernel is not recorded
     y = forward_kernel(x, pos, neg, shift, inner);
   }
-  const torch::Tensor none;
+  const at::Tensor none;
   const auto& m = shift.has_value() ? *shift : none;
   if (learnact::needs_graph(x, pos, neg, m)) {
     auto node = c10::make_intrusive<DualLineBackward>();
@@ -316,10 +319,10 @@ torch::Tensor dual_line(const torch::Tensor& x, const torch::Tensor& pos, const 
 
 // The module's hot path: the checks, the layout and the kernel in one call, or None
 // (dispatch.py then decides, and says why).
-c10::optional<torch::Tensor> dual_line_eager(const torch::Tensor& x, const torch::Tensor& pos,
-                                             const torch::Tensor& neg,
-                                             const c10::optional<torch::Tensor>& shift) {
-  const torch::Tensor none;
+c10::optional<at::Tensor> dual_line_eager(const at::Tensor& x, const at::Tensor& pos,
+                                             const at::Tensor& neg,
+                                             const c10::optional<at::Tensor>& shift) {
+  const at::Tensor none;
   if (!learnact::eager_ok(x, pos) ||
       !learnact::no_tangents({&neg, shift.has_value() ? &*shift : &none}))
     return c10::nullopt;
@@ -329,30 +332,30 @@ c10::optional<torch::Tensor> dual_line_eager(const torch::Tensor& x, const torch
 }
 
 // the general recipe, in recipe_cpu.cpp
-torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torch::Tensor& a,
-                     const c10::optional<torch::Tensor>& shift, int64_t inner);
-torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor& gx,
-                                    const torch::Tensor& a,
-                                    const c10::optional<torch::Tensor>& shift, int64_t inner);
-std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
-                                                  const torch::Tensor& a, int64_t inner);
-torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torch::Tensor& x,
-                             const torch::Tensor& a, int64_t inner);
-torch::Tensor recipe_inline(const torch::Tensor& x, const torch::Tensor& a,
-                            const c10::optional<torch::Tensor>& shift, int64_t inner,
+at::Tensor recipe(const at::Tensor& x, const at::Tensor& gx, const at::Tensor& a,
+                     const c10::optional<at::Tensor>& shift, int64_t inner);
+at::Tensor recipe_forward_kernel(const at::Tensor& x, const at::Tensor& gx,
+                                    const at::Tensor& a,
+                                    const c10::optional<at::Tensor>& shift, int64_t inner);
+std::vector<at::Tensor> recipe_backward_kernel(const at::Tensor& g, const at::Tensor& x,
+                                                  const at::Tensor& a, int64_t inner);
+at::Tensor recipe_select_(at::Tensor t, const at::Tensor& g, const at::Tensor& x,
+                             const at::Tensor& a, int64_t inner);
+at::Tensor recipe_inline(const at::Tensor& x, const at::Tensor& a,
+                            const c10::optional<at::Tensor>& shift, int64_t inner,
                             int64_t kind, double alpha);
-c10::optional<torch::Tensor> recipe_eager(const torch::Tensor& x, const torch::Tensor& gx,
-                                          const torch::Tensor& a,
-                                          const c10::optional<torch::Tensor>& shift);
-c10::optional<torch::Tensor> recipe_inline_eager(const torch::Tensor& x, const torch::Tensor& a,
-                                                 const c10::optional<torch::Tensor>& shift,
+c10::optional<at::Tensor> recipe_eager(const at::Tensor& x, const at::Tensor& gx,
+                                          const at::Tensor& a,
+                                          const c10::optional<at::Tensor>& shift);
+c10::optional<at::Tensor> recipe_inline_eager(const at::Tensor& x, const at::Tensor& a,
+                                                 const c10::optional<at::Tensor>& shift,
                                                  int64_t kind, double alpha);
-torch::Tensor recipe_inline_forward_kernel(const torch::Tensor& x, const torch::Tensor& a,
-                                           const c10::optional<torch::Tensor>& shift,
+at::Tensor recipe_inline_forward_kernel(const at::Tensor& x, const at::Tensor& a,
+                                           const c10::optional<at::Tensor>& shift,
                                            int64_t inner, int64_t kind, double alpha);
-std::vector<torch::Tensor> recipe_inline_backward_kernel(const torch::Tensor& g,
-                                                         const torch::Tensor& x,
-                                                         const torch::Tensor& a, int64_t inner,
+std::vector<at::Tensor> recipe_inline_backward_kernel(const at::Tensor& g,
+                                                         const at::Tensor& x,
+                                                         const at::Tensor& a, int64_t inner,
                                                          int64_t kind, double alpha);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

@@ -7,7 +7,9 @@
 // thread count.
 #pragma once
 
-#include <torch/extension.h>
+// ATen and autograd only, not torch/extension.h: its C++ frontend headers tripled each
+// source file's compile time (see cpu.py on the first build)
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <ATen/cpu/vec/vec.h>
@@ -66,7 +68,7 @@ inline int64_t chunk_size(int64_t C, int64_t inner) {
 }
 
 // The gradient in x's memory layout (standard or channels-last), as the kernels walk it.
-inline torch::Tensor like_x(const torch::Tensor& g, const torch::Tensor& x) {
+inline at::Tensor like_x(const at::Tensor& g, const at::Tensor& x) {
   return x.is_contiguous() ? g.contiguous() : g.contiguous(at::MemoryFormat::ChannelsLast);
 }
 
@@ -81,7 +83,7 @@ inline torch::Tensor like_x(const torch::Tensor& g, const torch::Tensor& x) {
 // tangent, Python tensor subclass (FakeTensor, ...) or Python dispatch mode in the way. The JIT tracer
 // (torch.jit.trace, the legacy ONNX exporter) runs with the Tracer key included in
 // this thread's dispatch keys, as functorch's transforms and dispatch modes do with theirs.
-inline bool eager_ok(const torch::Tensor& x, const torch::Tensor& param) {
+inline bool eager_ok(const at::Tensor& x, const at::Tensor& param) {
   const auto st = x.scalar_type();
   if (st != at::kFloat && st != at::kBFloat16 && st != at::kHalf) return false;
   if (!x.device().is_cpu() || x.layout() != c10::kStrided || !param.device().is_cpu()) return false;
@@ -96,7 +98,7 @@ inline bool eager_ok(const torch::Tensor& x, const torch::Tensor& param) {
 
 // No forward-mode tangent on any of ts (the parameters eager_ok does not see): the
 // fused nodes have no forward-mode rule, so a dual tensor takes the reference path.
-inline bool no_tangents(std::initializer_list<const torch::Tensor*> ts) {
+inline bool no_tangents(std::initializer_list<const at::Tensor*> ts) {
   for (const auto* t : ts)
     if (t->defined() && t->_fw_grad(/*level=*/0).defined()) return false;
   return true;
@@ -110,13 +112,13 @@ inline bool needs_graph(const T&... ts) {
 
 // x as the kernels walk it, and the stride of its channel index (layout.py's kernel_layout)
 struct Walk {
-  torch::Tensor x;
+  at::Tensor x;
   int64_t inner;
 };
 
 // The walk for a C-channel parameter, or nullopt where the reference path must speak
 // (a channel count that does not match x).
-inline c10::optional<Walk> kernel_layout(const torch::Tensor& x, int64_t C) {
+inline c10::optional<Walk> kernel_layout(const at::Tensor& x, int64_t C) {
   const bool nhwc = x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast);
   if (C == 1) return Walk{(x.is_contiguous() || nhwc) ? x : x.contiguous(), 1};
   if (x.dim() == 0 || x.size(x.dim() >= 2 ? 1 : 0) != C) return c10::nullopt;
@@ -127,16 +129,16 @@ inline c10::optional<Walk> kernel_layout(const torch::Tensor& x, int64_t C) {
 }
 
 // A parameter as the float32 values the kernels read (no copy when it already is)
-inline torch::Tensor as_float(const torch::Tensor& p) {
+inline at::Tensor as_float(const at::Tensor& p) {
   return p.scalar_type() == at::kFloat && p.is_contiguous() ? p : p.to(at::kFloat).contiguous();
 }
 
 // One gradient per row of acc (rows x C doubles), each shaped and typed like param,
 // rounded once from double: separate tensors, so autograd takes them as they are.
-inline std::vector<torch::Tensor> param_grads(const std::vector<double>& acc, int64_t rows,
-                                              const torch::Tensor& param) {
+inline std::vector<at::Tensor> param_grads(const std::vector<double>& acc, int64_t rows,
+                                              const at::Tensor& param) {
   const int64_t C = param.numel();
-  std::vector<torch::Tensor> out;
+  std::vector<at::Tensor> out;
   out.reserve(rows);
   for (int64_t r = 0; r < rows; ++r) {
     auto t = at::empty(param.sizes(), param.options());
@@ -152,7 +154,7 @@ inline std::vector<torch::Tensor> param_grads(const std::vector<double>& acc, in
 // Fused backward nodes are first-order only: a double backward would silently get a
 // gradient with no graph, so it is refused with the way out.
 #define LEARNACT_FIRST_ORDER_ONLY(what)                                                        \
-  TORCH_CHECK(!torch::GradMode::is_enabled(), "learnact's fused " what                        \
+  TORCH_CHECK(!c10::GradMode::is_enabled(), "learnact's fused " what                        \
               " kernel is first-order only; for double backward (create_graph=True) use "     \
               "LEARNACT_KERNELS=reference or float64")
 
@@ -196,9 +198,9 @@ inline void add_partials(const std::vector<double>& part, int64_t chunks, int64_
 }
 
 // A (rows, C) tensor of the parameters' dtype holding acc, rounded once from double.
-inline torch::Tensor sums_tensor(const std::vector<double>& acc, int64_t rows, int64_t C,
-                                 const torch::Tensor& param) {
-  auto sums = torch::empty({rows, C}, param.options());
+inline at::Tensor sums_tensor(const std::vector<double>& acc, int64_t rows, int64_t C,
+                                 const at::Tensor& param) {
+  auto sums = at::empty({rows, C}, param.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, param.scalar_type(), "sums", [&] {
     scalar_t* out = sums.data_ptr<scalar_t>();
     for (int64_t k = 0; k < rows * C; ++k) out[k] = static_cast<scalar_t>(acc[k]);

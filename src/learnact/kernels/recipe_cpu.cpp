@@ -25,7 +25,7 @@
 // Reductions: every float32 term is added in double (per lane, per fixed-size
 // chunk), chunks added in order: as accurate as a float64 sum of the terms, and
 // independent of the number of threads.
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
@@ -300,8 +300,8 @@ void with_g(int64_t kind, F&& f) {
 namespace {
 
 struct Params {  // the float32 copies of a and m that the kernels read
-  torch::Tensor a, m;
-  Params(const torch::Tensor& a_, const c10::optional<torch::Tensor>& shift)
+  at::Tensor a, m;
+  Params(const at::Tensor& a_, const c10::optional<at::Tensor>& shift)
       : a(learnact::as_float(a_)) {
     if (shift.has_value()) m = learnact::as_float(*shift);
   }
@@ -312,10 +312,10 @@ struct Params {  // the float32 copies of a and m that the kernels read
 
 }  // namespace
 
-torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor& gx,
-                                    const torch::Tensor& a,
-                                    const c10::optional<torch::Tensor>& shift, int64_t inner) {
-  auto y = torch::empty_like(x);
+at::Tensor recipe_forward_kernel(const at::Tensor& x, const at::Tensor& gx,
+                                    const at::Tensor& a,
+                                    const c10::optional<at::Tensor>& shift, int64_t inner) {
+  auto y = at::empty_like(x);
   const Params p(a, shift);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_fwd", [&] {
     forward_impl<scalar_t>(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
@@ -328,12 +328,12 @@ torch::Tensor recipe_forward_kernel(const torch::Tensor& x, const torch::Tensor&
 namespace {
 
 // the split gradients (direct grad_x, grad of G(x)), with d_a and d_m added into acc
-std::pair<torch::Tensor, torch::Tensor> recipe_backward_sums(const torch::Tensor& g,
-                                                             const torch::Tensor& x,
-                                                             const torch::Tensor& a,
+std::pair<at::Tensor, at::Tensor> recipe_backward_sums(const at::Tensor& g,
+                                                             const at::Tensor& x,
+                                                             const at::Tensor& a,
                                                              int64_t inner,
                                                              std::vector<double>& acc) {
-  auto gxd = torch::empty_like(x), gg = torch::empty_like(x);
+  auto gxd = at::empty_like(x), gg = at::empty_like(x);
   const Params p(a, c10::nullopt);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "recipe_bwd", [&] {
     grad_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
@@ -345,8 +345,8 @@ std::pair<torch::Tensor, torch::Tensor> recipe_backward_sums(const torch::Tensor
 
 }  // namespace
 
-std::vector<torch::Tensor> recipe_backward_kernel(const torch::Tensor& g, const torch::Tensor& x,
-                                                  const torch::Tensor& a, int64_t inner) {
+std::vector<at::Tensor> recipe_backward_kernel(const at::Tensor& g, const at::Tensor& x,
+                                                  const at::Tensor& a, int64_t inner) {
   std::vector<double> acc(static_cast<size_t>(2 * a.numel()), 0.0);
   auto [gxd, gg] = recipe_backward_sums(g, x, a, inner, acc);
   return {gxd, gg, learnact::sums_tensor(acc, 2, a.numel(), a)};
@@ -380,14 +380,14 @@ struct RecipeBackward : public torch::autograd::Node {
   std::string name() const override { return "RecipeBackward"; }
 };
 
-torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torch::Tensor& a,
-                     const c10::optional<torch::Tensor>& shift, int64_t inner) {
-  torch::Tensor y;
+at::Tensor recipe(const at::Tensor& x, const at::Tensor& gx, const at::Tensor& a,
+                     const c10::optional<at::Tensor>& shift, int64_t inner) {
+  at::Tensor y;
   {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     y = recipe_forward_kernel(x, gx, a, shift, inner);
   }
-  const torch::Tensor none;
+  const at::Tensor none;
   const auto& m = shift.has_value() ? *shift : none;
   if (learnact::needs_graph(x, gx, a, m)) {
     auto node = c10::make_intrusive<RecipeBackward>();
@@ -404,10 +404,10 @@ torch::Tensor recipe(const torch::Tensor& x, const torch::Tensor& gx, const torc
 
 // the recipe around G(x) with the eager checks and layout done here, or None (dispatch.py
 // then decides, and says why); gx must match x's shape, dtype and device
-c10::optional<torch::Tensor> recipe_eager(const torch::Tensor& x, const torch::Tensor& gx,
-                                          const torch::Tensor& a,
-                                          const c10::optional<torch::Tensor>& shift) {
-  const torch::Tensor none;
+c10::optional<at::Tensor> recipe_eager(const at::Tensor& x, const at::Tensor& gx,
+                                          const at::Tensor& a,
+                                          const c10::optional<at::Tensor>& shift) {
+  const at::Tensor none;
   if (!learnact::eager_ok(x, a) || !learnact::eager_ok(gx, a) || gx.sizes() != x.sizes() ||
       gx.scalar_type() != x.scalar_type() ||
       !learnact::no_tangents({shift.has_value() ? &*shift : &none}))
@@ -419,8 +419,8 @@ c10::optional<torch::Tensor> recipe_eager(const torch::Tensor& x, const torch::T
 
 // t (G'(x) * g, in x's layout) becomes grad_x in place (x >= 0 ? a*g : t); returns (2, C)
 // d_a, d_m in a's dtype
-torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torch::Tensor& x,
-                             const torch::Tensor& a, int64_t inner) {
+at::Tensor recipe_select_(at::Tensor t, const at::Tensor& g, const at::Tensor& x,
+                             const at::Tensor& a, int64_t inner) {
   TORCH_CHECK(t.scalar_type() == x.scalar_type() && t.sizes() == x.sizes() &&
                   t.strides() == x.strides() && g.strides() == x.strides(),
               "recipe_select_: t, g and x must share dtype, shape and layout");
@@ -436,10 +436,10 @@ torch::Tensor recipe_select_(torch::Tensor t, const torch::Tensor& g, const torc
 
 // ---- the recipe with G inline (kind: 0 GELU, 1 ELU(alpha), 2 SiLU)
 
-torch::Tensor recipe_inline_forward_kernel(const torch::Tensor& x, const torch::Tensor& a,
-                                           const c10::optional<torch::Tensor>& shift,
+at::Tensor recipe_inline_forward_kernel(const at::Tensor& x, const at::Tensor& a,
+                                           const c10::optional<at::Tensor>& shift,
                                            int64_t inner, int64_t kind, double alpha) {
-  auto y = torch::empty_like(x);
+  auto y = at::empty_like(x);
   const Params p(a, shift);
   with_g(kind, [&](auto gfun) {
     using G = decltype(gfun);
@@ -455,10 +455,10 @@ torch::Tensor recipe_inline_forward_kernel(const torch::Tensor& x, const torch::
 namespace {
 
 // grad_x of the inline recipe, with d_a and d_m added into acc
-torch::Tensor recipe_inline_backward_sums(const torch::Tensor& g, const torch::Tensor& x,
-                                          const torch::Tensor& a, int64_t inner, int64_t kind,
+at::Tensor recipe_inline_backward_sums(const at::Tensor& g, const at::Tensor& x,
+                                          const at::Tensor& a, int64_t inner, int64_t kind,
                                           double alpha, std::vector<double>& acc) {
-  auto gx = torch::empty_like(x);
+  auto gx = at::empty_like(x);
   const Params p(a, c10::nullopt);
   with_g(kind, [&](auto gfun) {
     using G = decltype(gfun);
@@ -474,9 +474,9 @@ torch::Tensor recipe_inline_backward_sums(const torch::Tensor& g, const torch::T
 
 }  // namespace
 
-std::vector<torch::Tensor> recipe_inline_backward_kernel(const torch::Tensor& g,
-                                                         const torch::Tensor& x,
-                                                         const torch::Tensor& a, int64_t inner,
+std::vector<at::Tensor> recipe_inline_backward_kernel(const at::Tensor& g,
+                                                         const at::Tensor& x,
+                                                         const at::Tensor& a, int64_t inner,
                                                          int64_t kind, double alpha) {
   std::vector<double> acc(static_cast<size_t>(2 * a.numel()), 0.0);
   auto gx = recipe_inline_backward_sums(g, x, a, inner, kind, alpha, acc);
@@ -511,15 +511,15 @@ struct RecipeInlineBackward : public torch::autograd::Node {
   std::string name() const override { return "RecipeInlineBackward"; }
 };
 
-torch::Tensor recipe_inline(const torch::Tensor& x, const torch::Tensor& a,
-                            const c10::optional<torch::Tensor>& shift, int64_t inner,
+at::Tensor recipe_inline(const at::Tensor& x, const at::Tensor& a,
+                            const c10::optional<at::Tensor>& shift, int64_t inner,
                             int64_t kind, double alpha) {
-  torch::Tensor y;
+  at::Tensor y;
   {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     y = recipe_inline_forward_kernel(x, a, shift, inner, kind, alpha);
   }
-  const torch::Tensor none;
+  const at::Tensor none;
   const auto& m = shift.has_value() ? *shift : none;
   if (learnact::needs_graph(x, a, m)) {
     auto node = c10::make_intrusive<RecipeInlineBackward>();
@@ -537,10 +537,10 @@ torch::Tensor recipe_inline(const torch::Tensor& x, const torch::Tensor& a,
 }
 
 // the inline recipe with the eager checks and layout done here, or None
-c10::optional<torch::Tensor> recipe_inline_eager(const torch::Tensor& x, const torch::Tensor& a,
-                                                 const c10::optional<torch::Tensor>& shift,
+c10::optional<at::Tensor> recipe_inline_eager(const at::Tensor& x, const at::Tensor& a,
+                                                 const c10::optional<at::Tensor>& shift,
                                                  int64_t kind, double alpha) {
-  const torch::Tensor none;
+  const at::Tensor none;
   if (!learnact::eager_ok(x, a) || !learnact::no_tangents({shift.has_value() ? &*shift : &none}))
     return c10::nullopt;
   const auto walk = learnact::kernel_layout(x, a.size(-1));
