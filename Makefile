@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup kernels kernels-all data browser run test lint readme-table clean
+.PHONY: setup kernels kernels-all data browser cross run test lint readme-table clean
 
 # torch is pinned here: on our machines 2.13.0 is a local CPU build, while an
 # unpinned torch pulls a multi-GB CUDA build. The package itself needs torch>=2.4.
@@ -36,6 +36,11 @@ data:
 browser:
 	bash scripts/apt-install.sh chromium
 
+# A 64-bit ARM cross compiler and qemu, so the tests also run the kernels' NEON
+# SIMD layer (tests/test_simd_portable.py; skipped where these are missing).
+cross:
+	bash scripts/apt-install.sh g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+
 # The main job: the `quick` study (Fashion-MNIST, LeNet5, 8 activations) and its
 # report (learnact-results/report/index.html), then response curves.
 run: setup data
@@ -45,7 +50,7 @@ run: setup data
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint data browser kernels-all
+test: lint data browser cross kernels-all
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 # Regenerate the README's zoo table from the registry.

@@ -2,6 +2,8 @@
 # Install Debian packages the project uses, where apt exists and they are missing:
 #   dataset-fashion-mnist -> /usr/share/datasets/fashion-mnist (the offline default data)
 #   chromium              -> /usr/bin/chromium (the report page's browser test)
+#   g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+#                         -> the 64-bit ARM SIMD check (tests/test_simd_portable.py)
 # Uses sudo when not root. Without apt it says what to do instead and succeeds.
 set -euo pipefail
 missing=()

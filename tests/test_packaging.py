@@ -40,7 +40,7 @@ def test_wheel_ships_license_and_type_marker(wheel):
 
 def test_wheel_ships_the_kernel_sources_and_presets(wheel):
     names = set(wheel.namelist())
-    for src in ("dual_line_cpu.cpp", "recipe_cpu.cpp", "kernel_common.h"):
+    for src in ("dual_line_cpu.cpp", "recipe_cpu.cpp", "kernel_common.h", "simd.h"):
         assert f"learnact/kernels/{src}" in names
     assert any(n.startswith("learnact/study/presets/") for n in names)
 

@@ -93,7 +93,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SOURCES = [Path(__file__).with_name(name) for name in ("dual_line_cpu.cpp", "recipe_cpu.cpp")]
-HEADERS = [Path(__file__).with_name("kernel_common.h")]
+HEADERS = [Path(__file__).with_name(name) for name in ("kernel_common.h", "simd.h")]
 ISAS = ("baseline", "avx2", "avx512")
 # at::parallel_for only runs threads when the extension itself is built with OpenMP
 CFLAGS = ["-O3", "-fopenmp"]

@@ -84,13 +84,13 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
     learnact::channel_runs(begin, end, C, inner, [&](int64_t c, int64_t i, int64_t stop) {
       const float p = pos[c], q = neg[c], m = shift ? shift[c] : 0.f;
       int64_t j0 = i;
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+#if LEARNACT_SIMD
       if constexpr (std::is_same_v<scalar_t, float>) {
-        using Vec = at::vec::Vectorized<float>;
+        using Vec = learnact::FVec;
         const Vec vp(p), vq(q), vm(m), zero(0.f);
         for (; j0 + Vec::size() <= stop; j0 += Vec::size()) {
           const Vec v = Vec::loadu(x + j0);
-          at::vec::fmadd(Vec::blendv(vq, vp, v >= zero), v, vm).store(y + j0);
+          fmadd(Vec::blendv(vq, vp, v >= zero), v, vm).store(y + j0);
         }
       }
 #endif
@@ -105,7 +105,8 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 }
 
 // Explicit SIMD for the float32 backward block (the compiler's own vectorization
-// of the lane loop below spends most of its time shuffling). The per-element
+// of the lane loop below spends most of its time shuffling): AVX2, AVX-512, SSE2 or
+// NEON, as kernel_common.h's FVec is. The per-element
 // terms are float32 products, as the reference's are; every term is added in
 // double at once (DoubleLanes), so the parameter sums are as accurate as a float64
 // sum of the same terms (float partial sums that cancel lost up to 0.15 on 65K
@@ -114,8 +115,8 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 [[maybe_unused]] inline int64_t float_block(const float* __restrict__ g, const float* __restrict__ x,
                            float* __restrict__ gx, float p, float q, int64_t b0, int64_t b1,
                            double* sp, double* sq, double* sm) {
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-  using Vec = at::vec::Vectorized<float>;
+#if LEARNACT_SIMD
+  using Vec = learnact::FVec;
   constexpr int64_t W = Vec::size();
   const Vec vp(p), vq(q), zero(0.f);
   learnact::DoubleLanes ap, aq, am;
@@ -174,9 +175,7 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
         // double at once (no float partial sums), and the loop still vectorizes
         double sp[2 * kLanes] = {}, sq[2 * kLanes] = {}, sm[2 * kLanes] = {};
         int64_t j = i;
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-        // (the portable Vectorized fallback of a baseline build is far slower
-        // than the lane loop, so only ISA builds take this path)
+#if LEARNACT_SIMD
         if constexpr (std::is_same_v<scalar_t, float>) {
           j = float_block(g, x, gx, p, q, i, stop, sp, sq, sm);
         }
@@ -359,8 +358,10 @@ std::vector<at::Tensor> recipe_inline_backward_kernel(const at::Tensor& g,
                                                          int64_t kind, double alpha);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  // whether this build has explicit SIMD (an AVX2 or AVX-512 variant); the inline-G
-  // recipe is only faster than running G in ATen when it does
+  // whether G's own maths (exp, erf) is explicit SIMD in this build: only the AVX2
+  // and AVX-512 variants, whose Vectorized<float> has vector exp and erf. The inline-G
+  // recipe is only faster than running G in ATen where it is; the baseline variant's
+  // SSE2/NEON path (kernel_common.h's FVec) covers selects and sums, not G.
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
   m.attr("SIMD") = true;
 #else

@@ -23,42 +23,9 @@
 #include <initializer_list>
 #include <vector>
 
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-#include <immintrin.h>
-#endif
+#include "simd.h"
 
 namespace learnact {
-
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-// Lane-wise float64 sums of float32 vectors, kept in registers: every float term is
-// widened and added in double as it comes (as accurate as a float64 sum of the
-// terms), at the cost of two conversions and two adds per vector. at::vec has no
-// fast float -> double conversion, hence the intrinsics.
-struct DoubleLanes {
-  using VecD = at::vec::Vectorized<double>;
-  VecD lo{0.0}, hi{0.0};
-  void add(const at::vec::Vectorized<float>& v) {
-#if defined(CPU_CAPABILITY_AVX512)
-    const __m512 r = v;
-    lo = lo + VecD(_mm512_cvtps_pd(_mm512_castps512_ps256(r)));
-    hi = hi + VecD(_mm512_cvtps_pd(_mm512_extractf32x8_ps(r, 1)));
-#else
-    const __m256 r = v;
-    lo = lo + VecD(_mm256_cvtps_pd(_mm256_castps256_ps128(r)));
-    hi = hi + VecD(_mm256_cvtps_pd(_mm256_extractf128_ps(r, 1)));
-#endif
-  }
-  // the lanes added in a fixed order: deterministic
-  double sum() const {
-    double buf[2 * VecD::size()];
-    lo.store(buf);
-    hi.store(buf + VecD::size());
-    double total = 0.0;
-    for (int64_t k = 0; k < 2 * VecD::size(); ++k) total += buf[k];
-    return total;
-  }
-};
-#endif
 
 constexpr int64_t kChunk = 1 << 16;  // elements per reduction chunk (and parallel grain)
 

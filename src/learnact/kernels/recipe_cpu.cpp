@@ -40,7 +40,21 @@
 namespace {
 
 using learnact::channel_runs;
-using Vec = at::vec::Vectorized<float>;
+// GVec: the vector type of G's own maths (exp, erf, reciprocal), ATen's Vectorized.
+// The selects and sums run on kernel_common.h's FVec, which is the same type in the
+// AVX2 and AVX-512 variants and SSE2 or NEON in the baseline one; the inline forms
+// (G computed in the sweep) take the vector path only where GVec is explicit SIMD.
+using GVec = at::vec::Vectorized<float>;
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+constexpr bool kInlineVec = true;
+#else
+constexpr bool kInlineVec = false;
+#endif
+#if LEARNACT_SIMD
+using Vec = learnact::FVec;
+#else
+using Vec = GVec;  // never used for arithmetic: the vector blocks are compiled out
+#endif
 
 // ---------------------------------------------------------------- G for the inline form
 // Only x < 0 uses G (x >= 0 takes a*x), but vector lanes compute it everywhere and
@@ -49,36 +63,70 @@ using Vec = at::vec::Vectorized<float>;
 constexpr float kSqrtHalf = 0.70710678118654752f;     // 1/sqrt(2)
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;   // 1/sqrt(2*pi)
 
-// erf(z) by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, the form ATen's
-// AVX2 Vectorized<float>::erf uses), returning e = exp(-z^2) as well: GELU's
-// derivative needs exactly that exponential (phi(x) = e / sqrt(2 pi) at z = x/sqrt2),
-// so the backward pays for one exp per element instead of two.
-inline Vec erf_with_exp(const Vec& z, Vec* e) {
-  const Vec az = z.abs();
-  const Vec t = (Vec(0.3275911f) * az + Vec(1.f)).reciprocal();
-  Vec r = Vec(1.061405429f);
-  r = r * t + Vec(-1.453152027f);
-  r = r * t + Vec(1.421413741f);
-  r = r * t + Vec(-0.284496736f);
-  r = r * t + Vec(0.254829592f);
-  *e = (z * z).neg().exp();
-  const Vec mag = Vec(1.f) - r * t * *e;
-  return Vec::blendv(mag, mag.neg(), z < Vec(0.f));
+// exp(-x^2 / 2), as 2^w with w = -x^2 log2(e) / 2 <= 0 split into n + f (n an integer,
+// |f| <= 1/2): 2^f by its Taylor series to degree 6 (coefficients ln(2)^k / k!;
+// relative error below 2e-7) and 2^n from the exponent bits. The argument is never
+// positive, so there is no overflow to guard; below 2^-126 the result is exactly 0,
+// as the reference's exp underflows (so x = -inf still gives -inf * 0 = NaN in G'
+// as in the reference). Cheaper than ATen's exp_u20 or Sleef's exp: no overflow
+// clamp, no negation, and log2(e) folded into the square.
+inline GVec exp_neg_half_square(const GVec& x) {
+  using Vec = GVec;
+  const Vec w = x * (x * Vec(-0.72134752044448170f));  // -x^2 log2(e) / 2
+  const Vec wc = at::vec::clamp_min(w, Vec(-126.f));
+  const Vec n = wc.round();
+  const Vec f = wc - n;
+  Vec p = Vec(1.5403530393381608e-4f);
+  p = p * f + Vec(1.3333558146428443e-3f);
+  p = p * f + Vec(9.6181291076284772e-3f);
+  p = p * f + Vec(5.5504108664821580e-2f);
+  p = p * f + Vec(0.24022650695910071f);
+  p = p * f + Vec(0.69314718055994531f);
+  p = p * f + Vec(1.f);
+  const auto bits = (at::vec::convert_to_int_of_same_size(n) + at::vec::Vectorized<int32_t>(127))
+                    << at::vec::Vectorized<int32_t>(23);
+  const Vec two_n = at::vec::cast<float>(bits);
+  return (p * two_n) & (w >= Vec(-126.f));  // all-ones lanes keep it, the rest are 0
 }
 
-struct GeluG {  // x * Phi(x) = x/2 (1 + erf(x/sqrt2)); G' = Phi(x) + x phi(x)
+// Phi(x) on the negative branch, as the pieces G and G' share. For x < 0 and
+// z = x / sqrt2, Phi(x) = erfc(|z|) / 2, and Abramowitz & Stegun 7.1.26 gives
+//   erfc(|z|) ~= t P(t) exp(-z^2),  t = 1 / (1 + 0.3275911 |z|),  P of degree 5
+// (absolute error below 1.5e-7; the form ATen's AVX2 Vectorized<float>::erf uses).
+// Written for x < 0 only, the one branch the inline recipe takes from G: no 1 - erf
+// cancellation and no sign select. For x >= 0 the lanes hold finite values the
+// recipe's select drops. GELU's derivative needs the same exponential
+// (phi(x) = e / sqrt(2 pi)), so the backward pays for one exp per element.
+struct NegativeCdf {
+  GVec tp;  // t P(t): Phi(x) = tp * e / 2
+  GVec e;   // exp(-x^2 / 2)
+  explicit NegativeCdf(const GVec& v) {
+    using Vec = GVec;
+    const Vec t = (v.abs() * Vec(0.3275911f * kSqrtHalf) + Vec(1.f)).reciprocal();
+    Vec r = Vec(1.061405429f);
+    r = r * t + Vec(-1.453152027f);
+    r = r * t + Vec(1.421413741f);
+    r = r * t + Vec(-0.284496736f);
+    r = r * t + Vec(0.254829592f);
+    tp = r * t;
+    e = exp_neg_half_square(v);
+  }
+};
+
+// x * Phi(x) = x/2 (1 + erf(x/sqrt2)); G' = Phi(x) + x phi(x). The scalar forms are the
+// whole function; the vector forms are the x < 0 branch (NegativeCdf).
+struct GeluG {
   static float f(float v, float) { return 0.5f * v * (1.f + std::erf(v * kSqrtHalf)); }
   static float df(float v, float) {
     return 0.5f * (1.f + std::erf(v * kSqrtHalf)) + v * kInvSqrt2Pi * std::exp(-0.5f * v * v);
   }
-  static Vec f(const Vec& v, const Vec&) {
-    Vec e;
-    return Vec(0.5f) * v * (Vec(1.f) + erf_with_exp(v * Vec(kSqrtHalf), &e));
+  static GVec f(const GVec& v, const GVec&) {
+    const NegativeCdf c(v);
+    return (v * GVec(0.5f)) * c.tp * c.e;
   }
-  static Vec df(const Vec& v, const Vec&) {
-    Vec e;
-    const Vec cdf = Vec(0.5f) * (Vec(1.f) + erf_with_exp(v * Vec(kSqrtHalf), &e));
-    return cdf + v * Vec(kInvSqrt2Pi) * e;
+  static GVec df(const GVec& v, const GVec&) {  // e (t P / 2 + x / sqrt(2 pi))
+    const NegativeCdf c(v);
+    return c.e * (c.tp * GVec(0.5f) + v * GVec(kInvSqrt2Pi));
   }
 };
 
@@ -87,8 +135,8 @@ struct EluG {  // alpha (e^x - 1) for x < 0; G' = alpha e^x
   static float df(float v, float alpha) { return alpha * std::exp(v); }
   // e^x - 1 rather than expm1: Sleef's expm1 costs about three exps, and the
   // absolute error near 0 (about 6e-8) is far inside float32 ELU's own rounding
-  static Vec f(const Vec& v, const Vec& alpha) { return alpha * (v.exp() - Vec(1.f)); }
-  static Vec df(const Vec& v, const Vec& alpha) { return alpha * v.exp(); }
+  static GVec f(const GVec& v, const GVec& alpha) { return alpha * (v.exp() - GVec(1.f)); }
+  static GVec df(const GVec& v, const GVec& alpha) { return alpha * v.exp(); }
 };
 
 struct SiluG {  // x sigmoid(x); G' = s (1 + x (1 - s))
@@ -98,11 +146,11 @@ struct SiluG {  // x sigmoid(x); G' = s (1 + x (1 - s))
     const float s = sig(v);
     return s * (1.f + v * (1.f - s));
   }
-  static Vec sig(const Vec& v) { return (Vec(1.f) + v.neg().exp()).reciprocal(); }
-  static Vec f(const Vec& v, const Vec&) { return v * sig(v); }
-  static Vec df(const Vec& v, const Vec&) {
-    const Vec s = sig(v);
-    return s * (Vec(1.f) + v * (Vec(1.f) - s));
+  static GVec sig(const GVec& v) { return (GVec(1.f) + v.neg().exp()).reciprocal(); }
+  static GVec f(const GVec& v, const GVec&) { return v * sig(v); }
+  static GVec df(const GVec& v, const GVec&) {
+    const GVec s = sig(v);
+    return s * (GVec(1.f) + v * (GVec(1.f) - s));
   }
 };
 
@@ -119,6 +167,7 @@ struct FromTensor {
     const float gv = static_cast<float>(gx[j]);
     return v >= 0.f ? p : gv;
   }
+  static constexpr bool kVec = true;
   Vec vec(int64_t j, const Vec&) const { return Vec::loadu(gx + j); }  // float only
 };
 
@@ -127,6 +176,7 @@ template <typename G>
 struct Inline {
   float alpha;
   float pick(int64_t, float v, float p) const { return v >= 0.f ? p : G::f(v, alpha); }
+  static constexpr bool kVec = kInlineVec;
   Vec vec(int64_t, const Vec& v) const { return G::f(v, Vec(alpha)); }
 };
 
@@ -149,10 +199,19 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, Neg 
     channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
       const float s = a[c], sh = m ? m[c] : 0.f;
       int64_t j = j0;
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-      if constexpr (std::is_same_v<scalar_t, float>) {
+#if LEARNACT_SIMD
+      if constexpr (std::is_same_v<scalar_t, float> && Neg::kVec) {
         const Vec vs(s), vsh(sh), zero(0.f);
-        for (; j + Vec::size() <= j1; j += Vec::size()) {
+        constexpr int64_t W = Vec::size();
+        // two vectors per step: G's long dependency chains (a division, a polynomial,
+        // an exp) overlap, where one vector per step left the core waiting on them
+        for (; j + 2 * W <= j1; j += 2 * W) {
+          const Vec v0 = Vec::loadu(x + j), v1 = Vec::loadu(x + j + W);
+          const Vec n0 = neg.vec(j, v0), n1 = neg.vec(j + W, v1);
+          (Vec::blendv(n0, vs * v0, v0 >= zero) + vsh).store(y + j);
+          (Vec::blendv(n1, vs * v1, v1 >= zero) + vsh).store(y + j + W);
+        }
+        for (; j + W <= j1; j += W) {
           const Vec v = Vec::loadu(x + j);
           (Vec::blendv(neg.vec(j, v), vs * v, v >= zero) + vsh).store(y + j);
         }
@@ -176,6 +235,7 @@ template <typename scalar_t>
 struct Split {
   scalar_t* gxd;
   scalar_t* gg;
+  static constexpr bool kVec = true;
   void at(int64_t j, bool pos, float s, float gv, float) const {
     gxd[j] = static_cast<scalar_t>(pos ? s * gv : 0.f);
     gg[j] = static_cast<scalar_t>(pos ? 0.f : gv);
@@ -190,6 +250,7 @@ struct Split {
 template <typename scalar_t>
 struct Select {
   scalar_t* t;
+  static constexpr bool kVec = true;
   void at(int64_t j, bool pos, float s, float gv, float) const {
     const float old = static_cast<float>(t[j]);  // read either way: a select, no branch
     t[j] = static_cast<scalar_t>(pos ? s * gv : old);
@@ -204,6 +265,7 @@ template <typename scalar_t, typename G>
 struct InlineGrad {
   scalar_t* gx;
   float alpha;
+  static constexpr bool kVec = kInlineVec;
   void at(int64_t j, bool pos, float s, float gv, float v) const {
     gx[j] = static_cast<scalar_t>(pos ? s * gv : gv * G::df(v, alpha));
   }
@@ -245,11 +307,24 @@ void grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, O
       const float s = a[c];
       double la[2 * kLanes] = {}, lm[2 * kLanes] = {};  // per-lane double sums
       int64_t j = j0;
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-      if constexpr (std::is_same_v<scalar_t, float>) {
+#if LEARNACT_SIMD
+      if constexpr (std::is_same_v<scalar_t, float> && Out::kVec) {
         constexpr int64_t W = Vec::size();
         const Vec vs(s), zero(0.f);
-        learnact::DoubleLanes sa, sm;
+        learnact::DoubleLanes sa, sm, sa1, sm1;
+        // two vectors per step, each with its own sums: an inline G's long dependency
+        // chains overlap (the sums are added in a fixed order below: deterministic)
+        for (; j + 2 * W <= j1; j += 2 * W) {
+          const Vec v0 = Vec::loadu(x + j), g0 = Vec::loadu(g + j);
+          const Vec v1 = Vec::loadu(x + j + W), g1 = Vec::loadu(g + j + W);
+          const Vec pos0 = v0 >= zero, pos1 = v1 >= zero;
+          out.vec(j, pos0, vs, g0, v0);
+          out.vec(j + W, pos1, vs, g1, v1);
+          sa.add(Vec::blendv(zero, g0 * v0, pos0));
+          sm.add(g0);
+          sa1.add(Vec::blendv(zero, g1 * v1, pos1));
+          sm1.add(g1);
+        }
         for (; j + W <= j1; j += W) {
           const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
           const Vec pos = v >= zero;
@@ -259,6 +334,8 @@ void grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, O
         }
         la[0] += sa.sum();
         lm[0] += sm.sum();
+        la[1] += sa1.sum();
+        lm[1] += sm1.sum();
       }
 #endif
       for (; j + kLanes <= j1; j += kLanes) {
