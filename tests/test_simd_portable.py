@@ -28,9 +28,10 @@ KERNELS = Path(cpu.__file__).parent
 
 
 def _compile_and_run(compiler: str, flags: list[str], out: Path, runner: list[str]) -> str:
-    includes = [f"-I{p}" for p in (str(KERNELS), *include_paths(), sysconfig.get_paths()["include"])]
-    build = subprocess.run([compiler, "-std=c++17", "-O2", *flags, *includes, str(CHECK), "-o", str(out)],
-                           capture_output=True, text=True, timeout=300)
+    dirs = (str(KERNELS), *include_paths(), sysconfig.get_paths()["include"])
+    cmd = [compiler, "-std=c++17", "-O2", *flags, *(f"-I{d}" for d in dirs), str(CHECK),
+           "-o", str(out)]
+    build = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-3000:]
     run = subprocess.run([*runner, str(out)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
