@@ -39,7 +39,8 @@ browser:
 # A 64-bit ARM cross compiler and qemu, so the tests also run the kernels' NEON
 # SIMD layer (tests/test_simd_portable.py; skipped where these are missing).
 cross:
-	bash scripts/apt-install.sh g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+	bash scripts/apt-install.sh g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
+	  || echo "learnact: no ARM64 cross toolchain; its tests will be skipped"
 
 # The main job: the `quick` study (Fashion-MNIST, LeNet5, 8 activations) and its
 # report (learnact-results/report/index.html), then response curves.

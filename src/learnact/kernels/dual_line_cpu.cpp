@@ -106,7 +106,7 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 
 // Explicit SIMD for the float32 backward block (the compiler's own vectorization
 // of the lane loop below spends most of its time shuffling): AVX2, AVX-512, SSE2 or
-// NEON, as kernel_common.h's FVec is. The per-element
+// NEON, as simd.h's FVec is. The per-element
 // terms are float32 products, as the reference's are; every term is added in
 // double at once (DoubleLanes), so the parameter sums are as accurate as a float64
 // sum of the same terms (float partial sums that cancel lost up to 0.15 on 65K
@@ -361,7 +361,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // whether G's own maths (exp, erf) is explicit SIMD in this build: only the AVX2
   // and AVX-512 variants, whose Vectorized<float> has vector exp and erf. The inline-G
   // recipe is only faster than running G in ATen where it is; the baseline variant's
-  // SSE2/NEON path (kernel_common.h's FVec) covers selects and sums, not G.
+  // SSE2/NEON path (simd.h's FVec) covers selects and sums, not G.
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
   m.attr("SIMD") = true;
 #else

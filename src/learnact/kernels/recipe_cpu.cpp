@@ -41,7 +41,7 @@ namespace {
 
 using learnact::channel_runs;
 // GVec: the vector type of G's own maths (exp, erf, reciprocal), ATen's Vectorized.
-// The selects and sums run on kernel_common.h's FVec, which is the same type in the
+// The selects and sums run on simd.h's FVec, which is the same type in the
 // AVX2 and AVX-512 variants and SSE2 or NEON in the baseline one; the inline forms
 // (G computed in the sweep) take the vector path only where GVec is explicit SIMD.
 using GVec = at::vec::Vectorized<float>;
@@ -66,9 +66,9 @@ constexpr float kInvSqrt2Pi = 0.39894228040143268f;   // 1/sqrt(2*pi)
 // exp(-x^2 / 2), as 2^w with w = -x^2 log2(e) / 2 <= 0 split into n + f (n an integer,
 // |f| <= 1/2): 2^f by its Taylor series to degree 6 (coefficients ln(2)^k / k!;
 // relative error below 2e-7) and 2^n from the exponent bits. The argument is never
-// positive, so there is no overflow to guard; below 2^-126 the result is exactly 0,
-// as the reference's exp underflows (so x = -inf still gives -inf * 0 = NaN in G'
-// as in the reference). Cheaper than ATen's exp_u20 or Sleef's exp: no overflow
+// positive, so there is no overflow to guard; below 2^-126 the result is exactly 0
+// (the reference's exp goes on through subnormals to 2^-149, a difference below
+// 1e-37), so x = -inf still gives -inf * 0 = NaN in G' as in the reference. Cheaper than ATen's exp_u20 or Sleef's exp: no overflow
 // clamp, no negation, and log2(e) folded into the square.
 inline GVec exp_neg_half_square(const GVec& x) {
   using Vec = GVec;
@@ -94,8 +94,10 @@ inline GVec exp_neg_half_square(const GVec& x) {
 //   erfc(|z|) ~= t P(t) exp(-z^2),  t = 1 / (1 + 0.3275911 |z|),  P of degree 5
 // (absolute error below 1.5e-7; the form ATen's AVX2 Vectorized<float>::erf uses).
 // Written for x < 0 only, the one branch the inline recipe takes from G: no 1 - erf
-// cancellation and no sign select. For x >= 0 the lanes hold finite values the
-// recipe's select drops. GELU's derivative needs the same exponential
+// cancellation and no sign select. For x >= 0 the lanes hold values (NaN at +inf)
+// that the recipe's select drops. The scalar tail of a run (its last elements short
+// of a whole vector) computes the whole function with std::erf instead; the two agree
+// within the kernels' tolerance (about 1e-7 apart at most). GELU's derivative needs the same exponential
 // (phi(x) = e / sqrt(2 pi)), so the backward pays for one exp per element.
 struct NegativeCdf {
   GVec tp;  // t P(t): Phi(x) = tp * e / 2
