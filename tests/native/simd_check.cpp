@@ -93,6 +93,26 @@ int main() {
       ++bad;
     }
   }
+  // add2: the two vectors added in float32 lane by lane, then in double, as the
+  // backward kernels' two-vectors-per-step loops sum their terms
+  {
+    learnact::DoubleLanes s;
+    double lane[W] = {};
+    for (int k = 0; k < 3; ++k) {
+      for (int i = 0; i < W; ++i) {
+        x[i] = (0.1f + static_cast<float>(i)) * static_cast<float>(1 << (4 * k));
+        g[i] = 1.f / 7.f + static_cast<float>(i * 3 + k);
+      }
+      s.add2(Vec::loadu(x), Vec::loadu(g));
+      for (int i = 0; i < W; ++i) lane[i] += static_cast<double>(x[i] + g[i]);
+    }
+    double want = 0.0;
+    for (int i = 0; i < W; ++i) want += lane[i];
+    if (s.sum() != want) {
+      std::printf("add2 sums: %.17g, want %.17g\n", s.sum(), want);
+      ++bad;
+    }
+  }
   std::printf("W=%d %s\n", W, bad ? "FAILED" : "ok");
   return bad ? 1 : 0;
 #endif

@@ -313,19 +313,18 @@ void grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, O
       if constexpr (std::is_same_v<scalar_t, float> && Out::kVec) {
         constexpr int64_t W = Vec::size();
         const Vec vs(s), zero(0.f);
-        learnact::DoubleLanes sa, sm, sa1, sm1;
-        // two vectors per step, each with its own sums: an inline G's long dependency
-        // chains overlap (the sums are added in a fixed order below: deterministic)
+        learnact::DoubleLanes sa, sm;
+        // two vectors per step: an inline G's long dependency chains overlap, and the
+        // two vectors' terms are added in float32 before widening (DoubleLanes::add2,
+        // one rounding per pair of terms, as dual_line_cpu.cpp's float_block)
         for (; j + 2 * W <= j1; j += 2 * W) {
           const Vec v0 = Vec::loadu(x + j), g0 = Vec::loadu(g + j);
           const Vec v1 = Vec::loadu(x + j + W), g1 = Vec::loadu(g + j + W);
           const Vec pos0 = v0 >= zero, pos1 = v1 >= zero;
           out.vec(j, pos0, vs, g0, v0);
           out.vec(j + W, pos1, vs, g1, v1);
-          sa.add(Vec::blendv(zero, g0 * v0, pos0));
-          sm.add(g0);
-          sa1.add(Vec::blendv(zero, g1 * v1, pos1));
-          sm1.add(g1);
+          sa.add2(Vec::blendv(zero, g0 * v0, pos0), Vec::blendv(zero, g1 * v1, pos1));
+          sm.add2(g0, g1);
         }
         for (; j + W <= j1; j += W) {
           const Vec v = Vec::loadu(x + j), gv = Vec::loadu(g + j);
@@ -336,8 +335,6 @@ void grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, O
         }
         la[0] += sa.sum();
         lm[0] += sm.sum();
-        la[1] += sa1.sum();
-        lm[1] += sm1.sum();
       }
 #endif
       for (; j + kLanes <= j1; j += kLanes) {

@@ -71,9 +71,9 @@ using at::vec::fmadd;
 #endif
 
 #if LEARNACT_SIMD
-// Lane-wise float64 sums of float32 vectors, kept in registers: every float term is
-// widened and added in double as it comes (as accurate as a float64 sum of the
-// terms), at the cost of two conversions and two adds per vector. at::vec has no
+// Lane-wise float64 sums of float32 vectors, kept in registers: add() widens a vector
+// and adds it in double (as accurate as a float64 sum of its terms), at the cost of
+// two conversions and two adds; add2() first adds two vectors in float32. at::vec has no
 // fast float -> double conversion, hence the intrinsics.
 struct DoubleLanes {
 #if defined(CPU_CAPABILITY_AVX512)
@@ -125,6 +125,9 @@ struct DoubleLanes {
     vst1q_f64(buf + kHalf, hi);
   }
 #endif
+  // a + b rounded once in float32, then added in double: one rounding per pair of
+  // terms (at most 2^-24 |a + b| per lane) for half the widening work of two adds
+  void add2(const FVec& a, const FVec& b) { add(a + b); }
   // the lanes added in a fixed order: deterministic
   double sum() const {
     double buf[2 * kHalf];
