@@ -176,12 +176,89 @@ def test_bad_mode(monkeypatch):
 
 def test_unavailable_kernel_falls_back_in_auto_and_raises_in_fused(monkeypatch):
     monkeypatch.setattr(dispatch, "_load_cpu", lambda: None)
+    monkeypatch.setattr(dispatch, "_fast", None)  # as after a load that found no kernel
     module = learnact.DualLine()
     x = torch.randn(5, requires_grad=True)
     y = module(x)  # auto: silently the reference path
     assert y.grad_fn is not None and not _fused(y)
     with kernel_mode("fused"), pytest.raises(RuntimeError, match="could not be built"):
         module(x)
+
+
+# ---------------------------------------------------------------- the hot path's environment
+
+
+@needs_kernel
+def test_the_auto_entry_points_read_the_environment_themselves(monkeypatch, isa):
+    ext = dispatch._load_cpu()  # loaded for LEARNACT_CPU_ISA=isa (the fixture)
+    x, p, m = torch.randn(4, 3), torch.ones(1), torch.zeros(1)
+    n = torch.full((1,), 0.1)
+    monkeypatch.delenv("LEARNACT_KERNELS", raising=False)
+    assert ext.dual_line_auto(x, p, n, m) is not None
+    assert ext.recipe_auto(x, torch.tanh(x), p, m) is not None
+    monkeypatch.setenv("LEARNACT_KERNELS", "auto")  # set at all: the checked path decides
+    assert ext.dual_line_auto(x, p, n, m) is None
+    assert ext.recipe_auto(x, torch.tanh(x), p, m) is None
+    assert ext.recipe_inline_auto(x, p, m, 0, 1.0) is None
+    monkeypatch.delenv("LEARNACT_KERNELS")
+    # a value no load handed this module out for (as another variant's name would be)
+    monkeypatch.setenv("LEARNACT_CPU_ISA", f" {isa.upper()} ")
+    assert ext.dual_line_auto(x, p, n, m) is None
+    assert ext.recipe_auto(x, torch.tanh(x), p, m) is None
+    assert ext.recipe_inline_auto(x, p, m, 0, 1.0) is None
+    monkeypatch.setenv("LEARNACT_CPU_ISA", isa)
+    cpu.reset()  # forgets what the loads handed out
+    try:
+        assert ext.dual_line_auto(x, p, n, m) is None
+    finally:
+        assert dispatch._load_cpu() is ext
+    assert ext.dual_line_auto(x, p, n, m) is not None
+
+
+@needs_kernel
+def test_the_hot_path_follows_the_environment_between_calls(monkeypatch, isa):
+    module, x = learnact.DualLine(), torch.randn(5, requires_grad=True)
+    assert _fused(module(x))
+    monkeypatch.setenv("LEARNACT_KERNELS", "reference")
+    assert not _fused(module(x))
+    monkeypatch.setenv("LEARNACT_KERNELS", "turbo")
+    with pytest.raises(ValueError, match="LEARNACT_KERNELS must be one of"):
+        module(x)
+    monkeypatch.delenv("LEARNACT_KERNELS")
+    assert _fused(module(x))
+    with kernel_mode("reference"):
+        assert not _fused(module(x))
+    # another variant chosen between two calls: the second runs that variant's module
+    for other in cpu.cpu_isas():
+        monkeypatch.setenv("LEARNACT_CPU_ISA", other)
+        y = module(x)
+        if dispatch._fast is None:  # that variant cannot be built here
+            continue
+        assert _fused(y) and cpu.loaded_isa(dispatch._fast) == other
+        y = learnact.Learnable("tanh")(x.detach())  # x needs no gradient: recipe_auto
+        assert "RecipeBackward" in y.grad_fn.name()
+        assert cpu.loaded_isa(dispatch._fast) == other
+
+
+@needs_kernel
+def test_the_hot_path_makes_no_environment_lookup_in_python(monkeypatch, isa):
+    modules = [learnact.DualLine(), learnact.DPReLU(), learnact.Learnable("gelu"),
+               learnact.Learnable("tanh")]
+    # x needs no gradient: Learnable(tanh) then takes recipe_auto (training with
+    # x.requires_grad runs G's own backward through RecipeAroundG, a checked path)
+    x = torch.randn(6, 4)
+    for m in modules:
+        m(x)  # the first calls load the module
+
+    def looked_up(*args):
+        raise AssertionError("the hot path looked at the environment in Python")
+
+    monkeypatch.setattr(dispatch, "get_mode", looked_up)
+    monkeypatch.setattr(cpu, "load", looked_up)
+    for m in modules:
+        y = m(x)
+        assert y.grad_fn is not None and y.grad_fn.name().endswith("Backward"), y.grad_fn
+        assert "Recipe" in y.grad_fn.name() or _fused(y)
 
 
 def test_import_does_not_build_the_kernel():

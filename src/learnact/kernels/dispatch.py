@@ -94,15 +94,23 @@ def kernel_mode(mode: str) -> Iterator[None]:
 
 
 _cpu = None  # learnact.kernels.cpu, imported on first use (never at ``import learnact``)
+# The kernel module the last _load_cpu() handed out: the hot path calls its *_auto
+# entry points first, with no environment lookup in Python. They read
+# $LEARNACT_KERNELS and $LEARNACT_CPU_ISA themselves and return None unless the
+# environment leaves the choice to this module (cpu.load registers the
+# $LEARNACT_CPU_ISA values it handed the module out for; cpu.reset forgets them), so a
+# stale module here only costs the checked path.
+_fast = None
 
 
 def _load_cpu():
-    global _cpu
+    global _cpu, _fast
     if _cpu is None:
         from . import cpu
 
         _cpu = cpu
-    return _cpu.load()
+    _fast = _cpu.load()
+    return _fast
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,10 +160,14 @@ def run_dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> 
     # checked first: dynamo cannot trace the mode lookup, and compiling fuses the
     # reference form anyway
     if not torch.compiler.is_compiling():
+        if (ext := _fast) is not None and _override.get() is None and x.is_cpu:
+            y = ext.dual_line_auto(x, pos, neg, shift)  # the hot path (see _fast)
+            if y is not None:
+                return y
         mode = get_mode()
         if mode != "reference":
             if x.is_cpu and (ext := _load_cpu()):
-                # the hot path: one C++ call checks, lays out and runs, or returns None.
+                # one C++ call checks, lays out and runs, or returns None.
                 # It sees tracing (the legacy ONNX exporter traces too), functorch
                 # transforms and fake or proxy tensors (torch.export, the dynamo ONNX
                 # exporter) itself; None comes back to the checks below, which say why.
@@ -194,6 +206,10 @@ def run_recipe_around_g(x: Tensor, gx: Tensor, pos: Tensor, shift: Tensor | None
     gradient for ``G(x)`` back to autograd, so any ``G`` works.
     """
     if not torch.compiler.is_compiling():
+        if (ext := _fast) is not None and _override.get() is None and x.is_cpu:
+            y = ext.recipe_auto(x, gx, pos, shift)  # the hot path (see _fast)
+            if y is not None:
+                return y
         mode = get_mode()
         if mode != "reference":
             if x.is_cpu and (ext := _load_cpu()):
@@ -246,11 +262,20 @@ def run_recipe(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
     otherwise ``G`` runs as itself and :func:`run_recipe_around_g` fuses the recipe
     around its output.
     """
-    if (not torch.compiler.is_compiling() and x.is_cpu and get_mode() != "reference"
-            and (g := inline_g(base)) is not None and (ext := _load_cpu()) and ext.SIMD):
-        y = ext.recipe_inline_eager(x, pos, shift, g[0], g[1])
-        if y is not None:
-            return y
+    if not torch.compiler.is_compiling() and x.is_cpu and (g := inline_g(base)) is not None:
+        hot = (ext := _fast) is not None and _override.get() is None
+        if hot and ext.SIMD:
+            y = ext.recipe_inline_auto(x, pos, shift, g[0], g[1])  # the hot path (see _fast)
+            if y is not None:
+                return y
+        # The checked lookup, unless the hot path's module has no SIMD G: if the
+        # environment still chooses that module, G is never inline; if it now chooses
+        # another, this call runs G in ATen (and its lookup updates _fast for the next).
+        if ((not hot or ext.SIMD) and get_mode() != "reference" and (ext := _load_cpu())
+                and ext.SIMD):
+            y = ext.recipe_inline_eager(x, pos, shift, g[0], g[1])
+            if y is not None:
+                return y
     if (_HAS_GRADIENT_EDGE and not torch.compiler.is_compiling() and torch.is_grad_enabled()
             and x.requires_grad and x.device.type == "cpu" and get_mode() != "reference"
             and not any(p.requires_grad for p in base.parameters())

@@ -30,7 +30,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -370,6 +373,53 @@ std::vector<at::Tensor> recipe_inline_backward_kernel(const at::Tensor& g,
                                                          const at::Tensor& a, int64_t inner,
                                                          int64_t kind, double alpha);
 
+// ---------------------------------------------------------------- the environment
+// dispatch.py's hot path calls the *_auto entry points without looking at the
+// environment itself (an os.environ lookup costs about 0.4 us, a visible share of a
+// call at LeNet sizes). They read $LEARNACT_KERNELS and $LEARNACT_CPU_ISA here with
+// getenv, which os.environ's assignments and deletions keep current (putenv, unsetenv),
+// and run only where $LEARNACT_KERNELS is unset and $LEARNACT_CPU_ISA has a value
+// (unset counts as "") for which cpu.load() handed out this module (accept_isa_env);
+// otherwise they return None and dispatch.py's checked path decides. The keys are
+// read and written with the GIL held (every entry point is a pybind call that keeps it).
+// They live in this file's anonymous namespace, not in an inline function of a header:
+// GCC makes a static local of an inline function a STB_GNU_UNIQUE symbol, which the
+// dynamic linker shares between every loaded variant (RTLD_LOCAL or not), so the
+// baseline, AVX2 and AVX-512 modules would share one list.
+namespace {
+std::vector<std::string> isa_env_keys;
+
+bool env_allows_fast_path() {
+  if (std::getenv("LEARNACT_KERNELS") != nullptr) return false;
+  const char* raw = std::getenv("LEARNACT_CPU_ISA");
+  const std::string_view key = raw != nullptr ? raw : "";
+  for (const auto& k : isa_env_keys)
+    if (k == key) return true;
+  return false;
+}
+}  // namespace
+
+// The hot path's entry points: the *_eager calls where the environment leaves the
+// choice to this module, else None.
+c10::optional<at::Tensor> dual_line_auto(const at::Tensor& x, const at::Tensor& pos,
+                                            const at::Tensor& neg,
+                                            const c10::optional<at::Tensor>& shift) {
+  if (!env_allows_fast_path()) return c10::nullopt;
+  return dual_line_eager(x, pos, neg, shift);
+}
+c10::optional<at::Tensor> recipe_auto(const at::Tensor& x, const at::Tensor& gx,
+                                         const at::Tensor& a,
+                                         const c10::optional<at::Tensor>& shift) {
+  if (!env_allows_fast_path()) return c10::nullopt;
+  return recipe_eager(x, gx, a, shift);
+}
+c10::optional<at::Tensor> recipe_inline_auto(const at::Tensor& x, const at::Tensor& a,
+                                                const c10::optional<at::Tensor>& shift,
+                                                int64_t kind, double alpha) {
+  if (!env_allows_fast_path()) return c10::nullopt;
+  return recipe_inline_eager(x, a, shift, kind, alpha);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // whether G's own maths (exp, erf) is explicit SIMD in this build: only the AVX2
   // and AVX-512 variants, whose Vectorized<float> has vector exp and erf. The inline-G
@@ -388,6 +438,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "recipe with the eager checks and layout done here; None where dispatch.py decides");
   m.def("recipe_inline_eager", &recipe_inline_eager,
         "recipe_inline with the eager checks and layout done here; None where dispatch.py decides");
+  m.def("dual_line_auto", &dual_line_auto,
+        "dual_line_eager where the environment leaves the choice to this module, else None");
+  m.def("recipe_auto", &recipe_auto,
+        "recipe_eager where the environment leaves the choice to this module, else None");
+  m.def("recipe_inline_auto", &recipe_inline_auto,
+        "recipe_inline_eager where the environment leaves the choice to this module, else None");
+  m.def("accept_isa_env", [](const std::string& key) {
+    if (std::find(isa_env_keys.begin(), isa_env_keys.end(), key) == isa_env_keys.end())
+      isa_env_keys.push_back(key);
+  }, "the *_auto calls run where $LEARNACT_CPU_ISA is key ('' for unset)");
+  m.def("forget_isa_env", [] { isa_env_keys.clear(); },
+        "the *_auto calls return None until accept_isa_env is called again");
   m.def("forward", &forward_kernel, "forward kernel alone (no autograd)");
   m.def("backward", &backward_kernel,
         "backward kernel alone: grad_x and a (3, C) tensor (the parameters' dtype) of d_pos, d_neg, d_shift");
