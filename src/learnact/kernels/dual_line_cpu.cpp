@@ -117,9 +117,10 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 // to 0.15 on 65K elements, and widening every term on its own cost the baseline
 // build a third of its backward time. Handles [b0, b0 + k * width) and returns
 // where it stopped; adds its sums into *sp, *sq, *sm.
-[[maybe_unused]] inline int64_t float_block(const float* __restrict__ g, const float* __restrict__ x,
-                           float* __restrict__ gx, float p, float q, int64_t b0, int64_t b1,
-                           double* sp, double* sq, double* sm) {
+[[maybe_unused]] inline int64_t float_block(const float* __restrict__ g,
+                                            const float* __restrict__ x, float* __restrict__ gx,
+                                            float p, float q, int64_t b0, int64_t b1, double* sp,
+                                            double* sq, double* sm) {
 #if LEARNACT_SIMD
   using Vec = learnact::FVec;
   constexpr int64_t W = Vec::size();
@@ -421,15 +422,9 @@ c10::optional<at::Tensor> recipe_inline_auto(const at::Tensor& x, const at::Tens
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  // whether G's own maths (exp, erf) is explicit SIMD in this build: only the AVX2
-  // and AVX-512 variants, whose Vectorized<float> has vector exp and erf. The inline-G
-  // recipe is only faster than running G in ATen where it is; the baseline variant's
-  // SSE2/NEON path (simd.h's FVec) covers selects and sums, not G.
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-  m.attr("SIMD") = true;
-#else
-  m.attr("SIMD") = false;
-#endif
+  // whether G's own maths is explicit SIMD in this build (simd.h's kSimdG): the
+  // inline-G recipe runs only where it is
+  m.attr("SIMD") = learnact::kSimdG;
   m.def("dual_line", &dual_line,
         "Dual Line (or DP ReLU with shift=None), differentiable, saving only x");
   m.def("dual_line_eager", &dual_line_eager,
@@ -452,7 +447,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "the *_auto calls return None until accept_isa_env is called again");
   m.def("forward", &forward_kernel, "forward kernel alone (no autograd)");
   m.def("backward", &backward_kernel,
-        "backward kernel alone: grad_x and a (3, C) tensor (the parameters' dtype) of d_pos, d_neg, d_shift");
+        "backward kernel alone: grad_x and a (3, C) tensor (the parameters' dtype) of d_pos, "
+        "d_neg, d_shift");
   m.def("recipe", &recipe,
         "the general recipe on a precomputed G(x), differentiable to x, G(x), a and m");
   m.def("recipe_forward", &recipe_forward_kernel, "recipe forward kernel alone");

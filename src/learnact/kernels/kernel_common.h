@@ -47,9 +47,10 @@ inline at::Tensor like_x(const at::Tensor& g, const at::Tensor& x) {
 // path's error): these checks never raise.
 
 // A CPU tensor the kernels can read, with no tracer, functorch transform, forward-mode
-// tangent, Python tensor subclass (FakeTensor, ...) or Python dispatch mode in the way. The JIT tracer
-// (torch.jit.trace, the legacy ONNX exporter) runs with the Tracer key included in
-// this thread's dispatch keys, as functorch's transforms and dispatch modes do with theirs.
+// tangent, Python tensor subclass (FakeTensor, ...) or Python dispatch mode in the way.
+// The JIT tracer (torch.jit.trace, the legacy ONNX exporter) runs with the Tracer key
+// included in this thread's dispatch keys, as functorch's transforms and dispatch modes
+// do with theirs.
 inline bool eager_ok(const at::Tensor& x, const at::Tensor& param) {
   const auto st = x.scalar_type();
   if (st != at::kFloat && st != at::kBFloat16 && st != at::kHalf) return false;

@@ -45,11 +45,7 @@ using learnact::channel_runs;
 // AVX2 and AVX-512 variants and SSE2 or NEON in the baseline one; the inline forms
 // (G computed in the sweep) take the vector path only where GVec is explicit SIMD.
 using GVec = at::vec::Vectorized<float>;
-#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
-constexpr bool kInlineVec = true;
-#else
-constexpr bool kInlineVec = false;
-#endif
+constexpr bool kInlineVec = learnact::kSimdG;
 #if LEARNACT_SIMD
 using Vec = learnact::FVec;
 #else
@@ -68,8 +64,9 @@ constexpr float kInvSqrt2Pi = 0.39894228040143268f;   // 1/sqrt(2*pi)
 // relative error below 2e-7) and 2^n from the exponent bits. The argument is never
 // positive, so there is no overflow to guard; below 2^-126 the result is exactly 0
 // (the reference's exp goes on through subnormals to 2^-149, a difference below
-// 1e-37), so x = -inf still gives -inf * 0 = NaN in G' as in the reference. Cheaper than ATen's exp_u20 or Sleef's exp: no overflow
-// clamp, no negation, and log2(e) folded into the square.
+// 1e-37), so x = -inf still gives -inf * 0 = NaN in G' as in the reference. Cheaper
+// than ATen's exp_u20 or Sleef's exp: no overflow clamp, no negation, and log2(e)
+// folded into the square.
 inline GVec exp_neg_half_square(const GVec& x) {
   using Vec = GVec;
   const Vec w = x * (x * Vec(-0.72134752044448170f));  // -x^2 log2(e) / 2
@@ -97,8 +94,9 @@ inline GVec exp_neg_half_square(const GVec& x) {
 // cancellation and no sign select. For x >= 0 the lanes hold values (NaN at +inf)
 // that the recipe's select drops. The scalar tail of a run (its last elements short
 // of a whole vector) computes the whole function with std::erf instead; the two agree
-// within the kernels' tolerance (about 1e-7 apart at most). GELU's derivative needs the same exponential
-// (phi(x) = e / sqrt(2 pi)), so the backward pays for one exp per element.
+// within the kernels' tolerance (about 1e-7 apart at most). GELU's derivative needs the
+// same exponential (phi(x) = e / sqrt(2 pi)), so the backward pays for one exp per
+// element.
 struct NegativeCdf {
   GVec tp;  // t P(t): Phi(x) = tp * e / 2
   GVec e;   // exp(-x^2 / 2)

@@ -36,6 +36,17 @@
 
 namespace learnact {
 
+// Whether G's own maths (exp, erf, reciprocal) is explicit SIMD in this build: only the
+// AVX2 and AVX-512 variants, whose Vectorized<float> has vector exp and erf. The
+// inline-G recipe (recipe_cpu.cpp) is only faster than running G in ATen where it is,
+// and the module says so to dispatch.py (its SIMD attribute); the baseline variant's
+// SSE2/NEON path (FVec below) covers the selects and sums, not G.
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+constexpr bool kSimdG = true;
+#else
+constexpr bool kSimdG = false;
+#endif
+
 #if defined(LEARNACT_SSE2)
 // Four float32 lanes in an SSE2 register, with the part of at::vec::Vectorized's
 // interface the kernels use. Comparisons give all-ones lanes, and blendv selects
