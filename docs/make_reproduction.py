@@ -2,7 +2,7 @@
 
     python docs/make_reproduction.py DB REPORT_DIR [--out docs/reproduction.md]
         [--csv-dir docs/fashion-lenet5] [--command "learnact study ..."]
-        [--allow-unfinished]
+        [--notes docs/reproduction-notes.md] [--allow-unfinished]
 
 ``REPORT_DIR`` is the study's ``learnact report`` folder; when it holds no
 ``index.html`` yet, the report is made there first, so publishing a finished
@@ -13,6 +13,10 @@ machine (each run's recorded environment), the runs that are not results and
 why, the ranking with its statistics, and the claims table. The report's CSVs
 and a few key figures are copied into ``--csv-dir``. The prose about what
 differs from the paper is fixed text here, filled with the study's settings.
+What only the people who ran the study know (the machine was shared, the run was
+paused) goes in a Markdown file given with ``--notes``, whose text the page
+includes under "Notes from the people who ran it", so that regenerating the page
+keeps it.
 
 A study with runs still pending or running is refused (exit 2) unless
 ``--allow-unfinished``, which marks the page as partial at the top.
@@ -203,7 +207,7 @@ def _claims(task_dir: Path, copied: dict[Path, str]) -> list[str]:
 
 
 def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None = None,
-           allow_unfinished: bool = False) -> str:
+           allow_unfinished: bool = False, notes: str | None = None) -> str:
     """The page's Markdown; copies the report's CSVs and key figures into ``csv_dir``.
 
     Raises:
@@ -312,6 +316,9 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
     L += [f"- `os.cpu_count()` where this page was made: {os.cpu_count()}. The machine "
           "each run recorded:", *_machine(runs), ""]
 
+    if notes and notes.strip():
+        L += ["## Notes from the people who ran it", "", notes.strip(), ""]
+
     counts, odd = _outcomes(runs)
     L += ["## Runs", "", *counts, ""]
     if odd:
@@ -369,16 +376,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction.md"))
     parser.add_argument("--csv-dir", type=Path, default=Path("docs/fashion-lenet5"))
     parser.add_argument("--command", help="the study command to print (default: inferred)")
+    parser.add_argument("--notes", type=Path,
+                        help="a Markdown file of hand-written notes on the run to include")
     parser.add_argument("--allow-unfinished", action="store_true",
                         help="write a page marked partial when runs are unfinished")
     args = parser.parse_args(argv)
+    notes = None
+    if args.notes is not None:
+        try:
+            notes = args.notes.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"make_reproduction: cannot read --notes {args.notes}: {exc}", file=sys.stderr)
+            return 2
     try:
         frames = T.load_frames(args.db)
         _check(frames.runs, frames.tasks(), args.db, args.allow_unfinished)
         if not (args.report / "index.html").exists():
             make_report(args.db, args.report)
         text = render(args.db, args.report, args.out, args.csv_dir, args.command,
-                      args.allow_unfinished)
+                      args.allow_unfinished, notes)
     except (Refused, ReportError) as exc:
         print(f"make_reproduction: {exc}", file=sys.stderr)
         return 2

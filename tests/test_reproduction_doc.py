@@ -167,3 +167,21 @@ def test_unfinished_study_is_refused_unless_allowed(tmp_path, capsys):
     assert "> **Partial:** 3 of 12 runs were unfinished" in text
     assert "3 unfinished." in text
     assert "| | *1 more with no finished run* |" in text  # gelu: none of its 3 ran
+
+
+def test_notes_are_included_and_an_unreadable_file_is_refused(tmp_path, capsys):
+    db = build(tmp_path / "s.db")
+    out, csv_dir = tmp_path / "docs" / "reproduction.md", tmp_path / "docs" / "csv"
+    args = [str(db), str(tmp_path / "report"), "--out", str(out), "--csv-dir", str(csv_dir)]
+    assert mr.main([*args, "--notes", str(tmp_path / "missing.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read --notes" in err[0] and "missing.md" in err[0]
+    assert not out.exists()
+    notes = tmp_path / "notes.md"
+    notes.write_text("- The machine was shared: times are not speeds.\n")
+    assert mr.main([*args, "--notes", str(notes)]) == 0
+    text = out.read_text()
+    head = "## Notes from the people who ran it\n\n- The machine was shared: times are not speeds."
+    assert head in text
+    # after the time and machine, before the runs
+    assert text.index("## Time and machine") < text.index(head) < text.index("## Runs")
