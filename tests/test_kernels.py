@@ -238,6 +238,19 @@ def test_the_hot_path_follows_the_environment_between_calls(monkeypatch, isa):
         y = learnact.Learnable("tanh")(x.detach())  # x needs no gradient: recipe_auto
         assert "RecipeBackward" in y.grad_fn.name()
         assert cpu.loaded_isa(dispatch._fast) == other
+    # an inline G right after a switch from a variant without SIMD G to one with it
+    gelu = learnact.Learnable("gelu")
+    for first, then in [("baseline", "avx2"), ("baseline", "avx512")]:
+        if then not in cpu.cpu_isas():
+            continue
+        monkeypatch.setenv("LEARNACT_CPU_ISA", first)
+        if dispatch._load_cpu() is None:
+            continue
+        assert gelu(x.detach()).grad_fn.name() == "RecipeBackward"  # G in ATen
+        monkeypatch.setenv("LEARNACT_CPU_ISA", then)
+        y = gelu(x.detach())  # the first call after the switch
+        if dispatch._fast is not None and dispatch._fast.SIMD:
+            assert y.grad_fn.name() == "RecipeInlineBackward"
 
 
 @needs_kernel
@@ -254,7 +267,9 @@ def test_the_hot_path_makes_no_environment_lookup_in_python(monkeypatch, isa):
         raise AssertionError("the hot path looked at the environment in Python")
 
     monkeypatch.setattr(dispatch, "get_mode", looked_up)
+    monkeypatch.setattr(dispatch, "environ_get", looked_up)
     monkeypatch.setattr(cpu, "load", looked_up)
+    monkeypatch.setattr(cpu, "environ_get", looked_up)
     for m in modules:
         y = m(x)
         assert y.grad_fn is not None and y.grad_fn.name().endswith("Backward"), y.grad_fn

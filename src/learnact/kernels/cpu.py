@@ -755,20 +755,21 @@ def load():
     isa = selected_isa()
     with _lock:
         module = _load(isa, _forced())
-    _by_env[key] = module
-    # its *_auto entry points may run for this value (dispatch.py's hot path)
-    if (accept := getattr(module, "accept_isa_env", None)) is not None:
-        accept(key)
+        _by_env[key] = module
+        # its *_auto entry points may run for this value (dispatch.py's hot path)
+        if (accept := getattr(module, "accept_isa_env", None)) is not None:
+            accept(key)
     return module
 
 
 def reset() -> None:
     """Forget this process's load results (not the disk cache), so the next load retries."""
-    _load.cache_clear()
-    for module in _by_env.values():
-        if (forget := getattr(module, "forget_isa_env", None)) is not None:
-            forget()
-    _by_env.clear()
+    with _lock:
+        _load.cache_clear()
+        for module in _by_env.values():
+            if (forget := getattr(module, "forget_isa_env", None)) is not None:
+                forget()
+        _by_env.clear()
     _state.clear()
     _distrusted.clear()
     _warned.clear()

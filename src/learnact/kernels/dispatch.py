@@ -268,11 +268,10 @@ def run_recipe(x: Tensor, base, pos: Tensor, shift: Tensor | None) -> Tensor:
             y = ext.recipe_inline_auto(x, pos, shift, g[0], g[1])  # the hot path (see _fast)
             if y is not None:
                 return y
-        # The checked lookup, unless the hot path's module has no SIMD G: if the
-        # environment still chooses that module, G is never inline; if it now chooses
-        # another, this call runs G in ATen (and its lookup updates _fast for the next).
-        if ((not hot or ext.SIMD) and get_mode() != "reference" and (ext := _load_cpu())
-                and ext.SIMD):
+        # The checked lookup, unless the hot path's module has no SIMD G and the
+        # environment still chooses it (then G is never inline)
+        if ((not hot or ext.SIMD or not ext.env_ok()) and get_mode() != "reference"
+                and (ext := _load_cpu()) and ext.SIMD):
             y = ext.recipe_inline_eager(x, pos, shift, g[0], g[1])
             if y is not None:
                 return y

@@ -17,10 +17,10 @@
 // the negative branch (grad_x = g*neg, and it adds g*x to d_neg only), and a term
 // reaches only the sum of the branch its element takes (bit masks, never 0 * inf).
 //
-// Reductions: every float32 term is added in double (per lane, per fixed-size
-// chunk), and the chunks' partials are summed in chunk order, so the parameter
-// gradients are as accurate as a float64 sum of the terms and do not depend on
-// the number of threads.
+// Reductions: float32 terms are added in double per lane and per fixed-size chunk
+// (the float32 SIMD loops first add two vectors' terms in float32, one rounding per
+// pair: DoubleLanes::add2), and the chunks' partials are summed in chunk order, so
+// the parameter gradients do not depend on the number of threads.
 // the Python bindings of at::Tensor and optionals, without the whole C++ frontend that
 // torch/extension.h brings (its headers alone took about 64 s of the build; these 20 s)
 #include <torch/csrc/utils/pybind.h>
@@ -112,10 +112,11 @@ void forward_impl(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, cons
 // NEON, as simd.h's FVec is. The per-element terms are float32 products, as the
 // reference's are. Two vectors per step: their terms are added in float32 lane by
 // lane (one rounding per pair of terms) and that pair sum is added in double
-// (DoubleLanes::add2). The sums' error is therefore at most 2^-24 times the sum of
-// the terms' magnitudes, whatever the length: float running sums that cancel lost up
-// to 0.15 on 65K elements, and widening every term on its own cost the baseline
-// build a third of its backward time. Handles [b0, b0 + k * width) and returns
+// (DoubleLanes::add2). The sums' error is therefore at most (2^-24 + m 2^-53) times
+// the sum of the terms' magnitudes for m double additions, as long as no pair sum
+// overflows float32 (two terms near FLT_MAX: inf, where a float64 sum might not be):
+// float running sums that cancel lost up to 0.15 on 65K elements, and widening every
+// term on its own cost the baseline build a third of its backward time. Handles [b0, b0 + k * width) and returns
 // where it stopped; adds its sums into *sp, *sq, *sm.
 [[maybe_unused]] inline int64_t float_block(const float* __restrict__ g,
                                             const float* __restrict__ x, float* __restrict__ gx,
@@ -188,8 +189,9 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
       }
       learnact::channel_runs(begin, end, C, inner, [&](int64_t c, int64_t i, int64_t stop) {
         const float p = pos[c], q = neg[c];
-        // kLanes independent double accumulators: every float32 term is added in
-        // double at once (no float partial sums), and the loop still vectorizes
+        // kLanes independent double accumulators for what float_block leaves (and
+        // for bfloat16/float16): every term is added in double, and the loop still
+        // vectorizes
         double sp[2 * kLanes] = {}, sq[2 * kLanes] = {}, sm[2 * kLanes] = {};
         int64_t j = i;
 #if LEARNACT_SIMD
@@ -439,6 +441,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "recipe_eager where the environment leaves the choice to this module, else None");
   m.def("recipe_inline_auto", &recipe_inline_auto,
         "recipe_inline_eager where the environment leaves the choice to this module, else None");
+  m.def("env_ok", &env_allows_fast_path,
+        "whether the *_auto calls would run under the environment now");
   m.def("accept_isa_env", [](const std::string& key) {
     if (std::find(isa_env_keys.begin(), isa_env_keys.end(), key) == isa_env_keys.end())
       isa_env_keys.push_back(key);

@@ -22,9 +22,9 @@
 //
 // Layouts, as in dual_line_cpu.cpp: the channel of flat index i is 0 for C == 1,
 // (i / inner) % C for NCHW, i % C for channels-last (inner == 1, C > 1).
-// Reductions: every float32 term is added in double (per lane, per fixed-size
-// chunk), chunks added in order: as accurate as a float64 sum of the terms, and
-// independent of the number of threads.
+// Reductions: float32 terms are added in double per lane and per fixed-size chunk
+// (the SIMD loops add two vectors' terms in float32 first, as dual_line_cpu.cpp's
+// float_block), chunks added in order: independent of the number of threads.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>

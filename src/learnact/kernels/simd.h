@@ -137,7 +137,8 @@ struct DoubleLanes {
   }
 #endif
   // a + b rounded once in float32, then added in double: one rounding per pair of
-  // terms (at most 2^-24 |a + b| per lane) for half the widening work of two adds
+  // terms (at most 2^-24 |a + b| per lane, unless a + b overflows float32) for half
+  // the widening work of two adds
   void add2(const FVec& a, const FVec& b) { add(a + b); }
   // the lanes added in a fixed order: deterministic
   double sum() const {
