@@ -276,6 +276,19 @@ def test_the_hot_path_makes_no_environment_lookup_in_python(monkeypatch, isa):
         assert "Recipe" in y.grad_fn.name() or _fused(y)
 
 
+@needs_kernel
+def test_a_one_element_input_trains_through_the_precomputed_g_path():
+    # y.sum()'s gradient for a (1,) y has stride (0,), which recipe_select_ refused
+    module = learnact.Learnable("tanh")
+    x = torch.randn(1, requires_grad=True)
+    module(x).sum().backward()
+    got = (x.grad.clone(), module.pos_slope.grad.clone())
+    x.grad = module.pos_slope.grad = module.mean_shift.grad = None
+    with kernel_mode("reference"):
+        module(x).sum().backward()
+    torch.testing.assert_close(got, (x.grad, module.pos_slope.grad))
+
+
 def test_import_does_not_build_the_kernel():
     import subprocess
     import sys
