@@ -94,3 +94,20 @@ def assert_same_nonfinite(fast, ref, dtype=torch.float32):
                                     *((gp_f[n], gp_r[n], patol, prtol, n) for n in gp_r)]:
         assert torch.equal(got.isnan(), want.isnan()), (what, got, want)
         torch.testing.assert_close(got, want, equal_nan=True, atol=at, rtol=rt, msg=what)
+
+
+# DP ReLU's and Dual Line's packed ``weight``: rows in this order, C values each
+_ROWS = ("pos_slope", "neg_slope", "mean_shift")
+
+
+def row_grad(module, name):
+    """The gradient of one named value of a module (its names as in
+    ``learnact.activation_values``): a row of the packed ``weight.grad`` for DP ReLU and
+    Dual Line, else the named parameter's own ``.grad``."""
+    if not getattr(module, "packed", False):
+        return module.get_parameter(name).grad
+    weight = module.get_parameter("weight")
+    if weight.grad is None:
+        return None
+    rows = 2 if type(module).__name__ == "DPReLU" else 3
+    return weight.grad.view(rows, -1)[_ROWS.index(name)]

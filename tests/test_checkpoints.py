@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from kill_cases import kill_after_first_checkpoint, last_epoch, one_run_study
+from learnact import activation_parameters
 from learnact.activations.factory import create_activation
 from learnact.data import load_dataset
 from learnact.models import build_model
@@ -73,6 +74,46 @@ def test_a_damaged_checkpoint_is_not_trusted_and_the_run_starts_over(npz, tmp_pa
     assert result.status in ("done", "diverged") and len(result.epochs) == 2
     assert not any(e.kind == "resume" for e in events)
     assert "unreadable" in caplog.text
+
+
+def test_a_checkpoint_in_another_versions_parameter_layout_starts_the_run_over(
+        npz, tmp_path, caplog):
+    # learnact 0.2 gave Dual Line three parameters where 0.3 packs them into one: such a
+    # checkpoint's model would load (the state dict is converted), its optimizer not
+    from learnact.study import StudyConfig
+    from learnact.study.worker import checkpoint_dir, execute_run, expand_runs
+
+    run = expand_runs(StudyConfig.from_settings(dict(
+        dataset=npz, activations=("dual_line",), epochs=2, lr=0.003)))[0]
+    folder, data = checkpoint_dir(tmp_path / "r.db"), load_dataset(npz)
+    execute_run(run, data, torch.device("cpu"), lambda e: None, checkpoints=folder)
+    path = folder / f"{run.run_id}.pt"
+    good = torch.load(path, weights_only=True)
+    events = []  # the checkpoint as written: the run continues from it
+    execute_run(run, data, torch.device("cpu"), events.append, checkpoints=folder)
+    assert [e.kind for e in events if e.kind == "resume"] == ["resume"]
+
+    old = torch.load(path, weights_only=True)
+    model, groups = old["fit"]["model"], old["fit"]["optimizer"]["param_groups"]
+    extra = max(i for g in groups for i in g["params"]) + 1
+    sites = [f"{path}.weight" for path, _, _ in activation_parameters(_model("dual_line"))]
+    assert sites and all(model[k].shape == (3,) for k in sites)
+    for key in sites:
+        pos, neg, shift = model.pop(key)
+        prefix = key[: -len("weight")]
+        model.update({prefix + "pos_slope": pos.reshape(1), prefix + "neg_slope": neg.reshape(1),
+                      prefix + "mean_shift": shift.reshape(1)})
+        groups[-1]["params"] += [extra, extra + 1]  # two more parameters per site
+        extra += 2
+    assert any(k.endswith("pos_slope") for k in model)
+    torch.save(old, path)
+    caplog.clear()
+    events = []
+    result = execute_run(run, data, torch.device("cpu"), events.append, checkpoints=folder)
+    assert not any(e.kind == "resume" for e in events)
+    assert "cannot continue this model" in caplog.text and "starting over" in caplog.text
+    assert result.status in ("done", "diverged") and len(result.epochs) == 2
+    assert good["fit"]["epoch"] == 0
 
 
 def test_keep_models_keeps_the_final_weights_and_no_checkpoint(npz, tmp_path):

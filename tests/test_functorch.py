@@ -135,10 +135,12 @@ def test_forward_ad_tangent_on_a_parameter_only(name, mode):
 
     module = perturb_(learnact.DualLine())
     x = _input(6)
-    params = {n: p.detach() for n, p in module.named_parameters()}
+    weight = module.weight.detach()  # rows: pos_slope, neg_slope, mean_shift
+    t = torch.zeros(3)
+    t[["pos_slope", "neg_slope", "mean_shift"].index(name)] = 1.0
     with fwAD.dual_level():
-        params[name] = fwAD.make_dual(params[name], torch.ones_like(params[name]))
-        tangent = fwAD.unpack_dual(functional_call(module, params, (x,))).tangent
+        dual = fwAD.make_dual(weight, t)
+        tangent = fwAD.unpack_dual(functional_call(module, {"weight": dual}, (x,))).tangent
     want = {"pos_slope": torch.where(x >= 0, x, 0.0), "neg_slope": torch.where(x >= 0, 0.0, x),
             "mean_shift": torch.ones_like(x)}[name]
     torch.testing.assert_close(tangent, want)

@@ -7,6 +7,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
 
+import learnact
 from zoo_cases import PARAM_VARIANT_IDS, PARAM_VARIANTS, make, perturb_
 
 # per-tensor: one value per parameter; per-channel: C=4 values on dim 1
@@ -30,8 +31,8 @@ def _setup(name, learnable, layout):
     x = (torch.randn(shape, dtype=torch.float64) * 1.5).requires_grad_()
     f, params = _as_function(module)
     assert params, "expected learnable parameters"
-    if num > 1:
-        assert all(p.shape[-1] == num for p in params)
+    if num > 1:  # every value by meaning (Dual Line's packed weight row by row)
+        assert all(v.shape[-1] == num for _, _, v in learnact.activation_values(module))
     return f, (x, *params)
 
 

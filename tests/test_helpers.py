@@ -49,12 +49,12 @@ def test_swap_nested_resnet_by_name():
     assert n == 7  # stem + 2 per block x 3 blocks
     acts = [m for m in model.modules() if isinstance(m, learnact.DualLine)]
     assert len(acts) == 7
-    assert len({id(a.mean_shift) for a in acts}) == 7  # each site has its own parameters
+    assert len({a.weight.data_ptr() for a in acts}) == 7  # each site has its own parameters
     assert not any(isinstance(m, nn.ReLU) for m in model.modules())
     assert isinstance(model.head["act"], nn.GELU)  # not matched
     out = model(torch.randn(2, 3, 8, 8))
     out.sum().backward()
-    assert all(a.mean_shift.grad is not None for a in acts)
+    assert all(a.weight.grad is not None for a in acts)
 
 
 def test_swap_with_factory_module_and_match():
@@ -65,7 +65,7 @@ def test_swap_with_factory_module_and_match():
     n = learnact.swap_activations(model, template, match=(nn.ReLU,))
     assert n == 7
     copies = [m for m in model.modules() if isinstance(m, learnact.DPReLU)]
-    assert template not in copies and len({id(c.pos_slope) for c in copies}) == 7
+    assert template not in copies and len({c.weight.data_ptr() for c in copies}) == 7
 
 
 def test_swap_splits_a_module_shared_by_two_attributes():
@@ -97,10 +97,31 @@ def test_activation_parameters_paths_and_order():
         learnact.Learnable(learnact.create_activation("prelu")), nn.ReLU(),
     )
     got = [(path, name, tuple(p.shape)) for path, name, p in learnact.activation_parameters(model)]
-    assert got == [
-        ("1", "pos_slope", (1,)), ("1", "neg_slope", (1,)), ("1", "mean_shift", (1,)),
+    assert got == [  # the live parameters: Dual Line has one, packed
+        ("1", "weight", (3,)),
         ("3", "pos_slope", (1,)), ("3", "mean_shift", (1,)), ("3", "base.weight", (1,)),
     ]
+    got = [(path, name, p.tolist()) for path, name, p in learnact.activation_values(model)]
+    assert got == [  # by meaning: the packed weight's rows under their names
+        ("1", "pos_slope", [1.0]), ("1", "neg_slope", [pytest.approx(0.01)]),
+        ("1", "mean_shift", [pytest.approx(-0.22)]),
+        ("3", "pos_slope", [1.0]), ("3", "mean_shift", [pytest.approx(-0.22)]),
+        ("3", "base.weight", [pytest.approx(0.25)]),
+    ]
+    # the values are live views: writing one changes the parameter
+    with torch.no_grad():
+        next(v for p, n, v in learnact.activation_values(model) if n == "neg_slope").fill_(0.5)
+    assert model[1].weight.tolist() == pytest.approx([1.0, 0.5, -0.22])
+
+
+def test_activation_parameters_of_an_activation_itself_list_each_value_once():
+    # the module given is the activation: its base's parameter is nested, not a second site
+    m = learnact.Learnable("prelu", num_parameters=2, mean_shift=False)
+    assert [n for _, n, _ in learnact.activation_parameters(m)] == ["pos_slope", "base.weight"]
+    assert [(p, n) for p, n, _ in learnact.activation_values(m)] == [
+        ("", "pos_slope"), ("", "base.weight")]
+    assert [n for _, n, _ in learnact.activation_values(learnact.DPReLU())] == [
+        "pos_slope", "neg_slope"]
 
 
 def test_param_groups_keep_activations_out_of_decay():
@@ -111,7 +132,7 @@ def test_param_groups_keep_activations_out_of_decay():
     assert by_name["activation"]["weight_decay"] == 0.0
     assert by_name["default"]["weight_decay"] == 0.1
     n_act = sum(1 for _ in learnact.activation_parameters(model))
-    assert len(by_name["activation"]["params"]) == n_act == 21
+    assert len(by_name["activation"]["params"]) == n_act == 7  # one packed weight per site
     total = sum(len(g["params"]) for g in groups)
     assert total == len(list(model.parameters()))
     # an optimizer takes them, and decay leaves activation params alone

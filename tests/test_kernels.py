@@ -18,6 +18,7 @@ from kernel_cases import (
     assert_same_nonfinite,
     make_input,
     nonfinite_input,
+    row_grad,
     saved_tensors,
 )
 from learnact.kernels import cpu, dispatch, kernel_mode
@@ -55,7 +56,8 @@ def _run(module, x, mode):
         y = module(x)
         grad = torch.linspace(-1, 1, y.numel(), dtype=torch.float32).reshape(y.shape).to(y.dtype)
         y.backward(grad)
-    return y.detach(), x.grad, {n: p.grad.clone() for n, p in module.named_parameters()}
+    return y.detach(), x.grad, {n: row_grad(module, n).clone()
+                                for _, n, _ in learnact.activation_values(module)}
 
 
 
@@ -83,8 +85,8 @@ def _assert_thread_count_independent(module, x):
 def test_fused_matches_reference(dtype, cls, channels, layout, shape):
     module = cls(channels)
     with torch.no_grad():  # distinct per-channel values, off the init
-        for i, p in enumerate(module.parameters()):
-            p.add_(0.05 * (i + 1) * torch.arange(channels, dtype=torch.float32))
+        for i, (_, _, v) in enumerate(learnact.activation_values(module)):
+            v.add_(0.05 * (i + 1) * torch.arange(channels, dtype=torch.float32))
     x = make_input(shape, dtype, layout)
     assert_matches(_run(module, x, "fused"), _run(module, x, "reference"), dtype)
 
@@ -116,11 +118,13 @@ def test_auto_uses_fused_and_saves_only_x(dtype):
         y = module(x)
     assert _fused(y)
     assert not any(t.dtype == torch.bool for t in packed)
-    big = [t for t in packed if t.numel() > 4]
-    assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()  # x itself, no copy
-    # x plus the two (4,) float32 slopes: x's own bytes per element, and nothing else
+    # besides the parameters (one packed weight), x itself, with no copy
+    big = [t for t in packed if t.numel() > 4 and t.data_ptr() != module.weight.data_ptr()]
+    assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()
+    # x plus the packed (12,) float32 weight (the parameter itself, not a copy): x's own
+    # bytes per element, and nothing else
     nbytes = sum(t.numel() * t.element_size() for t in packed)
-    assert nbytes == x.numel() * x.element_size() + 2 * 4 * 4
+    assert nbytes == x.numel() * x.element_size() + 3 * 4 * 4
 
 
 @needs_kernel
@@ -142,13 +146,13 @@ def test_grad_of_a_broadcast_scalar_loss():
     x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
     xf = x.clone().requires_grad_()
     module(xf).sum().backward()
-    fused = xf.grad.clone(), module.pos_slope.grad.clone()
+    fused = xf.grad.clone(), row_grad(module, "pos_slope").clone()
     module.zero_grad()
     xr = x.clone().requires_grad_()
     with kernel_mode("reference"):
         module(xr).sum().backward()
     torch.testing.assert_close(fused[0], xr.grad)
-    torch.testing.assert_close(fused[1], module.pos_slope.grad)
+    torch.testing.assert_close(fused[1], row_grad(module, "pos_slope"))
 
 
 def test_reference_mode_and_float64_use_the_where_form():
@@ -192,27 +196,27 @@ def test_unavailable_kernel_falls_back_in_auto_and_raises_in_fused(monkeypatch):
 def test_the_auto_entry_points_read_the_environment_themselves(monkeypatch, isa):
     ext = dispatch._load_cpu()  # loaded for LEARNACT_CPU_ISA=isa (the fixture)
     x, p, m = torch.randn(4, 3), torch.ones(1), torch.zeros(1)
-    n = torch.full((1,), 0.1)
+    w = torch.tensor([1.0, 0.1, 0.0])  # Dual Line's packed pos_slope, neg_slope, mean_shift
     monkeypatch.delenv("LEARNACT_KERNELS", raising=False)
-    assert ext.dual_line_auto(x, p, n, m) is not None
+    assert ext.dual_line_auto(x, w, 3) is not None
     assert ext.recipe_auto(x, torch.tanh(x), p, m) is not None
     monkeypatch.setenv("LEARNACT_KERNELS", "auto")  # set at all: the checked path decides
-    assert ext.dual_line_auto(x, p, n, m) is None
+    assert ext.dual_line_auto(x, w, 3) is None
     assert ext.recipe_auto(x, torch.tanh(x), p, m) is None
     assert ext.recipe_inline_auto(x, p, m, 0, 1.0) is None
     monkeypatch.delenv("LEARNACT_KERNELS")
     # a value no load handed this module out for (as another variant's name would be)
     monkeypatch.setenv("LEARNACT_CPU_ISA", f" {isa.upper()} ")
-    assert ext.dual_line_auto(x, p, n, m) is None
+    assert ext.dual_line_auto(x, w, 3) is None
     assert ext.recipe_auto(x, torch.tanh(x), p, m) is None
     assert ext.recipe_inline_auto(x, p, m, 0, 1.0) is None
     monkeypatch.setenv("LEARNACT_CPU_ISA", isa)
     cpu.reset()  # forgets what the loads handed out
     try:
-        assert ext.dual_line_auto(x, p, n, m) is None
+        assert ext.dual_line_auto(x, w, 3) is None
     finally:
         assert dispatch._load_cpu() is ext
-    assert ext.dual_line_auto(x, p, n, m) is not None
+    assert ext.dual_line_auto(x, w, 3) is not None
 
 
 @needs_kernel
@@ -745,7 +749,7 @@ def test_dual_line_and_the_recipe_agree_at_exactly_zero(mode):
         with kernel_mode(mode):
             y = module(x)
             y.backward(torch.ones_like(y))
-        results.append((y.detach(), x.grad, module.pos_slope.grad))
+        results.append((y.detach(), x.grad, row_grad(module, "pos_slope")))
     (y_d, gx_d, gp_d), (y_l, gx_l, gp_l) = results
     # at 0 and -0: the positive branch, value m, derivative pos_slope
     torch.testing.assert_close(y_d[:3], torch.full((3,), -0.22))
@@ -819,7 +823,8 @@ def _run_ones(module, x, mode):
     with kernel_mode(mode):
         y = module(x)
         y.backward(torch.ones_like(y))
-    return y.detach(), x.grad, {n: p.grad.clone() for n, p in module.named_parameters()}
+    return y.detach(), x.grad, {n: row_grad(module, n).clone()
+                                for _, n, _ in learnact.activation_values(module)}
 
 
 @needs_kernel
@@ -872,7 +877,7 @@ def test_eager_entry_runs_the_kernel_in_one_call_or_steps_aside():
 
     ext = dispatch._load_cpu()
     m = learnact.DualLine(3)
-    args = (m.pos_slope, m.neg_slope, m.mean_shift)
+    args = (m.weight, 3)
     x = torch.randn(4, 3, 5)
     assert "DualLineBackward" in ext.dual_line_eager(x, *args).grad_fn.name()
     nhwc = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
@@ -895,8 +900,11 @@ def test_eager_entry_runs_the_kernel_in_one_call_or_steps_aside():
 
 
 def test_parameter_gradients_are_separate_tensors():
-    m = learnact.DualLine()
-    m(torch.randn(64, requires_grad=True)).sum().backward()
-    grads = [p.grad for p in m.parameters()]
-    assert all(g._base is None and g.shape == (1,) for g in grads)
-    assert len({g.untyped_storage().data_ptr() for g in grads}) == 3
+    # the packed weight's gradient is a tensor of its own (no view), which AccumulateGrad
+    # takes as it is
+    for m, rows in ((learnact.DualLine(), 3), (learnact.DPReLU(4), 2)):
+        x = torch.randn(8, m.num_parameters, requires_grad=True)
+        m(x).sum().backward()
+        g = m.weight.grad
+        assert g._base is None and g.shape == (rows * m.num_parameters,)
+        assert g.untyped_storage().data_ptr() != x.grad.untyped_storage().data_ptr()

@@ -9,13 +9,18 @@ import torch
 from torch import nn
 
 import learnact
+from kernel_cases import row_grad
 from learnact.activations.torch_compat import PReLU
 
 
 def test_defaults_and_parameter_names():
     dp, dl = learnact.DPReLU(), learnact.DualLine()
-    assert dict(dp.named_parameters()).keys() == {"pos_slope", "neg_slope"}
-    assert dict(dl.named_parameters()).keys() == {"pos_slope", "neg_slope", "mean_shift"}
+    # one packed parameter each; its rows are named by meaning
+    assert dict(dp.named_parameters()).keys() == {"weight"}
+    assert dict(dl.named_parameters()).keys() == {"weight"}
+    assert [n for n, _ in dp.named_values()] == ["pos_slope", "neg_slope"]
+    assert [n for n, _ in dl.named_values()] == ["pos_slope", "neg_slope", "mean_shift"]
+    assert dl.weight.tolist() == pytest.approx([1.0, 0.01, -0.22])
     assert dl.pos_slope.item() == 1.0
     assert dl.neg_slope.item() == pytest.approx(0.01)
     assert dl.mean_shift.item() == pytest.approx(-0.22)
@@ -112,9 +117,9 @@ def test_recipe_over_prelu_with_shift_is_dual_line(num):
     y2, gx2 = _grads(rec, x)
     torch.testing.assert_close(y1, y2)
     torch.testing.assert_close(gx1, gx2)
-    torch.testing.assert_close(dl.pos_slope.grad, rec.pos_slope.grad)
-    torch.testing.assert_close(dl.neg_slope.grad, rec.base.weight.grad)
-    torch.testing.assert_close(dl.mean_shift.grad, rec.mean_shift.grad)
+    torch.testing.assert_close(row_grad(dl, "pos_slope"), rec.pos_slope.grad)
+    torch.testing.assert_close(row_grad(dl, "neg_slope"), rec.base.weight.grad)
+    torch.testing.assert_close(row_grad(dl, "mean_shift"), rec.mean_shift.grad)
 
 
 def test_recipe_over_prelu_without_shift_is_dp_relu():
@@ -127,8 +132,8 @@ def test_recipe_over_prelu_without_shift_is_dp_relu():
     y2, gx2 = _grads(rec, x)
     torch.testing.assert_close(y1, y2)
     torch.testing.assert_close(gx1, gx2)
-    torch.testing.assert_close(dp.pos_slope.grad, rec.pos_slope.grad)
-    torch.testing.assert_close(dp.neg_slope.grad, rec.base.weight.grad)
+    torch.testing.assert_close(row_grad(dp, "pos_slope"), rec.pos_slope.grad)
+    torch.testing.assert_close(row_grad(dp, "neg_slope"), rec.base.weight.grad)
 
 
 def test_recipe_over_leaky_relu_matches_dp_relu_values():
@@ -176,7 +181,7 @@ def test_inductor_compile_dual_line():
     y = compiled(x)
     torch.testing.assert_close(y, m(x))
     y.sum().backward()
-    torch.testing.assert_close(m.mean_shift.grad, torch.full((3,), 32.0))
+    torch.testing.assert_close(row_grad(m, "mean_shift"), torch.full((3,), 32.0))
 
 
 @pytest.mark.parametrize("name", ["dp_relu", "dual_line"])
@@ -201,3 +206,46 @@ def test_forward_has_no_item_calls_or_value_branches():
     for cls in (learnact.DPReLU, learnact.DualLine):
         compiled = torch.compile(cls(), backend="eager", fullgraph=True)
         compiled(torch.randn(5))
+
+
+@pytest.mark.parametrize("num", [1, 4])
+@pytest.mark.parametrize(("cls", "names"), [
+    (learnact.DPReLU, ("pos_slope", "neg_slope")),
+    (learnact.DualLine, ("pos_slope", "neg_slope", "mean_shift"))], ids=["dp_relu", "dual_line"])
+def test_packed_values_and_state_dicts_with_one_entry_per_name(cls, names, num):
+    m = cls(num)
+    assert m.weight.shape == (len(names) * num,)
+    # the named attributes are live views of the packed weight, row by row
+    with torch.no_grad():
+        for k, name in enumerate(names):
+            getattr(m, name).copy_(torch.arange(num) + 10.0 * k)
+    want = torch.cat([torch.arange(num) + 10.0 * k for k in range(len(names))])
+    assert torch.equal(m.weight.detach(), want)
+    with pytest.raises(AttributeError):
+        setattr(m, names[0], torch.ones(num))  # read-only: write through the view
+    # learnact 0.2's state dict: one (C,) entry per name, here inside a model
+    legacy = {f"1.{n}": torch.full((num,), 2.0 + k) for k, n in enumerate(names)}
+    model = nn.Sequential(nn.Linear(num, num), cls(num))
+    legacy.update({"0.weight": torch.eye(num), "0.bias": torch.zeros(num)})
+    model.load_state_dict(legacy)
+    for k, name in enumerate(names):
+        assert torch.equal(getattr(model[1], name).detach(), torch.full((num,), 2.0 + k))
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight"]
+    # today's round trip, and the errors: a wrong size, a name missing
+    fresh = cls(num)
+    fresh.load_state_dict(m.state_dict())
+    assert torch.equal(fresh.weight, m.weight)
+    with pytest.raises(RuntimeError, match="size mismatch for weight"):
+        cls(num).load_state_dict({n: torch.ones(num + 1) for n in names})
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*\"weight\""):
+        cls(num).load_state_dict({n: torch.ones(num) for n in names[1:]})
+
+
+def test_packed_rows_are_one_gradient_in_training():
+    # one parameter per site, so one optimizer entry; each row learns from its own side
+    m = learnact.DualLine(2)
+    x = torch.tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True)
+    m(x).sum().backward()
+    # pos_slope: sum of x >= 0 per channel; neg_slope: sum of x < 0; mean_shift: count
+    assert m.weight.grad.tolist() == [4.0, 4.0, 0.0, -2.0, 2.0, 2.0]
+    assert [p is m.weight for p in m.parameters()] == [True]

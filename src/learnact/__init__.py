@@ -23,7 +23,7 @@ from .activations.registry import (
     register_activation,
 )
 from .errors import ConfigError, DatasetError, LearnactError, ReportError, StoreError
-from .model_tools import activation_parameters, param_groups, swap_activations
+from .model_tools import activation_parameters, activation_values, param_groups, swap_activations
 
 # the one place the version is written (pyproject.toml reads it; see CHANGELOG.md)
 __version__ = "0.3.0.dev0"
@@ -40,6 +40,7 @@ __all__ = [
     "StoreError",
     "__version__",
     "activation_parameters",
+    "activation_values",
     "create_activation",
     "functional",
     "get_spec",

@@ -21,6 +21,7 @@ from ._text import csv_cell, printable
 from .activations.factory import create_activation
 from .activations.registry import get_spec, list_activations
 from .errors import LearnactError
+from .model_tools import activation_values
 
 __all__ = ["main", "ranking_table", "zoo_table"]
 
@@ -45,7 +46,7 @@ def zoo_table(names: Sequence[str], *, markdown: bool = False) -> str:
     rows = []
     for name in names:
         spec = get_spec(name)
-        params = ", ".join(n for n, _ in create_activation(name).named_parameters()) or "-"
+        params = ", ".join(n for _, n, _ in activation_values(create_activation(name))) or "-"
         aliases = f" ({', '.join(spec.aliases)})" if spec.aliases else ""
         formula = spec.formula + (" [shape-changing: not a drop-in]" if spec.shape_changing
                                   else "")

@@ -1,8 +1,10 @@
 """Helpers that put learnable activations into real models.
 
 - :func:`swap_activations` replaces activation modules in place;
-- :func:`activation_parameters` walks every learned activation parameter
-  (the study's parameter-distribution plots read from it);
+- :func:`activation_parameters` walks every learned activation parameter;
+- :func:`activation_values` walks the same values by meaning (DP ReLU's and
+  Dual Line's packed ``weight`` as ``pos_slope``, ``neg_slope``,
+  ``mean_shift``): the study stores these, and its parameter plots read them;
 - :func:`param_groups` keeps activation parameters out of weight decay.
 """
 
@@ -15,11 +17,12 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from .activations._base import ParametricActivation
 from .activations.factory import create_activation
 from .activations.registry import is_activation, refuse_shape_changing, shape_changing_classes
 from .errors import ConfigError
 
-__all__ = ["activation_parameters", "param_groups", "swap_activations"]
+__all__ = ["activation_parameters", "activation_values", "param_groups", "swap_activations"]
 
 Factory = Callable[[], nn.Module]
 
@@ -103,23 +106,55 @@ def swap_activations(
     return len(targets)
 
 
+def _activation_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """The outermost activation modules of ``model``, with their paths, in module order."""
+    seen: list[str] = []
+    for path, module in model.named_modules():
+        # inside one already seen ("" is the model itself, when it is an activation)
+        if any(p == "" or path == p or path.startswith(p + ".") for p in seen):
+            continue
+        if not is_activation(module):
+            continue
+        seen.append(path)
+        yield path, module
+
+
 def activation_parameters(model: nn.Module) -> Iterator[tuple[str, str, Tensor]]:
     """Yield ``(module_path, parameter_name, tensor)`` for every learnable activation parameter.
 
     Activation modules are those of registered classes and
     :class:`learnact.Learnable`; each is visited once, in module order, with
     its nested parameters (e.g. a recipe's ``base.weight``) named relative to
-    it. The tensors are the live parameters: detach before storing.
+    it. The tensors are the live parameters (DP ReLU and Dual Line have one,
+    ``weight``; see :func:`activation_values` for its parts by name): detach
+    before storing.
     """
-    seen: list[str] = []
-    for path, module in model.named_modules():
-        if any(path == p or path.startswith(p + ".") for p in seen if p):
-            continue
-        if not is_activation(module):
-            continue
-        seen.append(path)
+    for path, module in _activation_modules(model):
         for name, param in module.named_parameters():
             yield path, name, param
+
+
+def activation_values(model: nn.Module) -> Iterator[tuple[str, str, Tensor]]:
+    """Yield ``(module_path, value_name, tensor)`` for every learned activation value, by meaning.
+
+    The same values as :func:`activation_parameters`, but a packed module's
+    ``weight`` (DP ReLU, Dual Line) comes as its rows ``pos_slope``,
+    ``neg_slope`` and ``mean_shift`` (its ``named_values()``), so every
+    activation's values carry the names of the paper's parameters. Nested
+    values are named relative to the activation (``base.weight``). The tensors
+    are live: detach before storing.
+
+    Example::
+
+        >>> [(p, n) for p, n, _ in learnact.activation_values(nn.Sequential(learnact.DPReLU()))]
+        [('0', 'pos_slope'), ('0', 'neg_slope')]
+    """
+    for path, module in _activation_modules(model):
+        for prefix, sub in module.named_modules():
+            own = (sub.named_values() if isinstance(sub, ParametricActivation)
+                   else sub.named_parameters(recurse=False))
+            for name, value in own:
+                yield path, f"{prefix}.{name}" if prefix else name, value
 
 
 def param_groups(

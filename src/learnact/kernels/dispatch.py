@@ -54,6 +54,7 @@ __all__ = [
     "get_mode",
     "inline_g",
     "kernel_mode",
+    "packed_rows",
     "run_dual_line",
     "run_recipe",
     "run_recipe_around_g",
@@ -150,18 +151,25 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
     return None
 
 
-def run_dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> Tensor:
-    """DP ReLU (``shift=None``) or Dual Line with ``(C,)`` parameters, by the active mode.
+def packed_rows(weight: Tensor, rows: int) -> tuple[Tensor, ...]:
+    """The ``rows`` ``(C,)`` views of a packed ``(rows * C,)`` parameter, in order."""
+    return weight.view(rows, -1).unbind(0)
 
-    The fused path is one call into a kernel whose autograd node saves only ``x``
-    and computes every gradient in one sweep (first-order only): the C++
-    extension for CPU tensors, Triton for CUDA tensors.
+
+def run_dual_line(x: Tensor, weight: Tensor, rows: int) -> Tensor:
+    """DP ReLU (``rows=2``) or Dual Line (``rows=3``) on packed parameters, by the mode.
+
+    ``weight`` holds ``rows * C`` values: the ``C`` positive slopes, the ``C``
+    negative slopes and, for Dual Line, the ``C`` mean shifts (see
+    :class:`learnact.DualLine`). The fused path is one call into a kernel whose
+    autograd node saves only ``x`` and computes every gradient in one sweep
+    (first-order only): the C++ extension for CPU tensors, Triton for CUDA tensors.
     """
     # checked first: dynamo cannot trace the mode lookup, and compiling fuses the
     # reference form anyway
     if not torch.compiler.is_compiling():
         if (ext := _fast) is not None and _override.get() is None and x.is_cpu:
-            y = ext.dual_line_auto(x, pos, neg, shift)  # the hot path (see _fast)
+            y = ext.dual_line_auto(x, weight, rows)  # the hot path (see _fast)
             if y is not None:
                 return y
         mode = get_mode()
@@ -171,22 +179,24 @@ def run_dual_line(x: Tensor, pos: Tensor, neg: Tensor, shift: Tensor | None) -> 
                 # It sees tracing (the legacy ONNX exporter traces too), functorch
                 # transforms and fake or proxy tensors (torch.export, the dynamo ONNX
                 # exporter) itself; None comes back to the checks below, which say why.
-                y = ext.dual_line_eager(x, pos, neg, shift)
+                y = ext.dual_line_eager(x, weight, rows)
                 if y is not None:
                     return y
             reason = fused_unavailable_reason(x)
             if reason is None:
-                xk, inner = kernel_layout(x, pos.shape[-1])
+                xk, inner = kernel_layout(x, weight.shape[-1] // rows)
                 if xk.is_cuda:
-                    return _load_triton().DualLineTriton.apply(xk, pos, neg, shift, inner)
-                return _load_cpu().dual_line(xk, pos, neg, shift, inner)
+                    pos, neg, *shift = packed_rows(weight, rows)
+                    return _load_triton().DualLineTriton.apply(
+                        xk, pos, neg, shift[0] if shift else None, inner)
+                return _load_cpu().dual_line(xk, weight, rows, inner)
             LF.require_floating(x)  # a clearer error than "no fused kernel for int64"
             if mode == "fused":
                 raise RuntimeError(f"LEARNACT_KERNELS=fused, but {reason}")
-    p, n = LF.channel_view(pos, x), LF.channel_view(neg, x)
-    if shift is None:
-        return LF.dp_relu(x, p, n)
-    return LF.dual_line(x, p, n, LF.channel_view(shift, x))
+    pos, neg, *shift = (LF.channel_view(t, x) for t in packed_rows(weight, rows))
+    if not shift:
+        return LF.dp_relu(x, pos, neg)
+    return LF.dual_line(x, pos, neg, shift[0])
 
 
 def _recipe_unavailable_reason(x: Tensor, gx: Tensor) -> str | None:

@@ -253,16 +253,14 @@ at::Tensor forward_kernel(const at::Tensor& x, const at::Tensor& pos,
 
 namespace {
 
-// grad_x, with d_pos, d_neg and d_shift added into acc (3 * C doubles)
-at::Tensor backward_sums(const at::Tensor& g, const at::Tensor& x,
-                            const at::Tensor& pos, const at::Tensor& neg, int64_t inner,
-                            std::vector<double>& acc) {
+// grad_x, with d_pos, d_neg and d_shift added into acc (3 * C doubles); p and q are
+// the C float32 slopes
+at::Tensor backward_sums(const at::Tensor& g, const at::Tensor& x, const float* p,
+                            const float* q, int64_t C, int64_t inner, std::vector<double>& acc) {
   auto gx = at::empty_like(x);
-  const auto p = learnact::as_float(pos), q = learnact::as_float(neg);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dual_line_bwd", [&] {
     backward_impl<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-                            gx.data_ptr<scalar_t>(), p.data_ptr<float>(), q.data_ptr<float>(),
-                            x.numel(), p.numel(), inner, acc.data());
+                            gx.data_ptr<scalar_t>(), p, q, x.numel(), C, inner, acc.data());
   });
   return gx;
 }
@@ -274,9 +272,24 @@ std::vector<at::Tensor> backward_kernel(const at::Tensor& g, const at::Tensor& x
                                            int64_t inner) {
   // one buffer for the three reductions: d_pos, d_neg, d_shift
   std::vector<double> acc(static_cast<size_t>(3 * pos.numel()), 0.0);
-  auto gx = backward_sums(g, x, pos, neg, inner, acc);
+  const auto p = learnact::as_float(pos), q = learnact::as_float(neg);
+  auto gx = backward_sums(g, x, p.data_ptr<float>(), q.data_ptr<float>(), p.numel(), inner, acc);
   return {gx, learnact::sums_tensor(acc, 3, pos.numel(), pos)};
 }
+
+// The module's parameters are one packed tensor w of rows * C values: the C positive
+// slopes, the C negative slopes and, for Dual Line (rows == 3), the C mean shifts. One
+// leaf means one AccumulateGrad in the backward instead of two or three: at LeNet sizes
+// each costs about as much as the kernel itself (benchmarks/activation_speed.py --small).
+namespace {
+void check_packed(const at::Tensor& w, int64_t rows) {
+  TORCH_CHECK(rows == 2 || rows == 3, "packed Dual Line parameters have 2 or 3 rows, got ",
+              rows);
+  TORCH_CHECK(w.dim() == 1 && w.numel() > 0 && w.numel() % rows == 0,
+              "packed Dual Line parameters must be 1-D with a multiple of ", rows,
+              " values, got shape ", w.sizes());
+}
+}  // namespace
 
 // The autograd node is a plain autograd Node, written by hand as PyTorch's generated
 // nodes are, rather than a torch::autograd::Function: a call costs one Python -> C++
@@ -285,51 +298,55 @@ std::vector<at::Tensor> backward_kernel(const at::Tensor& g, const at::Tensor& x
 // At LeNet sizes that bookkeeping is a visible share of a call (benchmarks/
 // activation_speed.py --small).
 struct DualLineBackward : public torch::autograd::Node {
-  torch::autograd::SavedVariable x_, pos_, neg_;
+  torch::autograd::SavedVariable x_, w_;
   int64_t inner_ = 1;
-  bool has_shift_ = false;
+  int64_t rows_ = 3;
 
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     LEARNACT_FIRST_ORDER_ONLY("DP ReLU / Dual Line");
     // unpack raises autograd's own error on a freed graph or an input modified in place
-    const auto x = x_.unpack(), pos = pos_.unpack(), neg = neg_.unpack();
-    torch::autograd::variable_list out(has_shift_ ? 4 : 3);
+    const auto x = x_.unpack(), w = w_.unpack();
+    torch::autograd::variable_list out(2);
     if (!grads[0].defined()) return out;  // no gradient reached y: none flows on
-    // all three sums come from the one sweep; only those asked for are handed back
-    std::vector<double> acc(static_cast<size_t>(3 * pos.numel()), 0.0);
-    auto gx = backward_sums(learnact::like_x(grads[0], x), x, pos, neg, inner_, acc);
-    auto sums = learnact::param_grads(acc, has_shift_ ? 3 : 2, pos);
+    const int64_t C = w.numel() / rows_;
+    const auto wf = learnact::as_float(w);
+    const float* p = wf.data_ptr<float>();
+    // all three sums come from the one sweep; the first rows_ rows are w's gradient
+    std::vector<double> acc(static_cast<size_t>(3 * C), 0.0);
+    auto gx = backward_sums(learnact::like_x(grads[0], x), x, p, p + C, C, inner_, acc);
     if (task_should_compute_output(0)) out[0] = std::move(gx);
-    for (size_t k = 0; k < sums.size(); ++k)
-      if (task_should_compute_output(k + 1)) out[k + 1] = std::move(sums[k]);
+    if (task_should_compute_output(1)) out[1] = learnact::packed_grad(acc, w);
     return out;
   }
   void release_variables() override {
     x_.reset_data();
-    pos_.reset_data();
-    neg_.reset_data();
+    w_.reset_data();
   }
   std::string name() const override { return "DualLineBackward"; }
 };
 
-at::Tensor dual_line(const at::Tensor& x, const at::Tensor& pos, const at::Tensor& neg,
-                        const c10::optional<at::Tensor>& shift, int64_t inner) {
+at::Tensor dual_line(const at::Tensor& x, const at::Tensor& w, int64_t rows, int64_t inner) {
+  check_packed(w, rows);
   at::Tensor y;
   {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // the kernel is not recorded
-    y = forward_kernel(x, pos, neg, shift, inner);
+    y = at::empty_like(x);
+    const auto wf = learnact::as_float(w);
+    const float* p = wf.data_ptr<float>();
+    const int64_t C = w.numel() / rows;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dual_line_fwd",
+                                    [&] {
+      forward_impl<scalar_t>(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), p, p + C,
+                             rows == 3 ? p + 2 * C : nullptr, x.numel(), C, inner);
+    });
   }
-  const at::Tensor none;
-  const auto& m = shift.has_value() ? *shift : none;
-  if (learnact::needs_graph(x, pos, neg, m)) {
+  if (learnact::needs_graph(x, w)) {
     auto node = c10::make_intrusive<DualLineBackward>();
-    node->set_next_edges(shift.has_value() ? torch::autograd::collect_next_edges(x, pos, neg, m)
-                                           : torch::autograd::collect_next_edges(x, pos, neg));
+    node->set_next_edges(torch::autograd::collect_next_edges(x, w));
     node->x_ = torch::autograd::SavedVariable(x, false);
-    node->pos_ = torch::autograd::SavedVariable(pos, false);
-    node->neg_ = torch::autograd::SavedVariable(neg, false);
+    node->w_ = torch::autograd::SavedVariable(w, false);
     node->inner_ = inner;
-    node->has_shift_ = shift.has_value();
+    node->rows_ = rows;
     torch::autograd::set_history(y, node);
   }
   return y;
@@ -337,16 +354,14 @@ at::Tensor dual_line(const at::Tensor& x, const at::Tensor& pos, const at::Tenso
 
 // The module's hot path: the checks, the layout and the kernel in one call, or None
 // (dispatch.py then decides, and says why).
-c10::optional<at::Tensor> dual_line_eager(const at::Tensor& x, const at::Tensor& pos,
-                                             const at::Tensor& neg,
-                                             const c10::optional<at::Tensor>& shift) {
-  const at::Tensor none;
-  if (!learnact::eager_ok(x, pos) ||
-      !learnact::no_tangents({&neg, shift.has_value() ? &*shift : &none}))
+c10::optional<at::Tensor> dual_line_eager(const at::Tensor& x, const at::Tensor& w,
+                                             int64_t rows) {
+  if (!learnact::eager_ok(x, w) || (rows != 2 && rows != 3) || w.dim() != 1 ||
+      w.numel() % rows != 0)
     return c10::nullopt;
-  const auto walk = learnact::kernel_layout(x, pos.size(-1));
+  const auto walk = learnact::kernel_layout(x, w.numel() / rows);
   if (!walk) return c10::nullopt;
-  return dual_line(walk->x, pos, neg, shift, walk->inner);
+  return dual_line(walk->x, w, rows, walk->inner);
 }
 
 // the general recipe, in recipe_cpu.cpp
@@ -404,11 +419,10 @@ bool env_allows_fast_path() {
 
 // The hot path's entry points: the *_eager calls where the environment leaves the
 // choice to this module, else None.
-c10::optional<at::Tensor> dual_line_auto(const at::Tensor& x, const at::Tensor& pos,
-                                            const at::Tensor& neg,
-                                            const c10::optional<at::Tensor>& shift) {
+c10::optional<at::Tensor> dual_line_auto(const at::Tensor& x, const at::Tensor& w,
+                                            int64_t rows) {
   if (!env_allows_fast_path()) return c10::nullopt;
-  return dual_line_eager(x, pos, neg, shift);
+  return dual_line_eager(x, w, rows);
 }
 c10::optional<at::Tensor> recipe_auto(const at::Tensor& x, const at::Tensor& gx,
                                          const at::Tensor& a,
@@ -428,7 +442,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // inline-G recipe runs only where it is
   m.attr("SIMD") = learnact::kSimdG;
   m.def("dual_line", &dual_line,
-        "Dual Line (or DP ReLU with shift=None), differentiable, saving only x");
+        "Dual Line (rows=3) or DP ReLU (rows=2) on packed (rows * C,) parameters, "
+        "differentiable, saving only x");
   m.def("dual_line_eager", &dual_line_eager,
         "dual_line with the eager checks and layout done here; None where dispatch.py decides");
   m.def("recipe_eager", &recipe_eager,

@@ -166,6 +166,18 @@ inline void add_partials(const std::vector<double>& part, int64_t chunks, int64_
 }
 
 // A (rows, C) tensor of the parameters' dtype holding acc, rounded once from double.
+// The gradient of a packed parameter w (dual_line_cpu.cpp): its first w.numel() sums
+// (acc holds rows of C doubles), rounded once from double, shaped and typed like w.
+inline at::Tensor packed_grad(const std::vector<double>& acc, const at::Tensor& w) {
+  auto out = at::empty(w.sizes(), w.options());
+  const int64_t n = w.numel();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, w.scalar_type(), "packed", [&] {
+    scalar_t* o = out.data_ptr<scalar_t>();
+    for (int64_t k = 0; k < n; ++k) o[k] = static_cast<scalar_t>(acc[k]);
+  });
+  return out;
+}
+
 inline at::Tensor sums_tensor(const std::vector<double>& acc, int64_t rows, int64_t C,
                                  const at::Tensor& param) {
   auto sums = at::empty({rows, C}, param.options());

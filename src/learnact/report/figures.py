@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..model_tools import activation_values
 from ..study.entries import parse_entry
 from .tables import METRICS
 
@@ -309,8 +310,8 @@ def param_boxplots(params: pd.DataFrame, activation: str, title: str = "") -> Fi
 
 def _module_with(activation: str, values: dict[str, list[float]]) -> torch.nn.Module:
     module = parse_entry(activation).build().eval()
-    with torch.no_grad():
-        for name, param in module.named_parameters():
+    with torch.no_grad():  # by the names the study stored (activation_values)
+        for _, name, param in activation_values(module):
             if name in values and len(values[name]) == param.numel():
                 param.copy_(torch.tensor(values[name], dtype=param.dtype).reshape(param.shape))
     return module

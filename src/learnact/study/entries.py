@@ -35,6 +35,7 @@ from torch import nn
 from ..activations.factory import create_activation
 from ..activations.registry import get_spec, list_activations, refuse_shape_changing
 from ..errors import ConfigError
+from ..model_tools import activation_values
 
 __all__ = ["Entry", "parse_entry", "split_entries"]
 
@@ -167,7 +168,7 @@ def parse_entry(text: str) -> Entry:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"activation entry {entry!r}: {inner.label} cannot have one "
                               f"parameter set per channel ({exc})") from None
-        if not any(p.numel() == 3 for p in module.parameters()):
+        if not any(v.numel() == 3 for _, _, v in activation_values(module)):
             raise ConfigError(f"activation entry {entry!r}: {inner.label} has no learnable "
                               "parameters to give each channel")
         return result

@@ -38,7 +38,7 @@ import torch
 from .. import __version__
 from ..data.loader import TensorData, load_dataset
 from ..errors import ConfigError, StoreError
-from ..model_tools import activation_parameters
+from ..model_tools import activation_values, param_groups
 from ..train.act_stats import probe_indices, site_stats
 from ..train.loop import Diverged, fit
 from ..train.lr_choice import choose_lr
@@ -137,7 +137,7 @@ def _seed_everything(seed: int) -> None:
 def _param_rows(model: torch.nn.Module) -> list[tuple]:
     sites = {s.path: s for s in getattr(model, "sites", [])}
     rows = []
-    for path, name, value in activation_parameters(model):
+    for path, name, value in activation_values(model):
         site = sites.get(path)
         flat = value.detach().float().flatten().cpu().tolist()
         for i, v in enumerate(flat):
@@ -215,6 +215,27 @@ def _load_checkpoint(path: Path, run: RunSpec) -> dict | None:
     return state
 
 
+def _checkpoint_mismatch(model: torch.nn.Module, fit_state: dict,
+                         weight_decay: float) -> str | None:
+    """Why a checkpoint's training state cannot continue ``model``, or ``None`` if it can.
+
+    A checkpoint written by another learnact version can hold the same run in another
+    parameter layout (0.2's DP ReLU and Dual Line had three parameters where 0.3 packs
+    them into one): its model would load, but the optimizer's state would not.
+    """
+    try:
+        saved, own = fit_state["model"], model.state_dict()
+        if set(saved) != set(own) or any(
+                tuple(saved[k].shape) != tuple(v.shape) for k, v in own.items()):
+            return "its model's parameters are named or shaped differently"
+        groups = [len(g["params"]) for g in param_groups(model, weight_decay)]
+        if [len(g["params"]) for g in fit_state["optimizer"]["param_groups"]] != groups:
+            return "its optimizer holds a different set of parameters"
+    except (KeyError, TypeError, AttributeError) as exc:
+        return f"it lacks part of a run's state ({exc!r})"
+    return None
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     """Write atomically: a temporary file beside ``path``, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,6 +296,11 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
     settings = cfg.training  # "auto" precision: fit resolves it for the device
     ckpt = checkpoints / f"{run.run_id}.pt" if checkpoints is not None else None
     resume = _load_checkpoint(ckpt, run) if ckpt is not None else None
+    if resume is not None and (why := _checkpoint_mismatch(
+            model, resume.get("fit") or {}, settings.weight_decay)) is not None:
+        log.warning("run %s: checkpoint %s cannot continue this model (%s; written by "
+                    "another learnact version?); starting over", run.run_id, ckpt, why)
+        resume = None
     if resume is not None:
         lr = float(resume["lr"])
         result.lr_choice = LRChoiceRecord(**resume["lr_choice"])
@@ -312,7 +338,7 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
 
     snapshots = cfg.snapshot_every_epoch
     if snapshots is None:  # auto: per-epoch snapshots when they are cheap
-        snapshots = sum(v.numel() for _, _, v in activation_parameters(model)) <= SNAPSHOT_LIMIT
+        snapshots = sum(v.numel() for _, _, v in activation_values(model)) <= SNAPSHOT_LIMIT
     probe = None
     if cfg.activation_stats:
         probe = data.x_test[probe_indices(len(data.y_test), run.seed).to(data.x_test.device)]
