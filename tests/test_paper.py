@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import pytest
@@ -221,8 +222,17 @@ def test_packed_values_and_state_dicts_with_one_entry_per_name(cls, names, num):
             getattr(m, name).copy_(torch.arange(num) + 10.0 * k)
     want = torch.cat([torch.arange(num) + 10.0 * k for k in range(len(names))])
     assert torch.equal(m.weight.detach(), want)
-    with pytest.raises(AttributeError):
-        setattr(m, names[0], torch.ones(num))  # read-only: write through the view
+    # assigning to a name copies into the packed weight, which stays the same object
+    weight = m.weight
+    setattr(m, names[0], 5.0)
+    setattr(m, names[-1], nn.Parameter(torch.arange(num) * 0.5))
+    assert m.weight is weight and [p is weight for p in m.parameters()] == [True]
+    assert getattr(m, names[0]).tolist() == [5.0] * num
+    assert getattr(m, names[-1]).tolist() == (torch.arange(num) * 0.5).tolist()
+    with pytest.raises(ValueError, match=f"{names[0]} takes one value or {num}"):
+        setattr(m, names[0], torch.ones(num + 1))
+    with pytest.raises(TypeError, match=f"{names[0]} takes a number"):
+        setattr(m, names[0], None)
     # learnact 0.2's state dict: one (C,) entry per name, here inside a model
     legacy = {f"1.{n}": torch.full((num,), 2.0 + k) for k, n in enumerate(names)}
     model = nn.Sequential(nn.Linear(num, num), cls(num))
@@ -235,10 +245,18 @@ def test_packed_values_and_state_dicts_with_one_entry_per_name(cls, names, num):
     fresh = cls(num)
     fresh.load_state_dict(m.state_dict())
     assert torch.equal(fresh.weight, m.weight)
-    with pytest.raises(RuntimeError, match="size mismatch for weight"):
+    with pytest.raises(RuntimeError, match=rf"each part must have shape \({num},\)"):
         cls(num).load_state_dict({n: torch.ones(num + 1) for n in names})
-    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*\"weight\""):
+    with pytest.raises(RuntimeError, match=r"each part must have shape"):  # unequal parts
+        cls(num).load_state_dict({n: torch.ones(num + k) for k, n in enumerate(names)})
+    # a name missing: an error naming it, or with strict=False the others load
+    with pytest.raises(RuntimeError, match=rf"Missing key\(s\).*\"{names[0]}\""):
         cls(num).load_state_dict({n: torch.ones(num) for n in names[1:]})
+    part = cls(num)
+    result = part.load_state_dict({n: torch.full((num,), 7.0) for n in names[1:]}, strict=False)
+    assert result.missing_keys == [names[0]] and result.unexpected_keys == []
+    assert getattr(part, names[0]).tolist() == [1.0] * num  # kept its init
+    assert all(getattr(part, n).tolist() == [7.0] * num for n in names[1:])
 
 
 def test_packed_rows_are_one_gradient_in_training():
@@ -249,3 +267,24 @@ def test_packed_rows_are_one_gradient_in_training():
     # pos_slope: sum of x >= 0 per channel; neg_slope: sum of x < 0; mean_shift: count
     assert m.weight.grad.tolist() == [4.0, 4.0, 0.0, -2.0, 2.0, 2.0]
     assert [p is m.weight for p in m.parameters()] == [True]
+
+
+def test_a_module_pickled_with_one_parameter_per_name_still_works():
+    # learnact 0.2 pickled DualLine with pos_slope, neg_slope and mean_shift parameters
+    m = learnact.DualLine(2)
+    del m._parameters["weight"]
+    for k, name in enumerate(("pos_slope", "neg_slope", "mean_shift")):
+        m._parameters[name] = nn.Parameter(torch.full((2,), 1.0 + k))
+    back = pickle.loads(pickle.dumps(m))
+    assert list(dict(back.named_parameters())) == ["weight"]
+    assert back.weight.tolist() == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    x = torch.tensor([[1.0, -1.0]])
+    assert back(x).tolist() == [[1.0 + 3.0, -2.0 + 3.0]]
+
+
+def test_dual_line_dispatch_refuses_a_wrong_row_count():
+    from learnact.kernels import dispatch
+
+    for rows in (0, 1, 4):
+        with pytest.raises(ValueError, match=r"rows must be 2 \(DP ReLU\) or 3 \(Dual Line\)"):
+            dispatch.run_dual_line(torch.randn(3), torch.ones(6), rows)

@@ -67,10 +67,10 @@ class ParametricActivation(nn.Module):
     A subclass that sets ``packed = True`` (DP ReLU, Dual Line) keeps all its
     values in one 1-D parameter ``weight`` of ``len(inits) * num_parameters``
     values, row after row in the order of ``inits``, and reads each row through
-    a read-only attribute of the row's name (:func:`packed_row`): its fused
-    backward then feeds one gradient accumulator instead of one per name, which
-    at LeNet sizes costs about as much as the kernel. A state dict saved with
-    one entry per name (learnact 0.3 and earlier) still loads.
+    an attribute of the row's name (:func:`packed_row`): its fused backward then
+    feeds one gradient accumulator instead of one per name (at LeNet sizes the
+    accumulators were about a quarter of a Dual Line call). A state dict or a
+    pickled module with one entry per name (learnact 0.2) still loads.
 
     Args:
         num_parameters: 1 for one value per instance (the paper's setting), or
@@ -131,7 +131,28 @@ class ParametricActivation(nn.Module):
                     param.fill_(value)
 
     def _rows(self) -> tuple[Tensor, ...]:
-        return self._parameters["weight"].view(len(self._inits), -1).unbind(0)
+        w = self._parameters["weight"].view(len(self._inits), -1)
+        return tuple(w[k] for k in range(len(self._inits)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a packed row's name (``m.pos_slope = ...``, a Parameter included) copies the
+        # values into ``weight``; nn.Module.__setattr__ would try to register a new one
+        row = getattr(type(self), name, None)
+        if isinstance(row, _PackedRow):
+            row.__set__(self, value)
+        else:
+            super().__setattr__(name, value)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        # a whole module pickled by learnact 0.2 holds one parameter per name: pack them
+        params = self.__dict__.get("_parameters", {})
+        names = list(self.__dict__.get("_inits", ()))
+        if type(self).packed and "weight" not in params and names and all(
+                isinstance(params.get(n), Tensor) for n in names):
+            parts = [params.pop(n) for n in names]
+            self.weight = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in parts]),
+                                       requires_grad=parts[0].requires_grad)
 
     def named_values(self) -> Iterator[tuple[str, Tensor]]:
         """``(name, tensor)`` for each of this module's own learned values, by meaning.
@@ -149,18 +170,30 @@ class ParametricActivation(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs) -> None:
-        # a state dict from before packing has one (C,) entry per name: pack them
-        # (the dict is load_state_dict's own copy)
-        legacy = [prefix + name for name in self._inits]
-        if self.packed and prefix + "weight" not in state_dict and all(
+        # a state dict from before packing (learnact 0.2) has one (C,) entry per name:
+        # pack what it has into weight; rows it lacks keep their values and are
+        # reported missing by name (an error unless strict=False). The dict is
+        # load_state_dict's own copy.
+        legacy = [prefix + name for name in getattr(self, "_inits", ())]
+        if self.packed and prefix + "weight" not in state_dict and any(
                 k in state_dict for k in legacy):
-            parts = [state_dict.pop(k) for k in legacy]
-            if all(isinstance(t, Tensor) and t.dim() == 1 for t in parts):
-                state_dict[prefix + "weight"] = torch.cat(parts)
-            else:
-                error_msgs.append(f"{prefix}: cannot pack {', '.join(legacy)} into weight: "
-                                  f"shapes {[tuple(getattr(t, 'shape', ())) for t in parts]}")
+            C = self.num_parameters
+            weight = self._parameters["weight"].detach().clone()
+            rows, bad = weight.view(len(legacy), C), []
+            for k, key in enumerate(legacy):
+                if key not in state_dict:
+                    missing_keys.append(key)
+                    continue
+                part = state_dict.pop(key)
+                if isinstance(part, Tensor) and tuple(part.shape) == (C,):
+                    rows[k].copy_(part)
+                else:
+                    bad.append(f"{key} {tuple(getattr(part, 'shape', ()))}")
+            if bad:
+                error_msgs.append(f"cannot pack {', '.join(bad)} into {prefix}weight: each "
+                                  f"part must have shape ({C},), as num_parameters={C}")
                 return
+            state_dict[prefix + "weight"] = weight
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
 
@@ -174,20 +207,42 @@ class ParametricActivation(nn.Module):
         return ", ".join(parts)
 
 
-def packed_row(name: str, index: int, doc: str) -> property:
-    """A read-only attribute for row ``index`` of a packed module's ``weight``.
+class _PackedRow(property):
+    """A packed module's row attribute (see :func:`packed_row`)."""
 
-    It returns a live view: ``with torch.no_grad(): module.pos_slope.fill_(2.0)``
-    changes the parameter. The row's gradient is the same row of
-    ``module.weight.grad`` (the view itself is not a leaf, so its ``.grad`` is
-    ``None``).
+
+def packed_row(name: str, index: int, doc: str) -> property:
+    """The attribute for row ``index`` of a packed module's ``weight``.
+
+    Reading it gives a live view: ``with torch.no_grad(): module.pos_slope.fill_(2.0)``
+    changes the parameter. Assigning to it (a number, a sequence, a tensor or a
+    Parameter: one value or one per channel) copies the values into ``weight``; the
+    parameter stays the same object, so an optimizer holding it keeps working. The
+    row's gradient is the same row of ``module.weight.grad`` (the view itself is not
+    a leaf: its ``.grad`` is ``None``, and ``module.pos_slope.data = t`` changes
+    nothing). One row cannot be frozen alone: mask its gradient instead (a hook on
+    ``weight``).
     """
     def get(self: ParametricActivation) -> Tensor:
         return self._rows()[index]
 
-    get.__name__ = name
+    def set(self: ParametricActivation, value: Any) -> None:
+        row = self._rows()[index]
+        try:
+            new = torch.as_tensor(value.detach() if isinstance(value, Tensor) else value,
+                                  dtype=row.dtype, device=row.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} takes a number, a sequence or a tensor, got "
+                            f"{type(value).__name__}") from None
+        if new.dim() > 1 or new.numel() not in (1, row.numel()):
+            raise ValueError(f"{name} takes one value or {row.numel()} (num_parameters), "
+                             f"got shape {tuple(new.shape)}")
+        with torch.no_grad():
+            row.copy_(new.reshape(row.shape) if new.numel() == row.numel() else new.reshape(()))
+
+    get.__name__ = set.__name__ = name
     get.__doc__ = doc
-    return property(get, doc=doc)
+    return _PackedRow(get, set, doc=doc)
 
 
 class FixedActivation(nn.Module):

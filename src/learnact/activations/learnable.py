@@ -52,15 +52,14 @@ class DPReLU(ParametricActivation):
             ``(2 * num_parameters,)``: the positive-side slopes, then the
             negative-side slopes.
         pos_slope (Tensor): the positive-side slope, a live view of ``weight``
-            of shape ``(num_parameters,)`` (read-only attribute; change its
-            values in place under ``torch.no_grad()``). Its gradient is the
-            same part of ``weight.grad``.
+            of shape ``(num_parameters,)``. Assigning to it copies the values
+            into ``weight``. Its gradient is the same part of ``weight.grad``.
         neg_slope (Tensor): the negative-side slope, likewise.
 
     The values share one parameter so that the fused backward feeds one
-    gradient accumulator rather than two (about a quarter of a call's time at
-    LeNet sizes). State dicts with separate ``pos_slope``/``neg_slope`` entries
-    (learnact 0.3 and earlier) still load.
+    gradient accumulator rather than two (at LeNet sizes the accumulators were
+    about a quarter of a Dual Line call). State dicts with separate
+    ``pos_slope``/``neg_slope`` entries (learnact 0.2) still load.
 
     .. note::
         Weight decay pulls the slopes towards zero; keep these parameters out
@@ -68,7 +67,7 @@ class DPReLU(ParametricActivation):
 
     .. note::
         In eager mode (float32/bfloat16/float16) the forward and backward run
-        a fused kernel that saves only ``x``: C++ on the CPU, Triton on CUDA
+        a fused kernel that saves only ``x`` (and the parameter): C++ on the CPU, Triton on CUDA
         when ``triton`` is installed. See :mod:`learnact.kernels.dispatch` for
         the modes and fallbacks.
 
@@ -140,14 +139,14 @@ class DualLine(ParametricActivation):
             ``(3 * num_parameters,)``: the positive-side slopes, the
             negative-side slopes, then the mean shifts.
         pos_slope (Tensor): live view of ``weight``, shape ``(num_parameters,)``
-            (read-only attribute; change its values in place under
-            ``torch.no_grad()``; its gradient is the same part of ``weight.grad``).
+            (assigning to it copies the values into ``weight``; its gradient is
+            the same part of ``weight.grad``).
         neg_slope (Tensor): likewise.
         mean_shift (Tensor): likewise.
 
     As in :class:`DPReLU`, the values share one parameter (one gradient
     accumulator in the backward), and state dicts with one entry per name
-    (learnact 0.3 and earlier) still load.
+    (learnact 0.2) still load.
 
     .. note::
         Keep these parameters out of weight decay (see
@@ -156,7 +155,7 @@ class DualLine(ParametricActivation):
 
     .. note::
         In eager mode (float32/bfloat16/float16) the forward and backward run
-        a fused kernel that saves only ``x``: C++ on the CPU, Triton on CUDA
+        a fused kernel that saves only ``x`` (and the parameter): C++ on the CPU, Triton on CUDA
         when ``triton`` is installed. See :mod:`learnact.kernels.dispatch` for
         the modes and fallbacks.
 

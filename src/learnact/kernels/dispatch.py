@@ -162,9 +162,12 @@ def run_dual_line(x: Tensor, weight: Tensor, rows: int) -> Tensor:
     ``weight`` holds ``rows * C`` values: the ``C`` positive slopes, the ``C``
     negative slopes and, for Dual Line, the ``C`` mean shifts (see
     :class:`learnact.DualLine`). The fused path is one call into a kernel whose
-    autograd node saves only ``x`` and computes every gradient in one sweep
+    autograd node saves only ``x`` (besides the parameter itself) and computes every
+    gradient in one sweep
     (first-order only): the C++ extension for CPU tensors, Triton for CUDA tensors.
     """
+    if rows != 2 and rows != 3:
+        raise ValueError(f"rows must be 2 (DP ReLU) or 3 (Dual Line), got {rows!r}")
     # checked first: dynamo cannot trace the mode lookup, and compiling fuses the
     # reference form anyway
     if not torch.compiler.is_compiling():

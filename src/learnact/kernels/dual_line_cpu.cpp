@@ -285,6 +285,8 @@ namespace {
 void check_packed(const at::Tensor& w, int64_t rows) {
   TORCH_CHECK(rows == 2 || rows == 3, "packed Dual Line parameters have 2 or 3 rows, got ",
               rows);
+  TORCH_CHECK(w.device().is_cpu(), "the CPU kernel needs the parameters on the CPU, got ",
+              w.device());
   TORCH_CHECK(w.dim() == 1 && w.numel() > 0 && w.numel() % rows == 0,
               "packed Dual Line parameters must be 1-D with a multiple of ", rows,
               " values, got shape ", w.sizes());
@@ -443,7 +445,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("SIMD") = learnact::kSimdG;
   m.def("dual_line", &dual_line,
         "Dual Line (rows=3) or DP ReLU (rows=2) on packed (rows * C,) parameters, "
-        "differentiable, saving only x");
+        "differentiable, saving only x (and the parameter itself)");
   m.def("dual_line_eager", &dual_line_eager,
         "dual_line with the eager checks and layout done here; None where dispatch.py decides");
   m.def("recipe_eager", &recipe_eager,

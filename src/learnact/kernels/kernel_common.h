@@ -165,7 +165,6 @@ inline void add_partials(const std::vector<double>& part, int64_t chunks, int64_
   }
 }
 
-// A (rows, C) tensor of the parameters' dtype holding acc, rounded once from double.
 // The gradient of a packed parameter w (dual_line_cpu.cpp): its first w.numel() sums
 // (acc holds rows of C doubles), rounded once from double, shaped and typed like w.
 inline at::Tensor packed_grad(const std::vector<double>& acc, const at::Tensor& w) {
@@ -178,6 +177,7 @@ inline at::Tensor packed_grad(const std::vector<double>& acc, const at::Tensor& 
   return out;
 }
 
+// A (rows, C) tensor of the parameters' dtype holding acc, rounded once from double.
 inline at::Tensor sums_tensor(const std::vector<double>& acc, int64_t rows, int64_t C,
                                  const at::Tensor& param) {
   auto sums = at::empty({rows, C}, param.options());

@@ -220,8 +220,8 @@ def _checkpoint_mismatch(model: torch.nn.Module, fit_state: dict,
     """Why a checkpoint's training state cannot continue ``model``, or ``None`` if it can.
 
     A checkpoint written by another learnact version can hold the same run in another
-    parameter layout (0.2's DP ReLU and Dual Line had three parameters where 0.3 packs
-    them into one): its model would load, but the optimizer's state would not.
+    parameter layout (0.2's DP ReLU and Dual Line had two and three parameters where 0.3
+    packs them into one): its model would load, but the optimizer's state would not.
     """
     try:
         saved, own = fit_state["model"], model.state_dict()
