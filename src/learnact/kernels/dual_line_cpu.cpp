@@ -192,13 +192,14 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
         // kLanes independent double accumulators for what float_block leaves (and
         // for bfloat16/float16): every term is added in double, and the loop still
         // vectorizes
-        double sp[2 * kLanes] = {}, sq[2 * kLanes] = {}, sm[2 * kLanes] = {};
+        double sp[kLanes] = {}, sq[kLanes] = {}, sm[kLanes] = {};
         int64_t j = i;
 #if LEARNACT_SIMD
         if constexpr (std::is_same_v<scalar_t, float>) {
           j = float_block(g, x, gx, p, q, i, stop, sp, sq, sm);
         }
 #endif
+        const bool lanes = j + kLanes <= stop;
         for (; j + kLanes <= stop; j += kLanes) {
 #pragma omp simd
           for (int64_t u = 0; u < kLanes; ++u) {
@@ -220,7 +221,10 @@ void backward_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ 
           sq[0] += static_cast<double>(masked(t, km));
           sm[0] += static_cast<double>(gv);
         }
-        for (int64_t u = 0; u < 2 * kLanes; ++u) {
+        // only lane 0 holds anything unless the lane loop ran (always, for float32
+        // with SIMD): on NCHW's short runs (100 elements at LeNet's second site)
+        // adding 3 x kLanes zeros per run cost as much as the run's own SIMD work
+        for (int64_t u = 0; u < (lanes ? kLanes : 1); ++u) {
           ap[c] += sp[u];
           aq[c] += sq[u];
           am[c] += sm[u];

@@ -305,7 +305,7 @@ void grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, O
     }
     channel_runs(begin, end, C, inner, [&](int64_t c, int64_t j0, int64_t j1) {
       const float s = a[c];
-      double la[2 * kLanes] = {}, lm[2 * kLanes] = {};  // per-lane double sums
+      double la[kLanes] = {}, lm[kLanes] = {};  // per-lane double sums
       int64_t j = j0;
 #if LEARNACT_SIMD
       if constexpr (std::is_same_v<scalar_t, float> && Out::kVec) {
@@ -335,6 +335,7 @@ void grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, O
         lm[0] += sm.sum();
       }
 #endif
+      const bool lanes = j + kLanes <= j1;
       for (; j + kLanes <= j1; j += kLanes) {
         for (int64_t u = 0; u < kLanes; ++u) {
           la[u] += static_cast<double>(step(j + u, s));
@@ -345,9 +346,9 @@ void grad_impl(const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, O
         la[0] += static_cast<double>(step(j, s));
         lm[0] += static_cast<double>(static_cast<float>(g[j]));
       }
-      for (int64_t u = 0; u < 2 * kLanes; ++u) {
-        pa[c] += la[u];
-        pm[c] += lm[u];
+      for (int64_t u = 0; u < (lanes ? kLanes : 1); ++u) {  // only lane 0 unless the
+        pa[c] += la[u];                                      // lane loop ran (as in
+        pm[c] += lm[u];                                      // dual_line_cpu.cpp)
       }
     });
   });
