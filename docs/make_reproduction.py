@@ -51,6 +51,24 @@ class Refused(Exception):
     """The database cannot make this page: runs unfinished, or not one task."""
 
 
+def _nested(markdown: str) -> str:
+    """``markdown`` with its headings moved two levels down (``#`` -> ``###``, at most
+    ``######``), so a notes file's own headings sit under the page's notes section;
+    fenced code blocks are left alone."""
+    out, fence = [], None
+    for line in markdown.splitlines():
+        stripped = line.lstrip()
+        marker = stripped[:3]
+        if marker in ("```", "~~~"):
+            fence = None if fence == marker else (fence or marker)
+        elif fence is None and line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            if level <= 6 and line[level:level + 1] in (" ", ""):
+                line = "#" * min(6, level + 2) + line[level:]
+        out.append(line)
+    return "\n".join(out)
+
+
 def _check(runs: pd.DataFrame, tasks: list, db: Path, allow_unfinished: bool) -> int:
     """The number of unfinished runs; :class:`Refused` when that or the tasks rule the
     page out."""
@@ -317,7 +335,7 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
           "each run recorded:", *_machine(runs), ""]
 
     if notes and notes.strip():
-        L += ["## Notes from the people who ran it", "", notes.strip(), ""]
+        L += ["## Notes from the people who ran it", "", _nested(notes.strip()), ""]
 
     counts, odd = _outcomes(runs)
     L += ["## Runs", "", *counts, ""]

@@ -185,3 +185,10 @@ def test_notes_are_included_and_an_unreadable_file_is_refused(tmp_path, capsys):
     assert head in text
     # after the time and machine, before the runs
     assert text.index("## Time and machine") < text.index(head) < text.index("## Runs")
+
+
+def test_headings_in_the_notes_nest_under_the_notes_section():
+    text = "# Caveats\n\nplain\n\n```bash\n# a shell comment\n```\n#hashtag\n##### deep\n## Two"
+    assert mr._nested(text).splitlines() == [
+        "### Caveats", "", "plain", "", "```bash", "# a shell comment", "```", "#hashtag",
+        "###### deep", "#### Two"]
