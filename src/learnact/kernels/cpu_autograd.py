@@ -53,10 +53,8 @@ class RecipeAroundG(torch.autograd.Function):
             ctx.graph = None
         fmt = memory_format(x)
         grad = like_x(grad, x)
-        if grad.stride() != x.stride():  # e.g. a size-1 dim's stride: sum() of a (1,) x
-            grad = grad.clone(memory_format=fmt)
         (t,) = torch.autograd.grad(edge, x_edge, grad, retain_graph=keep)
-        if t.stride() != x.stride() or t.untyped_storage().data_ptr() == (
+        if not t.is_contiguous(memory_format=fmt) or t.untyped_storage().data_ptr() == (
                 grad.untyped_storage().data_ptr()):
             t = t.clone(memory_format=fmt)  # own it, in x's layout (G may return g itself)
         sums = cpu.load().recipe_select_(t, grad, x, pos, ctx.inner)

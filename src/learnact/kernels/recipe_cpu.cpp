@@ -496,8 +496,14 @@ c10::optional<at::Tensor> recipe_eager(const at::Tensor& x, const at::Tensor& gx
 // d_a, d_m in a's dtype
 at::Tensor recipe_select_(at::Tensor t, const at::Tensor& g, const at::Tensor& x,
                              const at::Tensor& a, int64_t inner) {
+  // the same dense layout as x (standard or channels-last, as the kernels walk it);
+  // is_contiguous ignores a size-1 dim's stride (0 in the gradient of y.sum() for a
+  // one-element y), which says nothing about where the elements are
+  const auto fmt = x.is_contiguous() ? at::MemoryFormat::Contiguous
+                                     : at::MemoryFormat::ChannelsLast;
   TORCH_CHECK(t.scalar_type() == x.scalar_type() && t.sizes() == x.sizes() &&
-                  t.strides() == x.strides() && g.strides() == x.strides(),
+                  g.sizes() == x.sizes() && x.is_contiguous(fmt) && t.is_contiguous(fmt) &&
+                  g.is_contiguous(fmt),
               "recipe_select_: t, g and x must share dtype, shape and layout");
   const Params p(a, c10::nullopt);
   std::vector<double> acc(static_cast<size_t>(2 * p.C()), 0.0);
