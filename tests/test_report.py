@@ -396,6 +396,15 @@ def test_heatmap_rows_and_finder_panels_at_53_activations():
     assert [ax.get_title() for ax in shown] == [f"{a} 0.001" for a in acts]
     assert fig.get_size_inches()[1] == pytest.approx(1.45 * math.ceil(len(acts) / 6) + 0.9)
     assert len(F.lr_finder_curves(curves.head(5)).axes) == 1  # a few share one panel
+    # a curve far above the others (SLAF's loss starts near 50) gets its own y scale
+    # instead of an empty panel; the others keep the shared one
+    curves.at[3, "losses"] = [50.0, 40.0, 20.0]
+    shown = [ax for ax in F.lr_finder_curves(curves).axes if ax.get_visible()]
+    assert shown[3].get_title() == f"{acts[3]} 0.001 (own y scale)"
+    low, high = shown[3].get_ylim()
+    assert low < 20.0 and high >= 50.0
+    others = {tuple(round(v, 6) for v in ax.get_ylim()) for k, ax in enumerate(shown) if k != 3}
+    assert len(others) == 1 and max(next(iter(others))) < 20.0
 
 
 def test_a_collapsed_activation_does_not_flatten_the_heatmap():

@@ -59,6 +59,18 @@ def _finder_ylim(curves: pd.DataFrame) -> tuple[float, float] | None:
     return lo - 0.05 * abs(lo), max(first * 1.5, lo + 1e-3)
 
 
+def _own_finder_ylim(losses: np.ndarray, shared: tuple[float, float] | None
+                     ) -> tuple[float, float] | None:
+    """A panel's own y limits when fewer than half its finite points lie in ``shared``."""
+    finite = losses[np.isfinite(losses)]
+    if shared is None or not finite.size:
+        return None
+    inside = (finite >= shared[0]) & (finite <= shared[1])
+    if inside.mean() >= 0.5:
+        return None
+    return _finder_ylim(pd.DataFrame({"losses": [finite.tolist()]}))
+
+
 def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
     """Every activation's LR-finder curve (smoothed loss against lr), its chosen rate marked.
 
@@ -69,7 +81,8 @@ def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
     it, a cross where the curve could not and the rate was tuned. Up to
     :data:`FINDER_OVERLAY_MAX` activations share one panel with a legend naming
     each and its rate; more get one small panel each (shared axes, 6 a row),
-    titled with the name and rate, so 53 curves stay legible.
+    titled with the name and rate, so 53 curves stay legible. A curve that lies
+    mostly outside the shared loss range gets its own y scale, said in its title.
     """
     records = curves.to_dict("records")
     methods = ", ".join(sorted(set(curves["method"].dropna())))
@@ -78,22 +91,30 @@ def lr_finder_curves(curves: pd.DataFrame, title: str = "") -> Figure:
         cols = 6
         nrows = math.ceil(len(records) / cols)
         fig, axes = plt.subplots(nrows, cols, figsize=(2.0 * cols, 1.45 * nrows + 0.9),
-                                 sharex=True, sharey=True, squeeze=False)
-        for ax, row in zip(axes.flat, records, strict=False):
+                                 sharex=True, squeeze=False)
+        for k, (ax, row) in enumerate(zip(axes.flat, records, strict=False)):
             lrs, losses = np.asarray(row["lrs"], float), np.asarray(row["losses"], float)
             chosen, tuned = _finder_point(row)
             ax.plot(lrs, losses, lw=1.0, color="tab:blue")
             _mark_finder_point(ax, lrs, losses, chosen, tuned, "tab:orange", 4.5)
-            ax.set_title(f"{row['activation']} {chosen:.2g}" + (" (tuned)" if tuned else ""),
-                         fontsize=7, pad=2)
+            # one y scale for all, except a curve that lies mostly outside it (SLAF's
+            # loss starts near 50 where the others start at ln 10): its own scale, said
+            # in its title, rather than an empty panel
+            own = _own_finder_ylim(losses, ylim)
+            if own is not None:
+                ax.set_ylim(*own)
+            elif ylim is not None:
+                ax.set_ylim(*ylim)
+                if k % cols:
+                    ax.tick_params(labelleft=False)
+            ax.set_title(f"{row['activation']} {chosen:.2g}" + (" (tuned)" if tuned else "")
+                         + (" (own y scale)" if own is not None else ""), fontsize=7, pad=2)
             ax.tick_params(labelsize=6)
             ax.grid(True, which="major", alpha=0.25)
         for n in range(len(records), nrows * cols):
             axes.flat[n].set_visible(False)
             axes.flat[n - cols].xaxis.set_tick_params(labelbottom=True)  # the panel above
         axes[0, 0].set_xscale("log")
-        if ylim is not None:
-            axes[0, 0].set_ylim(*ylim)
         fig.supxlabel("learning rate (log)", fontsize=8)
         fig.supylabel("smoothed training loss", fontsize=8)
         fig.suptitle(f"{title or 'LR finder'} (chosen by: {methods}; o: from the curve, "
