@@ -477,3 +477,17 @@ def test_block_boxplots_show_every_position_of_a_bottleneck():
     assert labels == ["A-1 (first in block)", "A-2", "A-3"]
     ax = fig.axes[0]
     assert len(ax.get_xticks()) == 16 and len(ax.patches) == 16 * 3  # one box per position
+
+
+def test_the_zero_gradient_share_axis_starts_at_zero_and_shows_a_constant_zero():
+    from learnact.report import figures as F
+
+    rows = [{"activation": a, "site_index": site, "epoch": e, "seed": seed,
+             "mean": 0.1 * site, "frac_zero_grad": share}
+            for a, share in (("dual_line", 0.0), ("relu", 0.5))
+            for site in range(2) for e in range(3) for seed in range(2)]
+    stats = pd.DataFrame(rows)
+    flat = F.activation_means(stats, "dual_line").axes[1].get_ylim()
+    assert flat == pytest.approx((0.0, 0.05))  # not -0.04 to 0.04 around a constant 0
+    half = F.activation_means(stats, "relu").axes[1].get_ylim()
+    assert half == pytest.approx((0.0, 0.55))

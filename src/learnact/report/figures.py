@@ -495,6 +495,10 @@ def activation_means(stats: pd.DataFrame, activation: str, title: str = "") -> F
     axes[0].set_ylabel("mean output on the probe batch")
     _over_epochs(axes[1], s, "site_index", "frac_zero_grad", "site {}", cmap)
     axes[1].set_ylabel("share with zero gradient")
+    # a share: from 0, and at least to 5 % (a constant 0, Dual Line's, otherwise gets
+    # an axis from -0.04 to 0.04)
+    top = s["frac_zero_grad"].max() if len(s) else 0.0
+    axes[1].set_ylim(0.0, max(0.05, 1.1 * float(top) if np.isfinite(top) else 1.0))
     for ax in axes:
         ax.set_xlabel("epoch")
     _site_key(fig, axes, sorted(s["site_index"].unique()))
