@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..functional import channel_view
+from ..kernels import dispatch
 
 __all__ = ["FixedActivation", "ParametricActivation", "check_num_parameters", "packed_row"]
 
@@ -131,8 +132,7 @@ class ParametricActivation(nn.Module):
                     param.fill_(value)
 
     def _rows(self) -> tuple[Tensor, ...]:
-        w = self._parameters["weight"].view(len(self._inits), -1)
-        return tuple(w[k] for k in range(len(self._inits)))
+        return dispatch.packed_rows(self._parameters["weight"], len(self._inits))
 
     def __setattr__(self, name: str, value: Any) -> None:
         # a packed row's name (``m.pos_slope = ...``, a Parameter included) copies the

@@ -152,8 +152,13 @@ def fused_unavailable_reason(x: Tensor) -> str | None:
 
 
 def packed_rows(weight: Tensor, rows: int) -> tuple[Tensor, ...]:
-    """The ``rows`` ``(C,)`` views of a packed ``(rows * C,)`` parameter, in order."""
-    return weight.view(rows, -1).unbind(0)
+    """The ``rows`` ``(C,)`` views of a packed ``(rows * C,)`` parameter, in order.
+
+    Each is its own select view (not ``unbind``'s), so an in-place change to one row
+    outside ``torch.no_grad()`` gets autograd's plain "view of a leaf" error.
+    """
+    w = weight.view(rows, -1)
+    return tuple(w[k] for k in range(rows))
 
 
 def run_dual_line(x: Tensor, weight: Tensor, rows: int) -> Tensor:
