@@ -11,7 +11,11 @@ from the report's files: the command, the busy wall time (the union of the
 runs' start-to-finish intervals, since a study can be stopped and resumed), the
 machine (each run's recorded environment), the runs that are not results and
 why, the ranking with its statistics, and the claims table. The report's CSVs
-and a few key figures are copied into ``--csv-dir``. The prose about what
+and a few key figures are copied into ``--csv-dir``, and the database's own
+data is exported beside them as CSV (``data/``: one row per run, per run and
+epoch, per learned parameter value, per epoch and site's activation
+statistics), so the results can be analysed again without the database, which
+is not published. The prose about what
 differs from the paper is fixed text here, filled with the study's settings.
 What only the people who ran the study know (the machine was shared, the run was
 paused) goes in a Markdown file given with ``--notes``, whose text the page
@@ -25,6 +29,7 @@ A study with runs still pending or running is refused (exit 2) unless
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -36,19 +41,56 @@ from pathlib import Path
 
 import pandas as pd
 
+from learnact._text import csv_cell
+from learnact.cli import RESULT_COLUMNS
 from learnact.report import ReportError, make_report
 from learnact.report import tables as T
-from learnact.study.store import open_readonly
+from learnact.study.store import Store, open_readonly
 
-__all__ = ["Refused", "busy_time", "main", "peak_overlap", "render"]
+__all__ = ["Refused", "busy_time", "export_data", "main", "peak_overlap", "render"]
 
 # the report's figures copied beside the CSVs and shown in the page (those present)
 KEY_FIGURES = ("heatmap", "cd_diagram", "learning_curves", "region_dual_line",
                "outputs_dual_line")
 
 
+# the database's data as CSV in ``--csv-dir``/data: file name, export (None: one row
+# per run, as ``learnact results --format csv``), what one row is
+DATA_FILES = (("runs.csv", None, "run"),
+              ("epochs.csv", "epochs", "run and epoch"),
+              ("params.csv", "params", "learned parameter value (epoch -1: the end of the run)"),
+              ("act_stats.csv", "stats", "epoch and site's activation statistics"))
+
+
 class Refused(Exception):
     """The database cannot make this page: runs unfinished, or not one task."""
+
+
+def export_data(db: Path, data_dir: Path) -> list[tuple[str, int, str]]:
+    """Write the database's runs, epochs, learned parameters and activation statistics
+    as CSV files in ``data_dir`` (the same columns as ``learnact results --format csv``
+    and ``--export``); returns ``(file name, rows, what a row is)`` per file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(db, readonly=True)
+    try:
+        tables = []
+        for name, what, row in DATA_FILES:
+            if what is None:
+                cols = ["run_id", *RESULT_COLUMNS]
+                rows = [[r.get(c) for c in cols] for r in store.results()]
+            else:
+                cols, rows = store.export(what)
+            tables.append((name, cols, rows, row))
+    finally:
+        store.close()
+    written = []
+    for name, cols, rows, row in tables:
+        with open(data_dir / name, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(cols)
+            writer.writerows([csv_cell(v) for v in r] for r in rows)
+        written.append((name, len(rows), row))
+    return written
 
 
 def _nested(markdown: str) -> str:
@@ -252,6 +294,7 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
             shutil.copyfile(src, csv_dir / src.name)
             copied[src.resolve()] = os.path.relpath(csv_dir / src.name, out.parent)
             figures.append((name, copied[src.resolve()]))
+    data = export_data(db, csv_dir / "data")
 
     timed = runs.dropna(subset=["started", "finished"])
     intervals = list(zip(timed["started"], timed["finished"], strict=True))
@@ -380,7 +423,12 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
     L += ["## Files", "",
           f"The report's CSVs, in `{csv_dir.as_posix()}/`: "
           + ", ".join(f"[{Path(v).name}]({v})" for k, v in copied.items()
-                      if v.endswith(".csv")) + ". The database is not committed.", ""]
+                      if v.endswith(".csv")) + ". The database is not committed; its data is "
+          f"in `{csv_dir.as_posix()}/data/`, one CSV per kind of row (the columns of "
+          "`learnact results --format csv` and `--export`):", ""]
+    rel = os.path.relpath(csv_dir / "data", out.parent)
+    L += [f"- [{name}]({rel}/{name}): {n} rows, one per {row}" for name, n, row in data]
+    L += [""]
     return "\n".join(L)
 
 
@@ -418,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    print(f"wrote {args.out} and {len(list(args.csv_dir.iterdir()))} files in {args.csv_dir}")
+    files = sum(1 for f in args.csv_dir.rglob("*") if f.is_file())
+    print(f"wrote {args.out} and {files} files in {args.csv_dir}")
     return 0
 
 

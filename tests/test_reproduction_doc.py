@@ -150,8 +150,58 @@ def test_ranking_and_claims_come_from_the_report(published):
     report = root / "report"
     for csv in [*report.glob("*.csv"), *(report / "fashion-mnist_lenet5").glob("*.csv")]:
         assert (csv_dir / csv.name).read_bytes() == csv.read_bytes()
-    assert {p.suffix for p in csv_dir.iterdir()} == {".csv", ".png"}
+    assert {p.suffix for p in csv_dir.iterdir() if p.is_file()} == {".csv", ".png"}
     assert sum(p.stat().st_size for p in csv_dir.glob("*.png")) < 1_500_000
+
+
+def test_the_database_is_published_as_csv(published):
+    _, out, csv_dir = published
+    text = out.read_text()
+    data = csv_dir / "data"
+    runs = pd.read_csv(data / "runs.csv")
+    assert len(runs) == 12 and set(runs["run_id"]) == {f"{a}-{s}" for a in ACTS
+                                                       for s in range(SEEDS)}
+    by_id = runs.set_index("run_id")
+    assert by_id.loc["relu-1", "status"] == "failed" and by_id.loc["relu-1", "epochs"] == 0
+    assert by_id.loc["relu-2", "flags"] == "chance"
+    assert by_id.loc["dual_line-1", "test_accuracy"] == pytest.approx(accuracy(0, 1))
+    assert by_id.loc["gelu-2", "error"] == "loss is nan at epoch 2 step 17"
+    epochs = pd.read_csv(data / "epochs.csv")
+    assert len(epochs) == 22  # 11 runs with 2 epochs; the failed one has none
+    first = epochs[(epochs["run_id"] == "dp_relu-2") & (epochs["epoch"] == 0)].iloc[0]
+    assert first["test_accuracy"] == pytest.approx(accuracy(1, 2) - 0.02)
+    for name in ("params.csv", "act_stats.csv"):  # none recorded: the header alone
+        assert len(pd.read_csv(data / name)) == 0
+    assert "- [runs.csv](fashion-lenet5/data/runs.csv): 12 rows, one per run" in text
+    assert "- [epochs.csv](fashion-lenet5/data/epochs.csv): 22 rows, one per run and epoch" \
+        in text
+
+
+def test_export_data_writes_parameters_and_statistics(tmp_path):
+    store = Store(tmp_path / "one.db")
+    store.add_runs([{"run_id": "r0", "study": "s", "activation": "dual_line", "model": "lenet5",
+                     "dataset": "fashion-mnist", "seed": 0, "settings": {}}])
+    assert store.claim(["r0"]) == "r0"
+    hist = [0] * 15 + [7, 3, 0]
+    store.record(RunResult(
+        "r0", "done", lr=0.01, epochs=[{"epoch": 0, "train_loss": 0.5, "test_loss": 0.6,
+                                        "test_accuracy": 0.8, "test_top5": 0.99,
+                                        "seconds": 1.0}],
+        params=[(-1, [(0, "features.1", None, None, "mean_shift", 0, -0.25),
+                      (0, "features.1", None, None, "pos_slope", 0, 1.5)])],
+        act_stats=[(0, 0, 0.125, 0.5, 0.25, 0.375, hist)]))
+    store.close()
+    written = mr.export_data(tmp_path / "one.db", tmp_path / "data")
+    assert [(name, n) for name, n, _ in written] == [
+        ("runs.csv", 1), ("epochs.csv", 1), ("params.csv", 2), ("act_stats.csv", 1)]
+    params = pd.read_csv(tmp_path / "data" / "params.csv")
+    assert dict(zip(params["param"], params["value"], strict=True)) == {
+        "mean_shift": -0.25, "pos_slope": 1.5}
+    assert set(params["epoch"]) == {-1} and set(params["path"]) == {"features.1"}
+    stats = pd.read_csv(tmp_path / "data" / "act_stats.csv").iloc[0]
+    assert (stats["mean"], stats["std"], stats["frac_neg"], stats["frac_zero_grad"]) == (
+        0.125, 0.5, 0.25, 0.375)
+    assert stats["hist"] == str(hist).replace("'", "")
 
 
 def test_unfinished_study_is_refused_unless_allowed(tmp_path, capsys):
