@@ -58,7 +58,8 @@ KEY_FIGURES = ("heatmap", "cd_diagram", "learning_curves", "region_dual_line",
 # per run, as ``learnact results --format csv``), what one row is
 DATA_FILES = (("runs.csv", None, "run"),
               ("epochs.csv", "epochs", "run and epoch"),
-              ("params.csv", "params", "learned parameter value (epoch -1: the end of the run)"),
+              ("params.csv", "params", "learned parameter value at a site and epoch (epoch -1: "
+               "the end of the run)"),
               ("act_stats.csv", "stats", "epoch and site's activation statistics"))
 
 
@@ -339,7 +340,8 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
     L += [f"- **Epochs:** {epochs} per run. The paper gives no epoch count for its LeNets "
           "(24 epochs are stated for the WideResNet only, §5.4).",
           f"- **Activations:** the {acts} drop-in activations registered in learnact, not the "
-          "paper's 43, which it does not list; the two sets overlap but are not the same, "
+          "paper's 43, which its text does not list; the two sets overlap but are not the "
+          "same, "
           "so a rank here is among a different field.",
           "- **Training:** Adam with decoupled weight decay (AdamW, weight decay "
           f"{settings.get('weight_decay')}) under fastai's one-cycle schedule, batch "
@@ -348,7 +350,8 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
           "tuned instead; `lr_paths` in the ranking CSV says which). The paper states Adam "
           "and the LR finder (§5.2) but not the LeNet batch size or schedule.",
           f"- **Precision and hardware:** `{settings.get('precision')}` precision, which is "
-          "fp32 on the CPU; the paper trained in mixed precision on GPUs. Times per epoch "
+          "fp32 on the CPU; the paper used mixed-precision training (§5.2, its reference "
+          "12) and does not name its hardware. Times per epoch "
           "are from a 2-core CPU shared by the study's parallel runs and other work, so "
           "compare them within this table only.",
           f"- **Runs:** {seeds} per activation as in the paper (§6), but with matched seeds: "
@@ -367,9 +370,10 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
               + ". A run interrupted and redone counts from its last start.",
               f"- First start {_utc(min(s for s, _ in intervals))}, last finish "
               f"{_utc(max(e for _, e in intervals))}.",
-              f"- One run took {_duration(float(run_s.median()))} (median; "
-              f"{_duration(float(run_s.min()))} to {_duration(float(run_s.max()))}), "
-              "including its LR finder sweep.",
+              f"- The median run took {_duration(float(run_s.median()))} (shortest "
+              f"{_duration(float(run_s.min()))}, longest {_duration(float(run_s.max()))}), "
+              "its LR finder sweep included; a run resumed from a checkpoint counts from "
+              "its last start only.",
               f"- The runs' own epoch times (median step time × steps, as in the ranking) "
               f"add up to {_duration(trained)}. The intervals above hold more: the LR "
               "finder, evaluation, start-up, and any time the machine was suspended while "
@@ -404,13 +408,22 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
     paired = task_dir / "paired_vs_relu.csv"
     if paired.exists():
         p = pd.read_csv(paired)
+        ranking = pd.read_csv(task_dir / "ranking.csv")
+        ranked = set(ranking[ranking["rank_mean_accuracy"].notna()]["activation"])
+        unranked = sorted(set(p["activation"]) - ranked)
+        p = p[p["activation"].isin(ranked)]
         better = p[p["ci_low"] > 0]["activation"].tolist()
         worse = p[p["ci_high"] < 0]["activation"].tolist()
-        L += [f"Paired with relu by seed ([paired_vs_relu.csv]({copied[paired.resolve()]})): "
-              f"{len(better)} activation(s) have a 95% interval of the accuracy difference "
-              f"above 0 ({', '.join(better) or 'none'}), {len(worse)} below 0 "
-              f"({', '.join(worse) or 'none'}), the other {len(p) - len(better) - len(worse)} "
-              "contain 0.", ""]
+        none = p[p["ci_low"].isna() | p["ci_high"].isna()]["activation"].tolist()
+        rest = len(p) - len(better) - len(worse) - len(none)
+        L += [f"Paired with relu by seed ([paired_vs_relu.csv]({copied[paired.resolve()]})), "
+              f"among the ranked activations: {len(better)} have a 95% interval of the "
+              f"accuracy difference above 0 ({', '.join(better) or 'none'}), {len(worse)} "
+              f"below 0 ({', '.join(worse) or 'none'}), the other {rest} contain 0"
+              + (f"; {', '.join(none)} share fewer than 2 ordinary seeds with relu, so "
+                 "they have no interval" if none else "")
+              + (f"; the CSV also pairs {', '.join(unranked)}, not ranked, on the seeds "
+                 "where it ran ordinarily" if unranked else "") + ".", ""]
     L += [*table, "", *summary, ""]
 
     L += ["## The paper's claims", "", *_claims(task_dir, copied), ""]

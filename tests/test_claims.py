@@ -49,11 +49,35 @@ def test_the_mean_shift_claim_pairs_absolute_means_by_seed_and_site(dl, dp, verd
     assert "over 8 pairs" in claim.statistic
 
 
+def test_the_mean_shift_claim_needs_the_seeds_to_agree_and_lists_each_site():
+    # every site of a seed moves alike: 12 (seed, site) pairs look certain (CI about
+    # [-0.15, -0.05]), but 3 seed averages of -0.2, -0.1 and 0.0 are not
+    dl = [0.3] * 4 + [0.4] * 4 + [0.5] * 4
+    claim = _claim(task_claims(_runs({"relu": [0.9]}), None, _stats(dl, [0.5] * 12)), "§3.4")
+    assert claim.verdict == "not enough data"
+    assert "by (seed, site): mean difference -0.1, 95% CI [-0.154" in claim.statistic
+    assert "by seed, averaged over sites: mean difference -0.1, 95% CI [-0.348" \
+        in claim.statistic
+    assert ("by site, mean difference: site 0 -0.1 (2 of 3 seeds below 0), site 1 -0.1 "
+            "(2 of 3 seeds below 0)") in claim.statistic
+    # one site pulling the other way is shown even when the verdict stands
+    dl = [0.1, 0.7, 0.1, 0.1] * 2
+    claim = _claim(task_claims(_runs({"relu": [0.9]}), None, _stats(dl, [0.5] * 8)), "§3.4")
+    assert ("by site, mean difference: site 0 -0.4 (2 of 2 seeds below 0), site 1 +0.2 "
+            "(0 of 2 seeds below 0)") in claim.statistic
+
+
 def test_claims_say_when_the_data_cannot_speak():
     runs = _runs({"relu": [0.9, 0.91]})
     claims = task_claims(runs, pd.DataFrame(), pd.DataFrame())
     assert [c.verdict for c in claims] == ["not enough data"] * 6
-    assert "no repeating blocks" in _claim(claims, "§3.3, §8.2").statistic
+    assert "no activation with a positive slope" in _claim(claims, "§3.3, §8.2").statistic
+    lenet = pd.DataFrame([{"activation": "dual_line", "seed": 0, "block": None,
+                           "position": None, "param": "pos_slope", "value": 1.2,
+                           "epoch": -1}])
+    claim = _claim(task_claims(runs, lenet, None), "§3.3, §8.2")
+    assert claim.verdict == "not enough data"
+    assert claim.statistic.startswith("this model has no repeating blocks")
 
 
 def test_dual_line_against_dp_relu_and_the_rank_claim():
@@ -68,6 +92,22 @@ def test_dual_line_against_dp_relu_and_the_rank_claim():
     assert _claim(claims, "§7.1").verdict == "contradicted"
     md = claims_markdown("d / lenet5", claims)
     assert md.count("\n| §") == 6 and "**contradicted**" in md
+
+
+def test_the_lr_range_claim_and_its_legend():
+    runs = _runs({"dual_line": [0.9, 0.9], "dp_relu": [0.9, 0.9]})
+    runs["lr"] = [0.002, 0.3, 0.0015, 0.2]
+    claim = _claim(task_claims(runs, None, None), "§8.1")
+    assert claim.verdict == "supported"
+    assert claim.statistic.startswith("dual_line 0.002 to 0.3 over 2 runs; dp_relu 0.0015 to "
+                                      "0.2 over 2 runs (all inside the paper's ranges: a weak "
+                                      "check")
+    runs["lr"] = [0.002, 0.3, 0.0005, 0.2]  # dp_relu below the paper's 1e-3
+    claim = _claim(task_claims(runs, None, None), "§8.1")
+    assert claim.verdict == "contradicted" and "(not all inside the paper's ranges" \
+        in claim.statistic
+    md = claims_markdown("d / lenet5", [claim])
+    assert "For Table 1's ranges (§8.1), *supported* means that every rate chosen here" in md
 
 
 def test_first_against_second_activation_in_blocks():

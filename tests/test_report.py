@@ -218,6 +218,38 @@ def test_stats_against_known_values():
     assert p == pytest.approx(2 * sum(s <= 10 for s in sums) / 256)
 
 
+@pytest.mark.parametrize("diffs", [
+    [0.001, 0.001, 0.002, 0.0007, 0.0013],             # all positive, two tied: p = 2/32
+    [0.0012, -0.0004, 0.0012, 0.0003, -0.0003, 0.002],  # ties across signs
+    [0.5, 0.5, 0.5, -0.5, 0.25, 0.25, -0.25, 1.0, 2.0],
+    [1, 1, 1, 1, 1, 1, -1, 2, 2, -2, 3, 3, 3, 0],       # and a zero, which is dropped
+])
+def test_wilcoxon_is_exact_with_ties_brute_force(diffs):
+    """Tied differences (accuracies tie in steps of 1e-4) get the exact sign-flip
+    p-value over their average ranks, not the normal approximation."""
+    import itertools
+
+    w, p, n = S.wilcoxon_signed_rank(diffs)
+    d = np.array([x for x in diffs if x != 0], dtype=float)
+    ranks = S._rank(np.abs(d))
+    assert n == d.size and w == pytest.approx(ranks[d > 0].sum())
+    total = ranks.sum()
+    lo = min(w, total - w)
+    sums = [float(sum(r for r, s in zip(ranks, signs, strict=True) if s))
+            for signs in itertools.product([0, 1], repeat=n)]
+    assert p == pytest.approx(min(1.0, 2 * sum(s <= lo + 1e-9 for s in sums) / 2**n))
+    if n == 5 and (d > 0).all():
+        assert p == pytest.approx(0.0625)  # the normal approximation gave 0.042
+
+
+def test_wilcoxon_never_goes_below_the_smallest_exact_p_on_five_pairs():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        diffs = np.round(rng.normal(0.001, 0.001, 5), 4)  # accuracy steps of 1e-4
+        if np.count_nonzero(diffs) == 5:
+            assert S.wilcoxon_signed_rank(diffs.tolist())[1] >= 0.0625 - 1e-12
+
+
 def test_friedman_and_cd_ranks_on_a_hand_computed_example():
     # 4 tasks x 3 methods; by hand: ranks per row (1 = best)
     scores = np.array([[0.90, 0.85, 0.80],   # 1 2 3

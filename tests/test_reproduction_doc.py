@@ -112,7 +112,8 @@ def test_the_page_states_time_machine_and_runs(published):
     assert "in 2 stretches" in text
     assert "First start 2026-09-21 14:13 UTC, last finish 2026-09-21 15:23 UTC." in text
     assert "learnact study --preset fashion-lenet5 --jobs 2 --db fashion-lenet5.db" in text
-    assert "One run took 1 min 40 s (median; 1 min 40 s to 1 min 40 s)" in text
+    assert ("The median run took 1 min 40 s (shortest 1 min 40 s, longest 1 min 40 s)"
+            in text)
     assert "add up to 3 min 40 s" in text  # 11 runs with 2 epochs of 10 s
     assert ("  - 12 run(s): learnact `0.3`, torch `2.13.0+cpu`, python `3.11.7`, device "
             "`cpu`, device_name `x86_64`, threads `1`, cpu_kernels `avx512`") in text
@@ -138,6 +139,11 @@ def test_ranking_and_claims_come_from_the_report(published):
     assert "| – | relu | 1 |" in text and "| 1 at chance |" in text
     assert "| – | gelu | 2 |" in text and "| 1 diverged |" in text
     assert "Friedman test over 3 seeds and 2 ranked activations" in text
+    # relu ran ordinarily in seed 0 only: no pair has an interval; gelu is not ranked
+    assert ("among the ranked activations: 0 have a 95% interval of the accuracy difference "
+            "above 0 (none), 0 below 0 (none), the other 0 contain 0; dp_relu, dual_line "
+            "share fewer than 2 ordinary seeds with relu, so they have no interval; the CSV "
+            "also pairs gelu, not ranked, on the seeds where it ran ordinarily.") in text
     # the claims table: claims.md's rows, its figure links pointing at the copies
     claims = (root / "report" / "fashion-mnist_lenet5" / "claims.md").read_text()
     rows = [line for line in claims.splitlines() if line.startswith("| §")]

@@ -195,7 +195,7 @@ def ranking_summary(table: pd.DataFrame, focus: list[str] | None = None,
     ..."``, counted among the ranked activations only. With the task's
     ``runs``, :func:`learnact.study.summary.certainty`'s sentences follow:
     which activations are indistinguishable from the best, whether seeds
-    disagree more than activations, and which are not ranked and why.
+    disagree more than the two best activations, and which are not ranked and why.
     """
     if table.empty:
         return []

@@ -113,13 +113,16 @@ def certainty(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[str]
     """How sure each task's ranking is, as sentences: (dataset, model) -> lines.
 
     - The best ranked activation is *indistinguishable* from another ranked
-      one when their 95% confidence intervals of the mean overlap, or when the
-      95% interval of their paired differences (same seed) contains 0 (a
-      paired t-test at 5%). With one seed every interval is unknown, and so is
-      every order.
+      one when the 95% interval of their paired differences (same seed)
+      contains 0: a paired t-test at 5%, one comparison at a time. Runs of one
+      seed share initial weights and batch order, so the pairs remove most of
+      the seed-to-seed spread; two overlapping intervals of the means are not
+      a test and are used only for an activation sharing fewer than 2 seeds
+      with the best. With one seed every interval is unknown, and so is every
+      order.
     - When the median spread over seeds (the sample std of an activation's
       accuracies) is larger than the gap between the two best means, seeds
-      disagree more than activations do, and the lines say so.
+      disagree more than the two best activations do, and the lines say so.
     - Activations that are not ranked are named with the reason.
     """
     from ..report.stats import mean_ci
@@ -142,28 +145,37 @@ def certainty(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[str]
             best = ranked[0]
             best_acc = accs[(*task, best["activation"])]
             _, _, blo, _ = mean_ci(list(best_acc.values()))
-            tied = []
+            tied, unpaired = [], []
             for other in ranked[1:]:
                 mine = accs[(*task, other["activation"])]
-                _, _, _, hi = mean_ci(list(mine.values()))
                 seeds = sorted(set(mine) & set(best_acc))
-                _, _, dlo, dhi = mean_ci([best_acc[k] - mine[k] for k in seeds])
-                unknown = any(math.isnan(v) for v in (blo, hi, dlo))
-                if unknown or hi >= blo or dlo <= 0 <= dhi:
+                if len(seeds) >= 2:
+                    _, _, dlo, dhi = mean_ci([best_acc[k] - mine[k] for k in seeds])
+                    if math.isnan(dlo) or dlo <= 0 <= dhi:
+                        tied.append(other["activation"])
+                    continue
+                unpaired.append(other["activation"])
+                _, _, _, hi = mean_ci(list(mine.values()))
+                if math.isnan(blo) or math.isnan(hi) or hi >= blo:
                     tied.append(other["activation"])
+            fallback = [a for a in tied if a in unpaired]
             if len(ranked) == 1:
                 pass
             elif tied:
-                lines.append(
-                    f"{best['activation']} has the best mean accuracy, but on this data it is "
-                    f"indistinguishable from {', '.join(tied)}: their 95% confidence "
-                    "intervals overlap, or the paired difference by seed is not "
-                    "significant (its 95% interval contains 0)")
+                why = ("the 95% interval of the paired difference by seed contains 0 (a paired "
+                       "t-test at 5%, one comparison at a time)")
+                if fallback:
+                    why += (f"; for {', '.join(fallback)}, sharing fewer than 2 seeds with it, "
+                            "the 95% intervals of the means overlap")
+                lines.append(f"{best['activation']} has the best mean accuracy, but on this "
+                             f"data it is indistinguishable from {', '.join(tied)}: {why}")
             else:
-                lines.append(
-                    f"{best['activation']} is ahead of every other ranked activation: the 95% "
-                    "intervals of the means do not overlap and every paired difference by "
-                    "seed excludes 0")
+                why = "every paired difference by seed excludes 0"
+                if unpaired:
+                    why += (f", and the 95% intervals of the means of {', '.join(unpaired)} "
+                            "(sharing fewer than 2 seeds with it) do not overlap its own")
+                lines.append(f"{best['activation']} is ahead of every other ranked activation: "
+                             f"{why}")
             stds = sorted(s["accuracy_std"] for s in ranked if not math.isnan(s["accuracy_std"]))
             if len(ranked) > 1 and stds:
                 spread = stds[len(stds) // 2] if len(stds) % 2 else (
@@ -171,9 +183,9 @@ def certainty(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[str]
                 gap = ranked[0]["mean_accuracy"] - ranked[1]["mean_accuracy"]
                 if spread > gap:
                     lines.append(
-                        f"seeds disagree more than activations do: the median std over seeds "
-                        f"({spread:.4f}) is larger than the gap between the two best means "
-                        f"({gap:.4f})")
+                        "seeds disagree more than the two best activations do: the median "
+                        f"std over seeds ({spread:.4f}) is larger than the gap between the two "
+                        f"best means ({gap:.4f})")
         unranked = [s for s in summaries if not s["ranked"]]
         if unranked:
             lines.append("not ranked: " + "; ".join(
