@@ -246,14 +246,31 @@ def test_without_shared_seeds_the_means_intervals_decide():
 
     far, near = moved("b", 10, 0.80), moved("c", 20, 0.895)
     lines = certainty(rows + far)[("d", "lenet5")]
+    assert lines == ["a is ahead of every other ranked activation: the 95% intervals of the "
+                     "means of b (sharing fewer than 2 seeds with it) do not overlap its own"]
+    paired = _rows({"a": [0.90, 0.91, 0.905], "p": [0.80, 0.81, 0.805]})
+    lines = certainty(paired + far)[("d", "lenet5")]
     assert lines == ["a is ahead of every other ranked activation: every paired difference by "
                      "seed excludes 0, and the 95% intervals of the means of b (sharing fewer "
                      "than 2 seeds with it) do not overlap its own"]
     lines = certainty(rows + far + near)[("d", "lenet5")]
-    assert lines[0].endswith("indistinguishable from c: the 95% interval of the paired "
-                             "difference by seed contains 0 (a paired t-test at 5%, one "
-                             "comparison at a time); for c, sharing fewer than 2 seeds with it, "
-                             "the 95% intervals of the means overlap")
+    assert lines[0] == ("a has the best mean accuracy, but on this data it is "
+                        "indistinguishable from c: sharing fewer than 2 seeds with it, the 95% "
+                        "intervals of the means overlap")
+    tied = _rows({"a": [0.90, 0.91, 0.905], "t": [0.91, 0.90, 0.904]})
+    lines = certainty(tied + near)[("d", "lenet5")]
+    assert lines[0] == ("a has the best mean accuracy, but on this data it is "
+                        "indistinguishable from c, t: for t, the 95% interval of the paired "
+                        "difference by seed contains 0 (a paired t-test at 5%, one comparison "
+                        "at a time); for c, sharing fewer than 2 seeds with it, the 95% "
+                        "intervals of the means overlap")
+
+
+def test_with_one_seed_nothing_tells_activations_apart():
+    lines = certainty(_rows({"a": [0.90], "b": [0.85], "c": [0.50]}))[("d", "lenet5")]
+    assert lines[0] == ("a has the best mean accuracy, but on this data it is "
+                        "indistinguishable from b, c: with fewer than 2 seeds there is no "
+                        "interval to tell them apart")
 
 
 def test_clearly_separated_activations_are_called_so():

@@ -109,6 +109,24 @@ def unranked_note(row: dict[str, Any]) -> str:
     return ", ".join(parts) + ": not ranked"
 
 
+_TIE_REASONS = {
+    "paired": "the 95% interval of the paired difference by seed contains 0 (a paired t-test "
+              "at 5%, one comparison at a time)",
+    "overlap": "sharing fewer than 2 seeds with it, the 95% intervals of the means overlap",
+    "unknown": "with fewer than 2 seeds there is no interval to tell them apart",
+}
+
+
+def _tie_reasons(why: dict[str, str]) -> str:
+    """The reasons of :func:`certainty`'s tie sentence; each names its activations
+    only when there is more than one kind."""
+    kinds = [k for k in _TIE_REASONS if k in why.values()]
+    if len(kinds) == 1:
+        return _TIE_REASONS[kinds[0]]
+    return "; ".join(f"for {', '.join(n for n, k in why.items() if k == kind)}, "
+                     f"{_TIE_REASONS[kind]}" for kind in kinds)
+
+
 def certainty(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
     """How sure each task's ranking is, as sentences: (dataset, model) -> lines.
 
@@ -145,37 +163,39 @@ def certainty(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[str]
             best = ranked[0]
             best_acc = accs[(*task, best["activation"])]
             _, _, blo, _ = mean_ci(list(best_acc.values()))
-            tied, unpaired = [], []
+            # why each other activation is tied with the best: "paired" (the paired
+            # difference's interval contains 0), "overlap" (fewer than 2 shared seeds, the
+            # means' intervals overlap) or "unknown" (too few seeds for an interval)
+            why: dict[str, str] = {}
+            unpaired = []
             for other in ranked[1:]:
-                mine = accs[(*task, other["activation"])]
+                name = other["activation"]
+                mine = accs[(*task, name)]
                 seeds = sorted(set(mine) & set(best_acc))
                 if len(seeds) >= 2:
                     _, _, dlo, dhi = mean_ci([best_acc[k] - mine[k] for k in seeds])
                     if math.isnan(dlo) or dlo <= 0 <= dhi:
-                        tied.append(other["activation"])
+                        why[name] = "paired"
                     continue
-                unpaired.append(other["activation"])
+                unpaired.append(name)
                 _, _, _, hi = mean_ci(list(mine.values()))
-                if math.isnan(blo) or math.isnan(hi) or hi >= blo:
-                    tied.append(other["activation"])
-            fallback = [a for a in tied if a in unpaired]
-            if len(ranked) == 1:
-                pass
-            elif tied:
-                why = ("the 95% interval of the paired difference by seed contains 0 (a paired "
-                       "t-test at 5%, one comparison at a time)")
-                if fallback:
-                    why += (f"; for {', '.join(fallback)}, sharing fewer than 2 seeds with it, "
-                            "the 95% intervals of the means overlap")
+                if math.isnan(blo) or math.isnan(hi):
+                    why[name] = "unknown"
+                elif hi >= blo:
+                    why[name] = "overlap"
+            if len(ranked) > 1 and why:
                 lines.append(f"{best['activation']} has the best mean accuracy, but on this "
-                             f"data it is indistinguishable from {', '.join(tied)}: {why}")
-            else:
-                why = "every paired difference by seed excludes 0"
+                             f"data it is indistinguishable from {', '.join(why)}: "
+                             + _tie_reasons(why))
+            elif len(ranked) > 1:
+                reasons = []
+                if len(unpaired) < len(ranked) - 1:
+                    reasons.append("every paired difference by seed excludes 0")
                 if unpaired:
-                    why += (f", and the 95% intervals of the means of {', '.join(unpaired)} "
-                            "(sharing fewer than 2 seeds with it) do not overlap its own")
+                    reasons.append(f"the 95% intervals of the means of {', '.join(unpaired)} "
+                                   "(sharing fewer than 2 seeds with it) do not overlap its own")
                 lines.append(f"{best['activation']} is ahead of every other ranked activation: "
-                             f"{why}")
+                             + ", and ".join(reasons))
             stds = sorted(s["accuracy_std"] for s in ranked if not math.isnan(s["accuracy_std"]))
             if len(ranked) > 1 and stds:
                 spread = stds[len(stds) // 2] if len(stds) % 2 else (
