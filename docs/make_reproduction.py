@@ -224,10 +224,9 @@ def _outcomes(runs: pd.DataFrame) -> tuple[list[str], list[list]]:
     return counts, rows
 
 
-def _ranking(task_dir: Path) -> tuple[list[str], list[str]]:
-    """The ranking table from the report's ``ranking.csv`` and its summary sentences
-    from ``ranking.md``."""
-    df = pd.read_csv(task_dir / "ranking.csv")
+def _ranking(df: pd.DataFrame, task_dir: Path) -> tuple[list[str], list[str]]:
+    """The ranking table from the report's ``ranking.csv`` (``df``) and its summary
+    sentences from ``ranking.md``."""
     # an activation none of whose runs has finished says nothing yet (a partial study)
     empty = (df["n"] == 0) & (df[["diverged", "at_chance"]].sum(axis=1) == 0)
     df = df[~empty]
@@ -390,7 +389,8 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
         L += ["The runs that are not results, and why:", ""]
         L += [*_table(["activation", "seed", "status", "flags", "attempts", "reason"], odd), ""]
 
-    table, summary = _ranking(task_dir)
+    ranking = pd.read_csv(task_dir / "ranking.csv")
+    table, summary = _ranking(ranking, task_dir)
     L += ["## Ranking", "",
           "By mean test accuracy at the last epoch over the seeds (the paper's main "
           "measure, §6), ± the sample standard deviation, with a 95% Student-t interval. "
@@ -408,7 +408,6 @@ def render(db: Path, report: Path, out: Path, csv_dir: Path, command: str | None
     paired = task_dir / "paired_vs_relu.csv"
     if paired.exists():
         p = pd.read_csv(paired)
-        ranking = pd.read_csv(task_dir / "ranking.csv")
         ranked = set(ranking[ranking["rank_mean_accuracy"].notna()]["activation"])
         unranked = sorted(set(p["activation"]) - ranked)
         p = p[p["activation"].isin(ranked)]

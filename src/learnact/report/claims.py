@@ -88,7 +88,7 @@ def _mean_shift(stats: pd.DataFrame) -> Claim:
     dl = last[last["activation"] == "dual_line"].set_index(key)["mean"].abs()
     dp = last[last["activation"] == "dp_relu"].set_index(key)["mean"].abs()
     both = dl.index.intersection(dp.index)
-    diff = pd.Series([float(dl[k] - dp[k]) for k in both], index=both, dtype=float)
+    diff = (dl.loc[both] - dp.loc[both]).astype(float)
     text, verdict = _verdict(diff.tolist(), -1)
     by_seed = diff.groupby(level="seed").mean().tolist()
     seed_text, seed_verdict = _verdict(by_seed, -1)
