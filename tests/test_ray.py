@@ -128,6 +128,39 @@ def test_ray_ctrl_c_gives_runs_back_and_resumes(slow_npz, tmp_path):
     assert {r[2] for r in rows} == {"done"} and len(rows) == 8
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["after a claim", "reading a result"])
+def test_ray_ctrl_c_anywhere_in_the_driver_gives_every_held_run_back(npz, tmp_path, monkeypatch,
+                                                                    where):
+    """Ctrl-C lands where the driver's list of submitted tasks misses a held run: between
+    a claim's commit and the task's submission, or while a finished task's result is
+    read back (CI once saw a run left 'running' after Ctrl-C)."""
+    from learnact.study import Store
+
+    db = tmp_path / "r.db"
+    if where == "after a claim":
+        real_claim, calls = Store.claim, []
+
+        def claim(self, run_ids):
+            run_id = real_claim(self, run_ids)
+            calls.append(run_id)
+            if len(calls) == 2:  # the first run's task is submitted, the second's is not
+                raise KeyboardInterrupt
+            return run_id
+
+        monkeypatch.setattr(Store, "claim", claim)
+    else:
+        def get(*a, **k):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(ray, "get", get)
+    assert main(args(npz, db, "--executor", "ray", "--jobs", "2")) == 130
+    statuses = {r[0]: r[2] for r in results(db)}
+    # given back as pending, so the next command takes them at once (resuming is tested
+    # above and in test_study_faults)
+    assert "running" not in statuses.values() and "pending" in statuses.values(), statuses
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

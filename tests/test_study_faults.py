@@ -201,6 +201,70 @@ def test_a_database_bug_is_not_mistaken_for_a_full_disk(npz, tmp_path, monkeypat
     assert status == "failed" and "no such table: no_such_table" in error
 
 
+# ---------------------------------------------------------------- Ctrl-C
+
+
+def _interrupt_after_claim(monkeypatch, nth: int) -> list[str]:
+    """Make the ``nth`` claim commit and then raise KeyboardInterrupt, as a Ctrl-C
+    landing between the claim's commit and the caller's bookkeeping would."""
+    real = Store.claim
+    claimed: list[str] = []
+
+    def claim(self, run_ids):
+        run_id = real(self, run_ids)
+        claimed.append(run_id)
+        if len(claimed) == nth:
+            raise KeyboardInterrupt
+        return run_id
+
+    monkeypatch.setattr(Store, "claim", claim)
+    return claimed
+
+
+def _statuses(db) -> dict[str, str]:
+    with sqlite3.connect(db) as con:
+        return dict(con.execute("SELECT run_id, status FROM runs").fetchall())
+
+
+@pytest.mark.parametrize("nth", [1, 2])
+def test_ctrl_c_right_after_a_claim_gives_the_run_back(npz, tmp_path, monkeypatch, capsys, nth):
+    db = tmp_path / "r.db"
+    claimed = _interrupt_after_claim(monkeypatch, nth)
+    assert main(_study(npz, db, acts="relu,tanh")) == 130
+    assert "interrupted" in capsys.readouterr().err
+    statuses = _statuses(db)
+    assert claimed[-1] is not None and statuses[claimed[-1]] == "pending"
+    assert sorted(statuses.values()) == (["pending", "pending"] if nth == 1
+                                         else ["done", "pending"])
+    monkeypatch.undo()
+    assert main(_study(npz, db, acts="relu,tanh")) == 0
+    assert set(_statuses(db).values()) == {"done"}
+
+
+def test_release_held_gives_back_only_this_processes_runs(tmp_path):
+    db = tmp_path / "r.db"
+    mine, other = Store(db, owner="me"), Store(db, owner="other")
+    try:
+        ids = ["r1", "r2", "r3"]
+        mine.add_runs({"run_id": i, "study": "s", "activation": "relu", "model": "lenet5",
+                       "dataset": "d", "seed": 0, "settings": {}} for i in ids)
+        a = mine.claim(ids)
+        b = other.claim(ids)
+        c = mine.claim(ids)
+        with sqlite3.connect(db) as con:  # a partial row of a held run is dropped with it
+            con.execute("INSERT INTO epochs VALUES (?, 1, 0.5, 0.5, 0.5, 0.9, 1.0)", (a,))
+        mine.conn.execute("BEGIN IMMEDIATE")  # Ctrl-C between BEGIN and its try block
+        assert mine.release_held() == [a, c]
+        statuses = _statuses(db)
+        assert statuses[a] == statuses[c] == "pending" and statuses[b] == "running"
+        with sqlite3.connect(db) as con:
+            assert con.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 0
+        assert mine.release_held() == []
+    finally:
+        mine.close()
+        other.close()
+
+
 # ---------------------------------------------------------------- the environment
 
 

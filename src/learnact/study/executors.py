@@ -27,6 +27,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -328,9 +329,17 @@ class RayExecutor:
                         log.warning("run %s: its lease was lost; another process redoes it",
                                     run.run_id)
         except KeyboardInterrupt:
-            for ref, run in pending.items():
-                ray.cancel(ref, force=True)
-                store.release(run.run_id)
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # a task that already ended, a cluster going down
+                    pass
+            # every run this driver holds, not only those in ``pending``: Ctrl-C may land
+            # between a claim and its task's submission, or while a result is read back
+            try:
+                store.release_held()
+            except sqlite3.Error:
+                pass  # the lease expires, or the dead pid frees them, as after kill -9
             raise
         finally:
             store.close()

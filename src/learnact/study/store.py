@@ -518,6 +518,25 @@ class Store:
             if cur.rowcount:
                 self._clear_partial(c, run_id)
 
+    def release_held(self) -> list[str]:
+        """Give back every run this process still holds (pending), dropping partial rows.
+
+        The safety net of an interruption: Ctrl-C can land between a claim's commit
+        and the caller's bookkeeping, or while a finished run is being read back, so
+        the caller's own list of held runs may miss one. Returns the run ids given back.
+        """
+        if self.conn.in_transaction:  # interrupted between BEGIN and its try block
+            self.conn.execute("ROLLBACK")
+        with self.transaction() as c:
+            held = [r[0] for r in c.execute(
+                "SELECT run_id FROM runs WHERE owner = ? AND status = 'running' ORDER BY rowid",
+                (self.owner,))]
+            for run_id in held:
+                c.execute("UPDATE runs SET status = 'pending', lease_until = NULL "
+                          "WHERE run_id = ?", (run_id,))
+                self._clear_partial(c, run_id)
+        return held
+
     def export(self, what: str) -> tuple[list[str], list[tuple]]:
         """``(columns, rows)`` of one export: ``epochs`` (one row per run and epoch),
         ``params`` (every learned activation parameter value; ``epoch = -1`` is the

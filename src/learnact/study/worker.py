@@ -437,9 +437,6 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
                 if result.status in ("done", "diverged"):
                     discard_checkpoint(db, run_id)
                 emit(Event(result.status, run, {"error": result.error or ""}))
-            except KeyboardInterrupt:
-                store.release(run_id)
-                raise
             except StoreError:  # given back as pending, never stored as failed
                 try:
                     store.release(run_id)
@@ -455,6 +452,14 @@ def work_loop(runs: list[RunSpec], db: Path, data_dir: str | None, device_name: 
                           traceback.format_exc())
                 store.record(RunResult.failed(run_id, repr(exc)))
                 emit(Event("failed", run, {"error": repr(exc)}))
+    except KeyboardInterrupt:
+        # every run this process holds: Ctrl-C may also land between a claim's commit
+        # and the line that names the run here
+        try:
+            store.release_held()
+        except sqlite3.Error:
+            pass  # the dead pid frees them on the next claim, as after kill -9
+        raise
     finally:
         store.close()
 
