@@ -240,8 +240,11 @@ def test_sigkill_in_the_middle_of_a_build_leaves_nothing_that_blocks_the_next(tm
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path), "LEARNACT_CPU_ISA": "baseline",
            "LEARNACT_BUILD_TIMEOUT": "250"}
     root = tmp_path / "learnact"
+    # its own session, so the compilers a SIGKILL of Python leaves running (as a user's
+    # kill -9 would) can be stopped at the end instead of eating the next tests' cores
     victim = subprocess.Popen([sys.executable, "-c", _FIRST_CALL], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
     deadline = time.monotonic() + 60
     # wait until the compiler is really at work in the victim's build folder
     while time.monotonic() < deadline and not list(root.glob(".build-*/*.ninja")):
@@ -250,28 +253,34 @@ def test_sigkill_in_the_middle_of_a_build_leaves_nothing_that_blocks_the_next(tm
     time.sleep(2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert not list(root.glob("learnact_cpu_*/")), "a killed build must not look finished"
-    # the next process is not blocked by the dead builder's lock or its debris: it takes
-    # the lock and says it is building at once (a held lock would keep it silent for the
-    # 250 s of LEARNACT_BUILD_TIMEOUT), then builds to the end however slow the machine
-    err_path = tmp_path / "next.err"
-    with open(err_path, "w") as err:
-        nxt = subprocess.Popen([sys.executable, "-c", _FIRST_CALL], env=env,
-                               stdout=subprocess.PIPE, stderr=err, text=True)
-        deadline = time.monotonic() + 60
-        while (time.monotonic() < deadline and nxt.poll() is None
-               and "building the fused CPU kernels" not in err_path.read_text()):
-            time.sleep(0.2)
-        assert "building the fused CPU kernels" in err_path.read_text(), err_path.read_text()
-        stdout, _ = nxt.communicate(timeout=1200)
-    assert nxt.returncode == 0, err_path.read_text()[-2000:]
-    assert "first fused call" in stdout
-    assert len(list(root.glob("learnact_cpu_baseline_*/*.so"))) == 1
-    # and a third process loads the cached build in well under the 2 s goal's order
-    again = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True,
-                           text=True, timeout=120)
-    assert again.returncode == 0 and "first fused call" in again.stdout
-    assert float(again.stdout.split()[3]) < 10
+    try:
+        assert not list(root.glob("learnact_cpu_*/")), "a killed build must not look finished"
+        # the next process is not blocked by the dead builder's lock or its debris: it takes
+        # the lock and says it is building at once (a held lock would keep it silent for the
+        # 250 s of LEARNACT_BUILD_TIMEOUT), then builds to the end however slow the machine
+        err_path = tmp_path / "next.err"
+        with open(err_path, "w") as err:
+            nxt = subprocess.Popen([sys.executable, "-c", _FIRST_CALL], env=env,
+                                   stdout=subprocess.PIPE, stderr=err, text=True)
+            deadline = time.monotonic() + 60
+            while (time.monotonic() < deadline and nxt.poll() is None
+                   and "building the fused CPU kernels" not in err_path.read_text()):
+                time.sleep(0.2)
+            assert "building the fused CPU kernels" in err_path.read_text(), err_path.read_text()
+            stdout, _ = nxt.communicate(timeout=1200)
+        assert nxt.returncode == 0, err_path.read_text()[-2000:]
+        assert "first fused call" in stdout
+        assert len(list(root.glob("learnact_cpu_baseline_*/*.so"))) == 1
+        # and a third process loads the cached build in well under the 2 s goal's order
+        again = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True,
+                               text=True, timeout=120)
+        assert again.returncode == 0 and "first fused call" in again.stdout
+        assert float(again.stdout.split()[3]) < 10
+    finally:
+        try:
+            os.killpg(victim.pid, signal.SIGKILL)  # the orphaned compilers, if any are left
+        except ProcessLookupError:
+            pass
 
 
 # ---------------------------------------------------------------- the CLI

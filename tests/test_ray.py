@@ -47,6 +47,7 @@ def results(db):
 @pytest.fixture(autouse=True)
 def _no_leftover_ray():
     yield
+    ray.shutdown()  # a client left connected would use a dead cluster in the next test
     subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, check=False, timeout=60)
 
 
@@ -171,25 +172,68 @@ def _free_port() -> int:
 @pytest.mark.skipif(not Path(RAY_BIN).exists() and shutil.which("ray") is None,
                     reason="needs the ray command")
 def test_ray_cluster_by_address(npz, tmp_path, capsys):
+    """A cluster `ray start` began, with token authentication (Ray's default where a
+    token exists), studied by address; a client without the token gets an error
+    naming the fix, no traceback; a study without --address starts a Ray of its own."""
     port = _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    plain = {**clean, "RAY_USAGE_STATS_ENABLED": "0"}
+    # the token travels in the environment: ~/.ray is never read or written here
+    authed = {**plain, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
     start = subprocess.run(
         [RAY_BIN, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
          "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        capture_output=True, text=True, env=env, timeout=120, check=False)
+        capture_output=True, text=True, env=authed, timeout=120, check=False)
     assert start.returncode == 0, start.stderr[-2000:]
+
+    def study(db, env, *extra):
+        return subprocess.run([sys.executable, "-m", "learnact.cli",
+                               *args(npz, db, "--executor", "ray", *extra)],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
+
     try:
         db = tmp_path / "r.db"
-        assert main(args(npz, db, "--executor", "ray", "--address", f"127.0.0.1:{port}")) == 0
+        ok = study(db, authed, "--address", f"127.0.0.1:{port}")
+        assert ok.returncode == 0 and "4 runs: 4 done" in ok.stdout, ok.stderr[-2000:]
+        refused = study(tmp_path / "no-token.db", plain, "--address", f"127.0.0.1:{port}")
+        # Ray's own retry warnings come first (its C++ client writes them); ours is last
+        err = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert err[-1].startswith("learnact study: error: the Ray cluster at 127.0.0.1:")
+        assert "token authentication: set RAY_AUTH_MODE=token" in err[-1]
+        assert "Traceback" not in refused.stderr
+        # without --address the study starts a Ray of its own: it neither joins the
+        # cluster `ray start` left behind (which fails, as num_cpus is given) nor stops it
+        assert main(args(npz, tmp_path / "own.db", "--executor", "ray", "--jobs", "2")) == 0
         assert "4 runs: 4 done" in capsys.readouterr().out
+        assert subprocess.run(["pgrep", "-f", f"gcs_server.*{port}"], capture_output=True,
+                              check=False).returncode == 0, "the started cluster was stopped"
     finally:
-        subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, env=env, timeout=120,
+        subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, env=plain, timeout=120,
                        check=False)
     assert {r[2] for r in results(db)} == {"done"}
     time.sleep(1)
     left = subprocess.run(["pgrep", "-f", f"gcs_server.*{port}"], capture_output=True, text=True,
                           check=False).stdout.strip()
     assert not left, f"Ray processes left behind: {left}"
+
+
+def test_ray_connect_failures_read_as_one_line():
+    from learnact.study.executors import _connect_failure
+
+    try:
+        try:
+            raise RuntimeError("Failed to connect to GCS.\nray.exceptions.AuthenticationError: "
+                               "RPC error: InvalidAuthToken: missing")
+        except RuntimeError as inner:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from inner
+    except ConnectionError as exc:
+        auth = _connect_failure("10.0.0.1:6379", exc)
+    assert auth.startswith("the Ray cluster at 10.0.0.1:6379 asks for token authentication")
+    other = _connect_failure("h:1", ConnectionError("\nno route to host\nmore detail"))
+    assert other == "cannot connect to the Ray cluster at h:1 (no route to host)"
+    assert _connect_failure("h:1", TimeoutError()) == (
+        "cannot connect to the Ray cluster at h:1 (TimeoutError)")
 
 
 def test_ray_missing_is_a_one_line_error(npz, tmp_path, capsys, monkeypatch):

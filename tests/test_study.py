@@ -81,11 +81,9 @@ def test_study_stores_everything_and_resumes(npz, tmp_path, capsys):
     assert len(params) == 4 * 3  # 4 sites x (pos_slope, neg_slope, mean_shift)
     assert params[0][0] == "features.1"
     assert '"torch"' in env and '"learnact"' in env
-    # the same command again trains nothing
-    t = time.perf_counter()
+    # the same command again trains nothing: every run keeps its attempt count
     assert main(study_args(npz, db, acts="relu,dual_line", extra=["--seeds", "2"])) == 0
     assert "4 already finished" in capsys.readouterr().out
-    assert time.perf_counter() - t < 5
     assert rows(db)[0] == runs
 
 
@@ -256,14 +254,16 @@ def test_unreadable_database(npz, tmp_path, capsys):
 
 def test_lease_expiry_lets_another_process_reclaim(tmp_path):
     db = tmp_path / "r.db"
-    a = Store(db, lease_s=0.2)
+    a = Store(db, lease_s=60)
     run = expand_runs(StudyConfig.from_settings(dict(activations=("relu",))))[0]
     a.add_runs([run.as_row()])
     assert a.claim([run.run_id]) == run.run_id
-    b = Store(db, lease_s=0.2)
+    b = Store(db, lease_s=60)
     b.host = "another-host"  # cannot check the owner's pid: must wait for the lease
     assert b.claim([run.run_id]) is None
-    time.sleep(0.3)
+    with sqlite3.connect(db) as con:  # the lease runs out (no sleep: a slow disk cannot race it)
+        con.execute("UPDATE runs SET lease_until = ? WHERE run_id = ?",
+                    (time.time() - 1, run.run_id))
     assert b.claim([run.run_id]) == run.run_id
     assert not a.heartbeat(run.run_id)  # a lost it
     # the process that lost its lease cannot overwrite the new owner's rows

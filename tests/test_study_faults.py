@@ -4,6 +4,7 @@ or spreadsheets."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -241,6 +242,49 @@ def test_ctrl_c_right_after_a_claim_gives_the_run_back(npz, tmp_path, monkeypatc
     assert set(_statuses(db).values()) == {"done"}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("to", ["the group", "the driver"])
+def test_ctrl_c_with_jobs_stops_at_once_without_tracebacks(slow_npz, tmp_path, to):
+    """A terminal's Ctrl-C signals the whole process group; `kill -INT` the driver
+    alone. Either way the study stops within seconds (the driver once waited for its
+    workers to finish every run), gives back every held run, and prints one line."""
+    db = tmp_path / "r.db"
+    argv = _study(slow_npz, db, "--jobs", "2", "--epochs", "2",
+                  acts="relu,gelu,tanh,elu,selu,silu")
+    proc = subprocess.Popen([sys.executable, "-m", "learnact.cli", *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        statuses: list[str] = []
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                statuses = list(_statuses(db).values()) if db.exists() else []
+            except sqlite3.OperationalError:
+                statuses = []
+            if "done" in statuses and "running" in statuses:
+                break
+            time.sleep(0.05)
+        assert "done" in statuses and "running" in statuses, "the study never got going"
+        if to == "the group":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        sent = time.time()
+        _, err = proc.communicate(timeout=120)
+        took = time.time() - sent
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines() == ["learnact study: interrupted; finished runs are saved, "
+                                        "rerun the same command to resume"], err[-3000:]
+    assert took < 60, f"the study took {took:.0f} s to stop"  # a whole study takes minutes
+    after = list(_statuses(db).values())
+    assert "running" not in after and "pending" in after, after
+
+
 def test_release_held_gives_back_only_this_processes_runs(tmp_path):
     db = tmp_path / "r.db"
     mine, other = Store(db, owner="me"), Store(db, owner="other")
@@ -263,6 +307,41 @@ def test_release_held_gives_back_only_this_processes_runs(tmp_path):
     finally:
         mine.close()
         other.close()
+
+
+def test_a_failed_commit_leaves_the_connection_usable(tmp_path):
+    """A COMMIT that fails (a full disk; here a deferred constraint) must roll back, or
+    every later transaction on the connection fails with 'within a transaction'."""
+    store = Store(tmp_path / "r.db")
+    try:
+        c = store.conn
+        c.execute("PRAGMA foreign_keys = ON")
+        c.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        c.execute("CREATE TABLE child (pid INTEGER REFERENCES parent (id) "
+                  "DEFERRABLE INITIALLY DEFERRED)")
+        with pytest.raises(sqlite3.IntegrityError), store.transaction() as t:
+            t.execute("INSERT INTO child VALUES (7)")  # checked only at COMMIT
+        assert not c.in_transaction
+        assert c.execute("SELECT COUNT(*) FROM child").fetchone()[0] == 0
+        store.set_meta({"still": "writable"})
+    finally:
+        store.close()
+
+
+def test_a_zombie_process_counts_as_dead():
+    from learnact._pids import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.time() + 30
+        while pid_alive(child.pid) and time.time() < deadline:  # exits; nobody reaps it yet
+            time.sleep(0.05)
+        assert not pid_alive(child.pid)
+        with open(f"/proc/{child.pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"  # still there, as a zombie
+    finally:
+        child.wait()
+    assert pid_alive(os.getpid())
 
 
 # ---------------------------------------------------------------- the environment

@@ -21,6 +21,7 @@ none is trained twice, whichever executor ran them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import multiprocessing.connection
@@ -28,6 +29,7 @@ import os
 import signal
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,7 +116,11 @@ class LocalExecutor:
             p = spawn.Process(target=worker_main, args=(ctx.runs, str(ctx.db), ctx.data_dir,
                                                         ctx.device, ctx.lease_s, os.getpid(),
                                                         send))
-            p.start()
+            # a terminal's Ctrl-C goes to the whole process group: the workers start with
+            # SIGINT ignored (inherited through exec), and this process stops them with
+            # SIGTERM instead, so none dies mid-import with a traceback
+            with _sigint_ignored():
+                p.start()
             send.close()  # the worker holds the only write end: its death is EOF here
             readers.append(recv)
             return p
@@ -169,12 +175,31 @@ class LocalExecutor:
             left = _unfinished(store, ids)
             if deaths and left:
                 raise WorkersDied(deaths, left, len(ids))
+        except BaseException:  # Ctrl-C (to this process alone or to the group), ...
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()  # each gives its runs back and exits (worker.STOPPED)
+            raise
         finally:
             for p in procs:
                 p.join()
             for r in readers:
                 r.close()
             store.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while a child process starts (only where this is the main thread,
+    the one place a handler can be set); the handler in place before comes back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _unfinished(store, ids: list[str]) -> int:
@@ -215,11 +240,32 @@ def _remote_train(run, data_dir: str | None, device: str, threads: int,
         return RunResult.failed(run.run_id, repr(exc))
 
 
+def _connect_failure(address: str, exc: BaseException) -> str:
+    """One line on why ``ray.init(address=...)`` failed, naming the fix for token auth.
+
+    Ray (2.52 and later) turns token authentication on for clusters started where a
+    token exists, but a client given an explicit address sends its token only when
+    ``RAY_AUTH_MODE=token`` is set, so it is refused with a long traceback.
+    """
+    text, cause = "", exc
+    while cause is not None and len(text) < 20_000:
+        text += f"{type(cause).__name__}: {cause}\n"
+        cause = cause.__cause__ or cause.__context__
+    if "InvalidAuthToken" in text or "AuthenticationError" in text:
+        return (f"the Ray cluster at {address} asks for token authentication: set "
+                "RAY_AUTH_MODE=token, with the cluster's token in $RAY_AUTH_TOKEN, "
+                "$RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token")
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                 type(exc).__name__)
+    return f"cannot connect to the Ray cluster at {address} ({first[:300]})"
+
+
 class RayExecutor:
     """Runs each run as a Ray task and writes the results on the driver.
 
     Args:
-        address: ``None`` starts a local Ray with ``num_cpus``; otherwise
+        address: ``None`` starts a new local Ray with ``num_cpus`` (never joining a
+            cluster already running on the machine); otherwise
             ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` of a running cluster.
         num_cpus: CPUs of the local Ray started when ``address`` is ``None``.
         cpus_per_run: CPUs each task reserves (and its torch thread count).
@@ -284,17 +330,35 @@ class RayExecutor:
             kwargs = {"include_dashboard": False, "log_to_driver": False,
                       "configure_logging": False}
             if self.address is None:
-                ray.init(num_cpus=self.num_cpus or os.cpu_count(), **kwargs)
+                # "local": a new Ray of our own, never a cluster that `ray start` or
+                # $RAY_ADDRESS left on this machine (joining one with num_cpus fails)
+                ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count(), **kwargs)
             else:
-                ray.init(address=self.address, **kwargs)
+                try:
+                    ray.init(address=self.address, **kwargs)
+                except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
+                    raise ConfigError(_connect_failure(self.address, exc)) from exc
             started = True
-        remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
-                            max_retries=0)(_remote_train)
-        by_id = {r.run_id: r for r in ctx.runs}
-        ids = list(by_id)
-        store = Store(ctx.db, lease_s=ctx.lease_s)
-        capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_run))
+        store = None
+        try:
+            remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
+                                max_retries=0)(_remote_train)
+            by_id = {r.run_id: r for r in ctx.runs}
+            ids = list(by_id)
+            store = Store(ctx.db, lease_s=ctx.lease_s)
+            capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_run))
+            self._drive(ctx, ray, remote, store, by_id, ids, capacity)
+        finally:
+            if store is not None:
+                store.close()
+            if started:
+                ray.shutdown()
+
+    def _drive(self, ctx: ExecutorContext, ray, remote, store, by_id: dict, ids: list[str],
+               capacity: int) -> None:
+        """Submit claimed runs, at most ``capacity`` at once, and record their results."""
         pending: dict = {}
+        unfinished: list = []  # every submitted task not yet read back, even before ``pending``
         try:
             while True:
                 while len(pending) < capacity:
@@ -302,9 +366,10 @@ class RayExecutor:
                     if run_id is None:
                         break
                     run = by_id[run_id]
-                    ref = remote.remote(run, ctx.data_dir, ctx.device, self.cpus_per_run,
-                                        str(checkpoint_dir(ctx.db)))
-                    pending[ref] = run
+                    unfinished.append(remote.remote(run, ctx.data_dir, ctx.device,
+                                                    self.cpus_per_run,
+                                                    str(checkpoint_dir(ctx.db))))
+                    pending[unfinished[-1]] = run
                     ctx.emit(Event("start", run))
                 if not pending:
                     return
@@ -317,6 +382,7 @@ class RayExecutor:
                         result = ray.get(ref)
                     except Exception as exc:  # worker died, task error, ...
                         result = RunResult.failed(run.run_id, repr(exc))
+                    unfinished.remove(ref)
                     if result.resumed_after is not None:
                         ctx.emit(Event("resume", run, {"epoch": result.resumed_after}))
                     for metrics in result.epochs:
@@ -328,20 +394,16 @@ class RayExecutor:
                     else:
                         log.warning("run %s: its lease was lost; another process redoes it",
                                     run.run_id)
-        except KeyboardInterrupt:
-            for ref in pending:
+        except BaseException:  # Ctrl-C, SIGTERM's SystemExit, a store or cluster error
+            for ref in unfinished:
                 try:
                     ray.cancel(ref, force=True)
                 except Exception:  # a task that already ended, a cluster going down
                     pass
-            # every run this driver holds, not only those in ``pending``: Ctrl-C may land
-            # between a claim and its task's submission, or while a result is read back
+            # every run this driver holds, not only those in ``pending``: an interrupt may
+            # land between a claim and its task's submission, or while a result is read back
             try:
                 store.release_held()
             except sqlite3.Error:
                 pass  # the lease expires, or the dead pid frees them, as after kill -9
             raise
-        finally:
-            store.close()
-            if started:
-                ray.shutdown()

@@ -333,10 +333,16 @@ class Store:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # also after a failed COMMIT (a full disk): the connection must not stay
+            # inside the transaction, or every later BEGIN on it fails
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
-        self.conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ setup
 

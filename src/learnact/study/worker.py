@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import random
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -472,8 +473,6 @@ def _die_with_parent(parent_pid: int) -> None:
     Elsewhere a watcher thread polls the parent pid. The runs this worker held
     are then reclaimed by the next study as for any dead process.
     """
-    import os
-    import signal
     import sys
 
     if sys.platform.startswith("linux"):
@@ -498,6 +497,8 @@ def _die_with_parent(parent_pid: int) -> None:
 
 # a --jobs worker's exit code when results could not be written (e.g. a full disk)
 RESULTS_UNWRITABLE = 3
+# a --jobs worker's exit code when the driver stopped it (Ctrl-C): its runs are given back
+STOPPED = 130
 
 
 def storage_failure(exc: sqlite3.Error) -> bool:
@@ -514,6 +515,12 @@ def storage_failure(exc: sqlite3.Error) -> bool:
     return code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY)
 
 
+def _stop_requested(signum, frame) -> None:
+    """SIGTERM in a ``--jobs`` worker: unwind as Ctrl-C does (the runs are given back)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
+    raise KeyboardInterrupt
+
+
 def worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
                  lease_s: float, parent_pid: int | None = None, events=None) -> None:
     """A ``--jobs`` worker process: one torch thread, claims and trains runs until none is
@@ -522,6 +529,10 @@ def worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
     stops the events, never the training."""
     if parent_pid is not None:
         _die_with_parent(parent_pid)
+    # Ctrl-C reaches the driver, which stops its workers with SIGTERM (a terminal's
+    # SIGINT to the whole group is ignored here, see LocalExecutor): the runs held are
+    # given back as for Ctrl-C, and the worker leaves quietly
+    signal.signal(signal.SIGTERM, _stop_requested)
     torch.set_num_threads(1)
     sending = [events is not None]
 
@@ -534,6 +545,8 @@ def worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
 
     try:
         work_loop(runs, Path(db), data_dir, device, emit, lease_s)
+    except KeyboardInterrupt:
+        raise SystemExit(STOPPED) from None
     except StoreError as exc:  # one line, and an exit code the driver reads
         log.error("%s", exc)
         raise SystemExit(RESULTS_UNWRITABLE) from None
