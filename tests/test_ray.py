@@ -151,11 +151,15 @@ def test_ray_ctrl_c_anywhere_in_the_driver_gives_every_held_run_back(npz, tmp_pa
 
         monkeypatch.setattr(Store, "claim", claim)
     else:
+        calls = []
+
         def get(*a, **k):
+            calls.append(a)
             raise KeyboardInterrupt
 
         monkeypatch.setattr(ray, "get", get)
     assert main(args(npz, db, "--executor", "ray", "--jobs", "2")) == 130
+    assert len(calls) == (2 if where == "after a claim" else 1)  # the interrupt was reached
     statuses = {r[0]: r[2] for r in results(db)}
     # given back as pending, so the next command takes them at once (resuming is tested
     # above and in test_study_faults)
@@ -178,7 +182,8 @@ def test_ray_cluster_by_address(npz, tmp_path, capsys):
     port = _free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     plain = {**clean, "RAY_USAGE_STATS_ENABLED": "0"}
-    # the token travels in the environment: ~/.ray is never read or written here
+    # the cluster and the subprocess clients take the token from the environment (an
+    # in-process local Ray, as in other tests, may still create ~/.ray/auth_token)
     authed = {**plain, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
     start = subprocess.run(
         [RAY_BIN, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",

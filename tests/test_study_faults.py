@@ -285,6 +285,24 @@ def test_ctrl_c_with_jobs_stops_at_once_without_tracebacks(slow_npz, tmp_path, t
     assert "running" not in after and "pending" in after, after
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_closed_stdout_neither_fails_nor_stops_the_study(npz, tmp_path, jobs):
+    """`learnact study | head`: the reader goes away after one line. The study goes on,
+    its output discarded, and stores every run as done (a progress line written to the
+    closed pipe used to fail the run it reported on)."""
+    db = tmp_path / "r.db"
+    proc = subprocess.Popen([sys.executable, "-m", "learnact.cli",
+                             *_study(npz, db, "--jobs", jobs, acts="relu,tanh,gelu")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.stdout.readline().startswith("study ")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err[-3000:]
+    assert "Traceback" not in err and "BrokenPipe" not in err, err[-3000:]
+    assert list(_statuses(db).values()) == ["done"] * 3
+
+
 def test_release_held_gives_back_only_this_processes_runs(tmp_path):
     db = tmp_path / "r.db"
     mine, other = Store(db, owner="me"), Store(db, owner="other")
@@ -328,6 +346,7 @@ def test_a_failed_commit_leaves_the_connection_usable(tmp_path):
         store.close()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_zombie_process_counts_as_dead():
     from learnact._pids import pid_alive
 

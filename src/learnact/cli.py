@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sqlite3
 import sys
 import time
@@ -107,6 +108,21 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def _say(text: str) -> None:
+    """Print a progress line; when stdout's reader is gone (`learnact study | head`),
+    send the rest of the output to /dev/null: the study goes on and stores every run,
+    where the closed pipe would otherwise fail the run it was reporting on."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (AttributeError, OSError, ValueError):  # no real file behind sys.stdout
+            pass
+
+
 class _Progress:
     """A progress line over runs with an ETA, plus one line per epoch."""
 
@@ -127,26 +143,26 @@ class _Progress:
         run = event.run
         label = f"{run.activation} seed {run.seed}"
         if event.kind == "start":
-            print(f"{self.bar()}  start {label}", flush=True)
+            _say(f"{self.bar()}  start {label}")
         elif event.kind == "resume":
-            print(f"{self.bar()}  resume {label} from its checkpoint after epoch "
-                  f"{event.data['epoch'] + 1}", flush=True)
+            _say(f"{self.bar()}  resume {label} from its checkpoint after epoch "
+                 f"{event.data['epoch'] + 1}")
         elif event.kind == "epoch":
             d = event.data
-            print(f"  {label} epoch {d['epoch'] + 1}: train_loss {d['train_loss']:.4f} "
-                  f"test_loss {d['test_loss']:.4f} acc {d['test_accuracy']:.4f} "
-                  f"top5 {d['test_top5']:.4f} lr {d['lr']:.2e} ({d['seconds']:.1f}s)", flush=True)
+            _say(f"  {label} epoch {d['epoch'] + 1}: train_loss {d['train_loss']:.4f} "
+                 f"test_loss {d['test_loss']:.4f} acc {d['test_accuracy']:.4f} "
+                 f"top5 {d['test_top5']:.4f} lr {d['lr']:.2e} ({d['seconds']:.1f}s)")
         else:
             self.done += 1
             self.new += 1
             extra = f" ({event.data['error']})" if event.kind == "failed" else ""
-            print(f"{self.bar()}  {event.kind} {label}{extra}", flush=True)
+            _say(f"{self.bar()}  {event.kind} {label}{extra}")
 
     def poll(self, finished: int, total: int) -> None:
         if finished != self.done:
             self.new += finished - self.done
             self.done = finished
-            print(self.bar(), flush=True)
+            _say(self.bar())
 
 
 def ranking_table(rows: list[dict]) -> str:

@@ -29,7 +29,6 @@ import os
 import signal
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from ..errors import ConfigError, StoreError
 from .types import Event, RunResult
 from .worker import (
     RESULTS_UNWRITABLE,
+    STOPPED,
     checkpoint_dir,
     discard_checkpoint,
     execute_run,
@@ -70,6 +70,8 @@ class WorkersDied(RuntimeError):
 
 def _how(exitcode: int | None) -> str:
     """``killed by SIGKILL`` or ``exit code 1``: how a worker process ended."""
+    if exitcode == STOPPED:
+        return "stopped by SIGTERM; its runs were given back"
     if exitcode is not None and exitcode < 0:
         try:
             return f"killed by {signal.Signals(-exitcode).name}"
@@ -117,13 +119,14 @@ class LocalExecutor:
                                                         ctx.device, ctx.lease_s, os.getpid(),
                                                         send))
             # a terminal's Ctrl-C goes to the whole process group: the workers start with
-            # SIGINT ignored (inherited through exec), and this process stops them with
-            # SIGTERM instead, so none dies mid-import with a traceback
-            with _sigint_ignored():
+            # SIGINT blocked (inherited through exec) and then ignore it; this process
+            # stops them with SIGTERM instead, so none dies mid-import with a traceback.
+            # A Ctrl-C during the start is delivered here once it is unblocked.
+            with _sigint_blocked():
                 p.start()
-            send.close()  # the worker holds the only write end: its death is EOF here
-            readers.append(recv)
-            return p
+                procs.append(p)
+                send.close()  # the worker holds the only write end: its death is EOF here
+                readers.append(recv)
 
         def forward(timeout: float) -> None:
             """Pass the workers' progress events to ``ctx.emit`` for up to ``timeout`` s."""
@@ -140,12 +143,15 @@ class LocalExecutor:
                         readers.remove(r)
                         r.close()
 
-        procs = [start() for _ in range(self.jobs)]
-        store = Store(ctx.db, lease_s=ctx.lease_s)
+        procs: list = []
+        store = None
         deaths: list[str] = []
         unwritable = False
         replacements = 2 * self.jobs
         try:
+            for _ in range(self.jobs):
+                start()
+            store = Store(ctx.db, lease_s=ctx.lease_s)
             while procs:
                 for p in [p for p in procs if not p.is_alive()]:
                     p.join()  # reaped: its pid is gone, so its run can be reclaimed at once
@@ -160,7 +166,7 @@ class LocalExecutor:
                         replacements -= 1
                         log.warning("learnact: worker process %d died (%s); starting another, "
                                     "which redoes its run", p.pid, deaths[-1])
-                        procs.append(start())
+                        start()
                     else:
                         log.warning("learnact: worker process %d died (%s)", p.pid, deaths[-1])
                 if ctx.poll is not None:
@@ -182,24 +188,29 @@ class LocalExecutor:
             raise
         finally:
             for p in procs:
-                p.join()
+                p.join(60)
+                if p.is_alive():  # stuck where SIGTERM cannot reach (C code): its runs
+                    p.kill()      # are reclaimed as after kill -9 (its pid is gone)
+                    p.join()
             for r in readers:
                 r.close()
-            store.close()
+            if store is not None:
+                store.close()
 
 
 @contextlib.contextmanager
-def _sigint_ignored():
-    """SIGINT ignored while a child process starts (only where this is the main thread,
-    the one place a handler can be set); the handler in place before comes back."""
-    if threading.current_thread() is not threading.main_thread():
+def _sigint_blocked():
+    """SIGINT blocked in this thread while a child process starts: the child inherits
+    the mask through fork and exec (a ``--jobs`` worker then ignores SIGINT), and a
+    Ctrl-C that arrives meanwhile is delivered here when the block ends, not lost."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no masks, no process groups
         yield
         return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _unfinished(store, ids: list[str]) -> int:

@@ -244,11 +244,14 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
-    except OSError as exc:  # a full disk costs the checkpoint, not the run
-        log.warning("run %s: could not write checkpoint %s (%s)", state.get("run_id"), path,
-                    exc)
+    except BaseException as exc:  # also Ctrl-C: no temporary file is left behind
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if not isinstance(exc, OSError):
+            raise
+        # a full disk costs the checkpoint, not the run
+        log.warning("run %s: could not write checkpoint %s (%s)", state.get("run_id"), path,
+                    exc)
 
 
 def execute_run(run: RunSpec, data: TensorData, device: torch.device,
@@ -527,12 +530,16 @@ def worker_main(runs: list[RunSpec], db: str, data_dir: str | None, device: str,
     left. ``events``: the write end of a pipe of its own to the driver, which passes
     every progress event on to the study's callback; a pipe the driver closed only
     stops the events, never the training."""
+    # Ctrl-C reaches the driver, which stops its workers with SIGTERM: a terminal's
+    # SIGINT to the whole group is ignored here (it was blocked since the driver's
+    # fork, see executors._sigint_blocked; one pending is dropped now), and SIGTERM
+    # gives the runs held back as Ctrl-C does, then the worker leaves quietly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGTERM, _stop_requested)
     if parent_pid is not None:
         _die_with_parent(parent_pid)
-    # Ctrl-C reaches the driver, which stops its workers with SIGTERM (a terminal's
-    # SIGINT to the whole group is ignored here, see LocalExecutor): the runs held are
-    # given back as for Ctrl-C, and the worker leaves quietly
-    signal.signal(signal.SIGTERM, _stop_requested)
     torch.set_num_threads(1)
     sending = [events is not None]
 
