@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -132,10 +133,20 @@ def test_nan_gives_diverged_and_the_study_goes_on(npz, tmp_path, capsys):
 
 
 def _study_proc(npz, db, acts=ACTS, epochs=2):
-    return subprocess.Popen([sys.executable, "-m", "learnact.cli",
+    """A study in a subprocess; its stderr goes to a file (``proc.err``), never to a pipe
+    nobody reads while the test polls, which would block a talkative child."""
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "learnact.cli",
                              *study_args(npz, db, acts=acts, epochs=epochs)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=err,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc.err = err
+    return proc
+
+
+def _stderr(proc) -> str:
+    proc.err.seek(0)
+    return proc.err.read().decode(errors="replace")[-3000:]
 
 
 @pytest.mark.slow
@@ -175,7 +186,7 @@ def test_two_concurrent_studies_share_the_work(slow_npz, tmp_path):
     Store(db).close()  # both start on an existing database
     procs = [_study_proc(slow_npz, db, epochs=1) for _ in range(2)]
     for p in procs:
-        assert p.wait(timeout=300) == 0, p.stderr.read().decode()
+        assert p.wait(timeout=300) == 0, _stderr(p)
     runs, epochs = rows(db)
     assert len(runs) == 4 and all(r[3] == "done" for r in runs)
     assert all(r[4] == 1 for r in runs), "a run was trained twice"
@@ -286,7 +297,7 @@ def test_kill_9_of_the_driver_takes_its_jobs_workers_down(slow_npz, tmp_path):
     db = tmp_path / "r.db"
     proc = subprocess.Popen([sys.executable, "-m", "learnact.cli",
                              *study_args(slow_npz, db, epochs=3, extra=("--jobs", "2"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120
     workers: set[int] = set()
