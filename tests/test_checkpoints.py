@@ -132,3 +132,25 @@ def test_keep_models_keeps_the_final_weights_and_no_checkpoint(npz, tmp_path):
     assert main(["study", "--dataset", npz, "--activations", "dual_line", "--epochs", "2",
                  "--lr", "0.003", "--db", str(db)]) == 0
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("fault", [KeyboardInterrupt, OSError])
+def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatch, fault, caplog):
+    """Ctrl-C (or SIGTERM in a --jobs worker) or a full disk in the middle of a write:
+    the half-written temporary file goes; a full disk costs only the checkpoint."""
+    from learnact.study import worker
+
+    def half_then_fault(state, f):
+        with open(f, "wb") as out:
+            out.write(b"half a checkpoint")
+        raise fault("disk full" if fault is OSError else None)
+
+    monkeypatch.setattr(worker.torch, "save", half_then_fault)
+    target = tmp_path / "ck" / "run.pt"
+    if fault is KeyboardInterrupt:
+        with pytest.raises(KeyboardInterrupt):
+            worker._save_checkpoint(target, {"run_id": "r"})
+    else:
+        worker._save_checkpoint(target, {"run_id": "r"})
+        assert "could not write checkpoint" in caplog.text
+    assert list((tmp_path / "ck").iterdir()) == []

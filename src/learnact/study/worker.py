@@ -28,6 +28,7 @@ import subprocess
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -240,7 +241,8 @@ def _checkpoint_mismatch(model: torch.nn.Module, fit_state: dict,
 def _save_checkpoint(path: Path, state: dict) -> None:
     """Write atomically: a temporary file beside ``path``, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # unique even across Ray nodes sharing the folder (their pids can coincide)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
