@@ -435,3 +435,71 @@ def test_tuning_without_two_images_of_any_class_falls_back_and_says_so():
     assert len(split_validation(data, 0).y_test) == 0
     result = tune_lr(lambda: torch.nn.Flatten(), data, TrainSettings(), seed=0)
     assert (result.lr, result.rows, result.n_val) == (1e-3, [], 0)
+
+
+# ---------------------------------------------------------------- tune_scope=study
+
+
+def _tuned_rows(db) -> dict[tuple[str, int], tuple[str, float, str, str]]:
+    con = sqlite3.connect(db)
+    try:
+        return {(a, s): (rid, lr, reason, tune) for rid, a, s, lr, reason, tune in con.execute(
+            "SELECT r.run_id, r.activation, r.seed, r.lr, c.reason, c.tune "
+            "FROM runs r JOIN lr_choice c USING (run_id) WHERE c.path = 'tune'")}
+    finally:
+        con.close()
+
+
+def test_shared_tuning_tunes_once_per_activation_as_seed_0_alone_would(npz, tmp_path, monkeypatch,
+                                                                      caplog):
+    from learnact.study import worker
+
+    calls = []
+    real = worker.tune_lr
+
+    def counted(*a, **k):
+        calls.append(k["seed"])
+        return real(*a, **k)
+
+    from learnact.train import lr_choice
+
+    monkeypatch.setattr(worker, "tune_lr", counted)  # the shared tuning's
+    monkeypatch.setattr(lr_choice, "tune_lr", counted)  # a run's own
+    base = ["study", "--dataset", npz, "--activations", "relu,gelu", "--epochs", "1",
+            "--lr", "tune", "--batch-size", "64"]
+    shared_db, own_db = tmp_path / "shared.db", tmp_path / "own.db"
+    assert main([*base, "--seeds", "3", "--set", "tune_scope=study", "--db", str(shared_db)]) == 0
+    assert calls == [0, 0]  # once per activation, on seed 0, for 6 runs
+    shared = _tuned_rows(shared_db)
+    assert len(shared) == 6
+    for act in ("relu", "gelu"):
+        _, lr0, reason, tune0 = shared[(act, 0)]
+        assert "shared by every seed (tune_scope=study)" in reason
+        assert all(shared[(act, s)][1:] == (lr0, reason, tune0) for s in (1, 2))
+    # seed 0 tunes exactly as it does on its own; the scope is part of the run's identity
+    calls.clear()
+    assert main([*base, "--seeds", "1", "--db", str(own_db)]) == 0
+    assert calls == [0, 0]
+    own = _tuned_rows(own_db)
+    for act in ("relu", "gelu"):
+        assert own[(act, 0)][1] == shared[(act, 0)][1]
+        assert own[(act, 0)][3] == shared[(act, 0)][3]
+        assert own[(act, 0)][0] != shared[(act, 0)][0]
+    # a damaged shared tuning is computed again (same result), with a warning
+    files = sorted(worker.tuning_dir(worker.checkpoint_dir(shared_db)).glob("*.json"))
+    assert len(files) == 2
+    files[0].write_text("{not json")
+    calls.clear()
+    assert main([*base, "--seeds", "4", "--set", "tune_scope=study", "--db", str(shared_db)]) == 0
+    assert calls == [0]  # only the damaged one; the other activation's file is reused
+    assert "cannot be read" in caplog.text
+    again = _tuned_rows(shared_db)
+    assert all(again[(a, 3)][1:] == shared[(a, 0)][1:] for a in ("relu", "gelu"))
+
+
+def test_a_bad_tune_scope_is_a_one_line_error(npz, tmp_path, capsys):
+    assert main(["study", "--dataset", npz, "--set", "tune_scope=everything",
+                 "--db", str(tmp_path / "r.db")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tune-scope must be one of run, study" in err[0], err
+    assert not (tmp_path / "r.db").exists()

@@ -129,6 +129,10 @@ class LRConfig:
                                    "curve is useless) or tune (always tune)")
     method: str = setting("edge", key="lr_method", check=choice(*SUGGESTIONS),
                           help="the LR finder's rule: " + ", ".join(SUGGESTIONS))
+    tune_scope: str = setting(
+        "run", identity="changed", check=choice("run", "study"),
+        help="a tuned run's split and model: run (its own seed's) or study (seed 0's, "
+             "tuned once per activation and shared by every seed)")
 
     def __post_init__(self) -> None:
         check_fields(self)

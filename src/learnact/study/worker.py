@@ -44,6 +44,7 @@ from ..model_tools import activation_values, param_groups
 from ..train.act_stats import probe_indices, site_stats
 from ..train.loop import Diverged, fit
 from ..train.lr_choice import choose_lr
+from ..train.lr_tune import TuneResult, tune_lr
 from .config import StudyConfig, resolve_activations
 from .entries import parse_entry
 from .store import LeaseLost, Store
@@ -256,6 +257,66 @@ def _save_checkpoint(path: Path, state: dict) -> None:
                     exc)
 
 
+# tune_scope=study: every seed of an activation uses the tuning of this seed
+SHARED_TUNE_SEED = 0
+
+
+def tuning_dir(checkpoints: Path) -> Path:
+    """Where shared tunings (``tune_scope=study``) are kept: ``DB.checkpoints/tuning/``,
+    one ``<key>.json`` per activation, settings and data."""
+    return checkpoints / "tuning"
+
+
+def _shared_tuning(run: RunSpec, data: TensorData, build: Callable[[], torch.nn.Module],
+                   checkpoints: Path | None) -> Callable[[], TuneResult]:
+    """The tuning every seed of ``run``'s activation shares: successive halving on
+    seed :data:`SHARED_TUNE_SEED`'s split and model, computed once and kept in
+    :func:`tuning_dir`. The seeds of a study share its settings and data, so each
+    computes the same result (on the CPU with the same thread count, exactly); the
+    file only saves the work. A file that cannot be read is computed again."""
+    cfg = run.config
+    key = hashlib.sha256(json.dumps(
+        {"activation": run.activation, "settings": cfg.identity(), "data": data.fingerprint,
+         "seed": SHARED_TUNE_SEED}, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    path = tuning_dir(checkpoints) / f"{key}.json" if checkpoints is not None else None
+
+    def tune() -> TuneResult:
+        if path is not None:
+            try:
+                saved = json.loads(path.read_text())
+                return TuneResult(float(saved["lr"]), [dict(r) for r in saved["rows"]],
+                                  int(saved["n_train"]), int(saved["n_val"]))
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("shared tuning %s cannot be read (%s); tuning again", path, exc)
+        result = tune_lr(build, data, cfg.training, seed=SHARED_TUNE_SEED,
+                         seed_everything=_seed_everything)
+        if path is not None:
+            _write_atomically(path, json.dumps(
+                {"activation": run.activation, "lr": result.lr, "rows": result.rows,
+                 "n_train": result.n_train, "n_val": result.n_val}))
+        return result
+
+    return tune
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file and a rename; a failed write
+    (a full disk, an interrupt) leaves no file and costs only the saving."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if not isinstance(exc, OSError):
+            raise
+        log.warning("could not write %s (%s)", path, exc)
+
+
 def execute_run(run: RunSpec, data: TensorData, device: torch.device,
                 emit: Callable[[Event], None],
                 stop: Callable[[], bool] = lambda: False,
@@ -318,9 +379,14 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         result.resumed_after = int(resume["fit"]["epoch"])
         emit(Event("resume", run, {"epoch": result.resumed_after}))
     else:
+        shared = (_shared_tuning(run, data, build, checkpoints)
+                  if cfg.lr_choice.tune_scope == "study" else None)
         choice = choose_lr(build, data, settings, seed=run.seed, lr=cfg.lr_choice.lr,
                            method=cfg.lr_choice.method, seed_everything=_seed_everything,
-                           model=model)
+                           model=model, tune=shared)
+        if shared is not None and choice.path == "tune":
+            choice.reason += (f"; on seed {SHARED_TUNE_SEED}'s split, shared by every seed "
+                              "(tune_scope=study)")
         lr = choice.lr
         result.lr_choice = LRChoiceRecord.from_choice(choice)
         if choice.finder is not None:

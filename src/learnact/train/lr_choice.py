@@ -78,7 +78,8 @@ def finder_sweep(model: nn.Module, data: TensorData, settings: TrainSettings, *,
 def choose_lr(build: Callable[[], nn.Module], data: TensorData, settings: TrainSettings, *,
               seed: int, lr: float | str = "find", method: str = DEFAULT_SUGGESTION,
               seed_everything: Callable[[int], None] = torch.manual_seed,
-              model: nn.Module | None = None) -> LRChoice:
+              model: nn.Module | None = None,
+              tune: Callable[[], TuneResult] | None = None) -> LRChoice:
     """Choose the learning rate of one run (see the module docstring for the paths).
 
     Args:
@@ -92,18 +93,22 @@ def choose_lr(build: Callable[[], nn.Module], data: TensorData, settings: TrainS
         seed_everything: reseeds every random stream.
         model: the model to sweep with ``"find"`` (restored afterwards); by
             default one from ``build``.
+        tune: what tuning gives when the run is tuned; by default
+            :func:`~learnact.train.lr_tune.tune_lr` on ``seed`` (a study can tune
+            once on one seed and share the result, ``tune_scope=study``).
     """
     if not isinstance(lr, str):
         return LRChoice(float(lr), "fixed", "the rate was given")
     if lr not in ("find", "tune"):
         raise ValueError(f"lr must be a number, 'find' or 'tune', got {lr!r}")
 
-    def tune(reason: str, finder=None, check=None) -> LRChoice:
-        result = tune_lr(build, data, settings, seed=seed, seed_everything=seed_everything)
+    def tuned(reason: str, finder=None, check=None) -> LRChoice:
+        result = (tune() if tune is not None else
+                  tune_lr(build, data, settings, seed=seed, seed_everything=seed_everything))
         return LRChoice(result.lr, "tune", reason, finder, check, result)
 
     if lr == "tune":
-        return tune("tuning was asked for (--lr tune)")
+        return tuned("tuning was asked for (--lr tune)")
     if model is None:
         seed_everything(seed)
         model = build().to(data.x_train.device)
@@ -111,8 +116,8 @@ def choose_lr(build: Callable[[], nn.Module], data: TensorData, settings: TrainS
     useless = [r for p, r in zip(check.problems, check.reasons, strict=True) if p in _USELESS]
     if useless or not math.isfinite(found.suggestion):
         why = "; ".join(useless) or "the finder's loss was not finite"
-        return tune(f"the finder's curve cannot choose a rate ({why}); tuned by successive "
-                    "halving on a validation split of the training set", found, check)
+        return tuned(f"the finder's curve cannot choose a rate ({why}); tuned by successive "
+                     "halving on a validation split of the training set", found, check)
     if "unstable" in check.problems:
         reason = check.reasons[check.problems.index("unstable")]
         return LRChoice(min(check.stable_pick, ADAM_LR_CAP), "finder-stable",
