@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import sqlite3
 
@@ -474,7 +475,7 @@ def test_shared_tuning_tunes_once_per_activation_as_seed_0_alone_would(npz, tmp_
     assert len(shared) == 6
     for act in ("relu", "gelu"):
         _, lr0, reason, tune0 = shared[(act, 0)]
-        assert "shared by every seed (tune_scope=study)" in reason
+        assert "shared by every tuned seed (tune_scope=study)" in reason
         assert all(shared[(act, s)][1:] == (lr0, reason, tune0) for s in (1, 2))
     # seed 0 tunes exactly as it does on its own; the scope is part of the run's identity
     calls.clear()
@@ -485,16 +486,42 @@ def test_shared_tuning_tunes_once_per_activation_as_seed_0_alone_would(npz, tmp_
         assert own[(act, 0)][1] == shared[(act, 0)][1]
         assert own[(act, 0)][3] == shared[(act, 0)][3]
         assert own[(act, 0)][0] != shared[(act, 0)][0]
-    # a damaged shared tuning is computed again (same result), with a warning
+    # a damaged file, or one another learnact version wrote, is computed again (the
+    # same result here), with a warning; an intact one is reused
     files = sorted(worker.tuning_dir(worker.checkpoint_dir(shared_db)).glob("*.json"))
     assert len(files) == 2
     files[0].write_text("{not json")
     calls.clear()
     assert main([*base, "--seeds", "4", "--set", "tune_scope=study", "--db", str(shared_db)]) == 0
     assert calls == [0]  # only the damaged one; the other activation's file is reused
-    assert "cannot be read" in caplog.text
+    assert "cannot be used" in caplog.text
+    older = json.loads(files[1].read_text())
+    older["made_by"]["learnact"] = "0.0.1"
+    files[1].write_text(json.dumps(older))
+    caplog.clear()
+    calls.clear()
+    assert main([*base, "--seeds", "5", "--set", "tune_scope=study", "--db", str(shared_db)]) == 0
+    assert calls == [0] and "'learnact': '0.0.1'" in caplog.text
     again = _tuned_rows(shared_db)
     assert all(again[(a, 3)][1:] == shared[(a, 0)][1:] for a in ("relu", "gelu"))
+
+
+def test_shared_tuning_orders_runs_by_seed_and_publishes_once(tmp_path):
+    from learnact.study.worker import _publish_once, expand_runs
+
+    cfg = StudyConfig.from_settings({"activations": ("relu", "gelu"), "seeds": 2})
+    assert [(r.activation, r.seed) for r in expand_runs(cfg)] == [
+        ("relu", 0), ("relu", 1), ("gelu", 0), ("gelu", 1)]
+    shared = expand_runs(cfg.replace_settings({"tune_scope": "study"}))
+    # --jobs workers take every activation's seed 0, which tunes for all seeds, first
+    assert [(r.activation, r.seed) for r in shared] == [
+        ("relu", 0), ("gelu", 0), ("relu", 1), ("gelu", 1)]
+    assert not {r.run_id for r in shared} & {r.run_id for r in expand_runs(cfg)}
+    # two seeds that tuned at once: the first file published is the one every seed uses
+    path = tmp_path / "tuning" / "k.json"
+    assert _publish_once(path, '{"lr": 0.01}') and _publish_once(path, '{"lr": 0.03}')
+    assert path.read_text() == '{"lr": 0.01}'
+    assert [p.name for p in path.parent.iterdir()] == ["k.json"]
 
 
 def test_a_bad_tune_scope_is_a_one_line_error(npz, tmp_path, capsys):

@@ -44,7 +44,7 @@ from ..model_tools import activation_values, param_groups
 from ..train.act_stats import probe_indices, site_stats
 from ..train.loop import Diverged, fit
 from ..train.lr_choice import choose_lr
-from ..train.lr_tune import TuneResult, tune_lr
+from ..train.lr_tune import TUNE_CANDIDATES, VAL_FRACTION, TuneResult, tune_lr
 from .config import StudyConfig, resolve_activations
 from .entries import parse_entry
 from .store import LeaseLost, Store
@@ -60,7 +60,10 @@ def expand_runs(cfg: StudyConfig) -> list[RunSpec]:
 
     A run's id hashes its activation entry, its seed and
     :meth:`StudyConfig.identity` (declared per field: see :mod:`learnact.settings`),
-    so the ids of runs recorded by earlier releases do not change.
+    so the ids of runs recorded by earlier releases do not change. The order is by
+    activation, then seed; with ``tune_scope=study`` it is by seed, then activation,
+    so that parallel workers take every activation's seed 0 (which tunes for all
+    seeds) before any later seed.
     """
     runs = []
     identity = cfg.identity()
@@ -70,6 +73,8 @@ def expand_runs(cfg: StudyConfig) -> list[RunSpec]:
             digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
             runs.append(RunSpec(digest[:16], cfg.name, activation, cfg.model.name,
                                 cfg.data.dataset, seed, cfg))
+    if cfg.lr_choice.tune_scope == "study":
+        runs.sort(key=lambda r: r.seed)  # stable: activations keep their order
     return runs
 
 
@@ -268,37 +273,76 @@ def tuning_dir(checkpoints: Path) -> Path:
 
 
 def _shared_tuning(run: RunSpec, data: TensorData, build: Callable[[], torch.nn.Module],
-                   checkpoints: Path | None) -> Callable[[], TuneResult]:
-    """The tuning every seed of ``run``'s activation shares: successive halving on
+                   checkpoints: Path | None, device: torch.device) -> Callable[[], TuneResult]:
+    """The tuning the tuned seeds of ``run``'s activation share: successive halving on
     seed :data:`SHARED_TUNE_SEED`'s split and model, computed once and kept in
     :func:`tuning_dir`. The seeds of a study share its settings and data, so each
-    computes the same result (on the CPU with the same thread count, exactly); the
-    file only saves the work. A file that cannot be read is computed again."""
+    computes the same result on the same device and thread count; the file saves the
+    work, and the first file published wins, so seeds never train at two rates. A
+    file that cannot be read, or was written by another learnact, tuner or device
+    type, is computed again (with a warning)."""
     cfg = run.config
     key = hashlib.sha256(json.dumps(
         {"activation": run.activation, "settings": cfg.identity(), "data": data.fingerprint,
          "seed": SHARED_TUNE_SEED}, sort_keys=True, default=str).encode()).hexdigest()[:32]
     path = tuning_dir(checkpoints) / f"{key}.json" if checkpoints is not None else None
+    made_by = {"learnact": __version__, "candidates": list(TUNE_CANDIDATES),
+               "val_fraction": VAL_FRACTION, "device": device.type}
+
+    def read() -> TuneResult:
+        saved = json.loads(path.read_text())
+        if saved.get("made_by") != made_by:
+            raise ValueError(f"written by {saved.get('made_by')}, not {made_by}")
+        lr = float(saved["lr"])
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"its rate {lr!r} is not a positive number")
+        return TuneResult(lr, [dict(r) for r in saved["rows"]], int(saved["n_train"]),
+                          int(saved["n_val"]))
 
     def tune() -> TuneResult:
+        damaged = False
         if path is not None:
             try:
-                saved = json.loads(path.read_text())
-                return TuneResult(float(saved["lr"]), [dict(r) for r in saved["rows"]],
-                                  int(saved["n_train"]), int(saved["n_val"]))
+                return read()
             except FileNotFoundError:
                 pass
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("shared tuning %s cannot be read (%s); tuning again", path, exc)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("shared tuning %s cannot be used (%s); tuning again", path, exc)
+                damaged = True
         result = tune_lr(build, data, cfg.training, seed=SHARED_TUNE_SEED,
                          seed_everything=_seed_everything)
-        if path is not None:
-            _write_atomically(path, json.dumps(
-                {"activation": run.activation, "lr": result.lr, "rows": result.rows,
-                 "n_train": result.n_train, "n_val": result.n_val}))
-        return result
+        if path is None:
+            return result
+        text = json.dumps({"activation": run.activation, "made_by": made_by, "lr": result.lr,
+                           "rows": result.rows, "n_train": result.n_train,
+                           "n_val": result.n_val})
+        if damaged or not _publish_once(path, text):
+            _write_atomically(path, text)  # replaces a damaged file
+            return result
+        try:
+            return read()  # the first published result, which may be another seed's
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return result
 
     return tune
+
+
+def _publish_once(path: Path, text: str) -> bool:
+    """Write ``path`` only if nobody has yet (a hard link of a complete temporary file);
+    ``True`` when a file is there afterwards, ``False`` where links are not possible."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.link(tmp, path)
+    except FileExistsError:
+        return True
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return True
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -379,14 +423,14 @@ def execute_run(run: RunSpec, data: TensorData, device: torch.device,
         result.resumed_after = int(resume["fit"]["epoch"])
         emit(Event("resume", run, {"epoch": result.resumed_after}))
     else:
-        shared = (_shared_tuning(run, data, build, checkpoints)
+        shared = (_shared_tuning(run, data, build, checkpoints, device)
                   if cfg.lr_choice.tune_scope == "study" else None)
         choice = choose_lr(build, data, settings, seed=run.seed, lr=cfg.lr_choice.lr,
                            method=cfg.lr_choice.method, seed_everything=_seed_everything,
                            model=model, tune=shared)
         if shared is not None and choice.path == "tune":
-            choice.reason += (f"; on seed {SHARED_TUNE_SEED}'s split, shared by every seed "
-                              "(tune_scope=study)")
+            choice.reason += (f"; on seed {SHARED_TUNE_SEED}'s split and model, shared by "
+                              "every tuned seed (tune_scope=study)")
         lr = choice.lr
         result.lr_choice = LRChoiceRecord.from_choice(choice)
         if choice.finder is not None:
