@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from learnact._pids import pid_alive
 from learnact.cli import main
 from learnact.study import Store, StudyConfig, expand_runs, load_preset
 from learnact.study.store import LeaseLost, StoreError
@@ -316,22 +317,9 @@ def test_kill_9_of_the_driver_takes_its_jobs_workers_down(slow_npz, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 15
-    while time.time() < deadline and any(_alive(pid) for pid in workers):
+    while time.time() < deadline and any(pid_alive(pid) for pid in workers):
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in workers), "orphaned workers kept training"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (exited, not yet reaped by init) counts as gone
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not any(pid_alive(pid) for pid in workers), "orphaned workers kept training"
 
 
 @pytest.mark.slow

@@ -244,26 +244,37 @@ def _checkpoint_mismatch(model: torch.nn.Module, fit_state: dict,
     return None
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a temporary file beside ``path``, then a rename."""
+def _staged_write(path: Path, write: Callable[[Path], object],
+                  publish: Callable[[Path, Path], None] = os.replace) -> None:
+    """Write ``path`` whole or not at all: ``write`` fills a temporary file beside it
+    (named uniquely even across Ray nodes sharing the folder, whose pids can
+    coincide), then ``publish`` (a rename; a hard link to never overwrite) puts it in
+    place. The temporary file is gone afterwards, also after an error or Ctrl-C,
+    which propagate."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # unique even across Ray nodes sharing the folder (their pids can coincide)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:  # also Ctrl-C: no temporary file is left behind
+        write(tmp)
+        publish(tmp, path)
+    finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if not isinstance(exc, OSError):
-            raise
-        # a full disk costs the checkpoint, not the run
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically (:func:`_staged_write`); a full disk costs the checkpoint, not
+    the run."""
+    try:
+        _staged_write(path, lambda tmp: torch.save(state, tmp))
+    except OSError as exc:
         log.warning("run %s: could not write checkpoint %s (%s)", state.get("run_id"), path,
                     exc)
 
 
 # tune_scope=study: every seed of an activation uses the tuning of this seed
 SHARED_TUNE_SEED = 0
+# what reading a shared tuning file can raise when it is damaged or foreign
+_UNUSABLE = (OSError, ValueError, KeyError, TypeError, AttributeError)
 
 
 def tuning_dir(checkpoints: Path) -> Path:
@@ -306,7 +317,7 @@ def _shared_tuning(run: RunSpec, data: TensorData, build: Callable[[], torch.nn.
                 return read()
             except FileNotFoundError:
                 pass
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            except _UNUSABLE as exc:
                 log.warning("shared tuning %s cannot be used (%s); tuning again", path, exc)
                 damaged = True
         result = tune_lr(build, data, cfg.training, seed=SHARED_TUNE_SEED,
@@ -321,7 +332,7 @@ def _shared_tuning(run: RunSpec, data: TensorData, build: Callable[[], torch.nn.
             return result
         try:
             return read()  # the first published result, which may be another seed's
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except _UNUSABLE:
             return result
 
     return tune
@@ -330,34 +341,21 @@ def _shared_tuning(run: RunSpec, data: TensorData, build: Callable[[], torch.nn.
 def _publish_once(path: Path, text: str) -> bool:
     """Write ``path`` only if nobody has yet (a hard link of a complete temporary file);
     ``True`` when a file is there afterwards, ``False`` where links are not possible."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.link(tmp, path)
+        _staged_write(path, lambda tmp: tmp.write_text(text), publish=os.link)
     except FileExistsError:
         return True
     except OSError:
         return False
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     return True
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a temporary file and a rename; a failed write
-    (a full disk, an interrupt) leaves no file and costs only the saving."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    """``text`` into ``path`` (:func:`_staged_write`); a failed write (a full disk)
+    costs only the saving."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if not isinstance(exc, OSError):
-            raise
+        _staged_write(path, lambda tmp: tmp.write_text(text))
+    except OSError as exc:
         log.warning("could not write %s (%s)", path, exc)
 
 
